@@ -1,0 +1,116 @@
+//! Map names and the `#[repr(C)]` values the eBPF program and userspace exchange. Every struct is
+//! padding-free (fields in size order) and its size is asserted, so both sides agree byte for byte.
+
+/// Names of the maps and programs as they appear in the object and under the pin directory.
+pub const MAP_CONFIG: &str = "SC_CONFIG";
+pub const MAP_EPOCH: &str = "SC_EPOCH";
+pub const MAP_KEYS: &str = "SC_KEYS";
+pub const MAP_PORTS: &str = "SC_PORTS";
+pub const MAP_STATS: &str = "SC_STATS";
+pub const PROG_XDP: &str = "syncookie_xdp";
+pub const PROG_TC: &str = "syncookie_tc";
+/// The kfunc the TC program calls; exported through bpf-linker, patched in before load.
+pub const KFUNC_ASSIGN_REQSK: &str = "bpf_sk_assign_tcp_reqsk";
+
+/// A cookie key. `epoch` 0 marks an empty slot.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Key {
+    pub k0: u64,
+    pub k1: u64,
+    pub epoch: u64,
+}
+const _: () = assert!(size_of::<Key>() == 24);
+
+/// `SC_KEYS` entries: the two slots a cookie can name, and the key that last left a slot (kept
+/// only to tell an expired cookie from a forged one in the counters).
+pub const KEY_SLOTS: u32 = 2;
+pub const KEY_RETIRED: u32 = 2;
+pub const KEYS_LEN: u32 = 3;
+
+/// `SC_PORTS`: a bitmap of protected TCP ports, 32 ports per entry.
+pub const PORTS_LEN: u32 = 65536 / 32;
+
+#[inline(always)]
+pub const fn port_word(port: u16) -> (u32, u32) {
+    ((port >> 5) as u32, 1 << (port & 31))
+}
+
+/// `SC_CONFIG` flags.
+pub mod flags {
+    /// Offer timestamps when the client does (net.ipv4.tcp_timestamps).
+    pub const TIMESTAMPS: u32 = 1 << 0;
+    /// Offer SACK when the client does (net.ipv4.tcp_sack).
+    pub const SACK: u32 = 1 << 1;
+    /// Offer window scaling when the client does (net.ipv4.tcp_window_scaling).
+    pub const WSCALE: u32 = 1 << 2;
+    /// Accept ECN when the client asks (net.ipv4.tcp_ecn != 0).
+    pub const ECN: u32 = 1 << 3;
+    /// TC re-checks cookies itself when no XDP metadata arrives (generic XDP).
+    pub const TC_RECHECK: u32 = 1 << 4;
+}
+
+/// `SC_CONFIG[0]`: how to answer, set by the daemon from the kernel's settings.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Config {
+    pub flags: u32,
+    /// The (unscaled) window of our SYN-ACK.
+    pub window: u16,
+    /// Our own MSS, advertised in the SYN-ACK, per family.
+    pub mss_v4: u16,
+    pub mss_v6: u16,
+    /// The window-scale shift we advertise and hand to the kernel (`rcv_wscale`).
+    pub wscale: u8,
+    /// TTL / hop limit of the SYN-ACK.
+    pub ttl: u8,
+}
+const _: () = assert!(size_of::<Config>() == 12);
+
+/// What XDP hands to TC in the frame's metadata for an ACK whose cookie it checked.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HandoffMeta {
+    /// [`HANDOFF_MAGIC`]: metadata only our XDP program writes.
+    pub magic: u32,
+    /// The ACK's TSval and TSecr (0 without timestamps).
+    pub tsval: u32,
+    pub tsecr: u32,
+    pub mss: u16,
+    /// The client's window-scale shift, or `cookie::WSCALE_NONE`.
+    pub snd_wscale: u8,
+    /// `META_*` bits.
+    pub flags: u8,
+}
+const _: () = assert!(size_of::<HandoffMeta>() == 16);
+pub const HANDOFF_MAGIC: u32 = 0x5c00_c1e5;
+pub const META_SACK: u8 = 1 << 0;
+pub const META_TS: u8 = 1 << 1;
+pub const META_ECN: u8 = 1 << 2;
+
+/// The kernel's `struct bpf_tcp_req_attrs` (include/linux/bpf.h... net/core/filter.c), the
+/// argument of `bpf_sk_assign_tcp_reqsk`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReqAttrs {
+    pub rcv_tsval: u32,
+    pub rcv_tsecr: u32,
+    pub mss: u16,
+    pub rcv_wscale: u8,
+    pub snd_wscale: u8,
+    pub ecn_ok: u8,
+    pub wscale_ok: u8,
+    pub sack_ok: u8,
+    pub tstamp_ok: u8,
+    pub usec_ts_ok: u8,
+    pub reserved: [u8; 3],
+}
+const _: () = assert!(size_of::<ReqAttrs>() == 20);
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: plain-old-data, repr(C), no padding (sizes asserted above).
+    unsafe impl aya::Pod for super::Key {}
+    unsafe impl aya::Pod for super::Config {}
+    unsafe impl aya::Pod for super::HandoffMeta {}
+}

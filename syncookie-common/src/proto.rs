@@ -1,0 +1,46 @@
+//! Protocol constants (IEEE 802, RFC 791/8200, RFC 9293 and the TCP option registry).
+
+pub const ETH_HLEN: usize = 14;
+pub const ETH_P_IP: u16 = 0x0800;
+pub const ETH_P_IPV6: u16 = 0x86dd;
+pub const ETH_P_8021Q: u16 = 0x8100;
+pub const ETH_P_8021AD: u16 = 0x88a8;
+pub const VLAN_HLEN: usize = 4;
+pub const MAX_VLAN_TAGS: usize = 2;
+
+pub const IPPROTO_TCP: u8 = 6;
+pub const IPV4_HLEN: usize = 20;
+pub const IPV6_HLEN: usize = 40;
+/// IPv4 flags/fragment-offset field: Don't Fragment, More Fragments, offset mask.
+pub const IP_DF: u16 = 0x4000;
+pub const IP_MF: u16 = 0x2000;
+pub const IP_OFFSET: u16 = 0x1fff;
+
+pub const TCP_HLEN: usize = 20;
+pub const TCP_MAX_OPTLEN: usize = 40;
+pub const TCP_FIN: u8 = 0x01;
+pub const TCP_SYN: u8 = 0x02;
+pub const TCP_RST: u8 = 0x04;
+pub const TCP_PSH: u8 = 0x08;
+pub const TCP_ACK: u8 = 0x10;
+pub const TCP_URG: u8 = 0x20;
+pub const TCP_ECE: u8 = 0x40;
+pub const TCP_CWR: u8 = 0x80;
+
+pub const TCPOPT_EOL: u8 = 0;
+pub const TCPOPT_NOP: u8 = 1;
+pub const TCPOPT_MSS: u8 = 2;
+pub const TCPOPT_WSCALE: u8 = 3;
+pub const TCPOPT_SACK_PERM: u8 = 4;
+pub const TCPOPT_TIMESTAMP: u8 = 8;
+pub const TCPOPT_MD5SIG: u8 = 19;
+pub const TCPOPT_AO: u8 = 29;
+pub const TCPOPT_MPTCP: u8 = 30;
+
+/// The kernel's TCP socket states we look at (include/net/tcp_states.h).
+pub const TCP_LISTEN: u32 = 10;
+
+/// The window we advertise on the SYN-ACK when the daemon is not told otherwise: what Linux sends
+/// for MSS 1460 with timestamps (45 × 1448).
+pub const DEFAULT_WINDOW: u16 = 65160;
+pub const DEFAULT_TTL: u8 = 64;

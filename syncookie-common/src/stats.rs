@@ -1,0 +1,72 @@
+//! Counter ids: one entry per reason in the per-CPU `SC_STATS` array; userspace sums the CPUs.
+
+macro_rules! counters {
+    ($($(#[doc = $doc:literal])* $variant:ident = $name:literal,)+) => {
+        /// Why a packet got the verdict it got.
+        #[repr(u32)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum Counter {
+            $($(#[doc = $doc])* $variant,)+
+        }
+
+        impl Counter {
+            pub const ALL: &[Counter] = &[$(Counter::$variant,)+];
+            pub const COUNT: u32 = Self::ALL.len() as u32;
+
+            /// The snake_case name used in `stats`, JSON and metrics.
+            pub const fn name(self) -> &'static str {
+                match self { $(Counter::$variant => $name,)+ }
+            }
+
+            /// One line for humans.
+            pub const fn help(self) -> &'static str {
+                match self { $(Counter::$variant => concat!($($doc),+),)+ }
+            }
+        }
+    };
+}
+
+counters! {
+    /// SYNs to protected ports.
+    SynSeen = "syn_seen",
+    /// SYN-ACKs with a cookie sent from XDP.
+    SynackSent = "synack_sent",
+    /// SYNs to protected ports left to the kernel (no listener, existing socket, TCP-MD5/AO).
+    SynPassed = "syn_passed",
+    /// SYNs dropped for a bad TCP checksum.
+    SynBadChecksum = "syn_bad_checksum",
+    /// Handshake ACKs with a valid cookie, passed on to the handoff.
+    AckValid = "ack_valid",
+    /// Handshake ACKs dropped: the cookie is not one of ours.
+    AckBadCookie = "ack_bad_cookie",
+    /// Handshake ACKs dropped: the cookie's key has been rotated out.
+    AckExpired = "ack_expired",
+    /// ACKs to protected ports of existing connections, passed untouched.
+    AckPassedSocket = "ack_passed_socket",
+    /// ACKs to protected ports with no socket at all, left to the kernel (it resets them).
+    AckNoListener = "ack_no_listener",
+    /// Connections created from a cookie by bpf_sk_assign_tcp_reqsk.
+    HandoffOk = "handoff_ok",
+    /// Cookie ACKs the kernel would not take (see the daemon's log for the errno).
+    HandoffFailed = "handoff_failed",
+    /// Frames to protected ports too short or inconsistent to parse; dropped.
+    Malformed = "malformed",
+    /// Frames we do not parse (IPv6, fragments, unknown EtherType, ...); passed untouched.
+    NotInspected = "not_inspected",
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_dense_and_names_unique() {
+        for (i, c) in Counter::ALL.iter().enumerate() {
+            assert_eq!(*c as u32, i as u32);
+            assert!(!c.help().is_empty());
+        }
+        for a in Counter::ALL {
+            assert_eq!(Counter::ALL.iter().filter(|b| b.name() == a.name()).count(), 1);
+        }
+    }
+}

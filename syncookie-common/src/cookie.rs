@@ -130,7 +130,9 @@ pub const fn unpack_attrs(cookie: u32) -> SynAttrs {
 pub fn mac(key: &Key, flow: &Flow, client_isn: u32, attrs: u32, ts: bool) -> u64 {
     let ports = ((flow.sport as u64) << 48) | ((flow.dport as u64) << 32) | client_isn as u64;
     // Family, timestamps and attribute bits below the epoch: every input has its own bits.
-    let tail = (key.epoch << 16) | ((flow.v6 as u64) << 12) | ((ts as u64) << 10)
+    let tail = (key.epoch << 16)
+        | ((flow.v6 as u64) << 12)
+        | ((ts as u64) << 10)
         | (attrs & ATTR_MASK) as u64;
     if flow.v6 {
         let w = |a: &[u32; 4], i: usize| ((a[i] as u64) << 32) | a[i + 1] as u64;
@@ -161,7 +163,14 @@ pub struct Cookie {
 
 /// The cookie for a SYN. `ts` says whether the SYN-ACK will carry timestamps.
 #[inline(always)]
-pub fn encode(key: &Key, slot: u32, flow: &Flow, client_isn: u32, a: &SynAttrs, ts: bool) -> Cookie {
+pub fn encode(
+    key: &Key,
+    slot: u32,
+    flow: &Flow,
+    client_isn: u32,
+    a: &SynAttrs,
+    ts: bool,
+) -> Cookie {
     let attrs = pack_attrs(slot, a);
     let m = mac(key, flow, client_isn, attrs, ts);
     Cookie {
@@ -181,7 +190,13 @@ pub const fn tsval(now_ms: u32, ts_bits: u8) -> u32 {
 /// `client_isn` is the ACK's `seq - 1`, `cookie` its `ack_seq - 1`, `tsecr` the echoed TSval when
 /// the ACK carries timestamps. Returns the SYN's options when the MAC matches.
 #[inline(always)]
-pub fn check(key: &Key, flow: &Flow, client_isn: u32, cookie: u32, tsecr: Option<u32>) -> Option<SynAttrs> {
+pub fn check(
+    key: &Key,
+    flow: &Flow,
+    client_isn: u32,
+    cookie: u32,
+    tsecr: Option<u32>,
+) -> Option<SynAttrs> {
     let attrs = cookie & ATTR_MASK;
     let m = mac(key, flow, client_isn, attrs, tsecr.is_some());
     if ((m & MAC_ISN_MASK) as u32) != cookie >> ATTR_BITS {
@@ -310,7 +325,14 @@ mod tests {
         assert_eq!(mss_index(true, 8940), 3);
         assert_eq!(mss_index(true, 1440), 2);
         assert_eq!(mss_index(true, 1280), 0);
-        assert_eq!(SynAttrs { mss_idx: 2, ..Default::default() }.mss(false), 1440);
+        assert_eq!(
+            SynAttrs {
+                mss_idx: 2,
+                ..Default::default()
+            }
+            .mss(false),
+            1440
+        );
     }
 
     #[test]

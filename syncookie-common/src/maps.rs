@@ -14,13 +14,22 @@ pub const KFUNC_ASSIGN_REQSK: &str = "bpf_sk_assign_tcp_reqsk";
 
 /// A cookie key. `epoch` 0 marks an empty slot.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
 pub struct Key {
     pub k0: u64,
     pub k1: u64,
     pub epoch: u64,
 }
 const _: () = assert!(size_of::<Key>() == 24);
+
+/// Secrets never reach logs: only the epoch is shown.
+impl core::fmt::Debug for Key {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Key")
+            .field("epoch", &self.epoch)
+            .finish_non_exhaustive()
+    }
+}
 
 /// `SC_KEYS` entries: the two slots a cookie can name, and the key that last left a slot (kept
 /// only to tell an expired cookie from a forged one in the counters).

@@ -129,7 +129,11 @@ mod tests {
     fn bytes_match_reference_vectors() {
         for (len, want) in VECTORS.iter().enumerate() {
             let (m, n) = message(len);
-            assert_eq!(siphash24_bytes(K0, K1, &m[..n]).to_le_bytes(), *want, "len {len}");
+            assert_eq!(
+                siphash24_bytes(K0, K1, &m[..n]).to_le_bytes(),
+                *want,
+                "len {len}"
+            );
         }
     }
 

@@ -66,7 +66,10 @@ mod tests {
             assert!(!c.help().is_empty());
         }
         for a in Counter::ALL {
-            assert_eq!(Counter::ALL.iter().filter(|b| b.name() == a.name()).count(), 1);
+            assert_eq!(
+                Counter::ALL.iter().filter(|b| b.name() == a.name()).count(),
+                1
+            );
         }
     }
 }

@@ -1,0 +1,75 @@
+//! Checks the cookie in a handshake ACK (`ack - 1`) and turns it into what TC hands the kernel.
+
+use syncookie_common::{
+    cookie::{self, Flow, WSCALE_NONE},
+    maps::{
+        Config, HANDOFF_MAGIC, HandoffMeta, KEY_RETIRED, META_ECN, META_SACK, META_TS, ReqAttrs,
+    },
+};
+
+use crate::{
+    maps,
+    parse::{Options, Tcp},
+};
+
+pub enum AckCheck {
+    Valid(HandoffMeta),
+    /// Signed by the key that last left the cookie's slot: a real cookie, too old.
+    Expired,
+    Bad,
+}
+
+#[inline(always)]
+pub fn check(t: &Tcp, o: &Options) -> AckCheck {
+    let cookie_isn = t.ack.wrapping_sub(1);
+    let client_isn = t.seq.wrapping_sub(1);
+    let flow = Flow::v4(t.saddr, t.daddr, t.sport, t.dport);
+    let tsecr = o.ts.map(|(_, ecr)| ecr);
+    let slot = cookie::cookie_slot(cookie_isn);
+    if let Some(key) = maps::key(slot) {
+        if cookie::epoch_valid(key.epoch, maps::current_epoch()) {
+            if let Some(a) = cookie::check(&key, &flow, client_isn, cookie_isn, tsecr) {
+                let (tsval, tsecr) = o.ts.unwrap_or((0, 0));
+                let flags = if a.sack { META_SACK } else { 0 }
+                    | if o.ts.is_some() { META_TS } else { 0 }
+                    | if a.ecn { META_ECN } else { 0 };
+                return AckCheck::Valid(HandoffMeta {
+                    magic: HANDOFF_MAGIC,
+                    tsval,
+                    tsecr,
+                    mss: a.mss(false),
+                    snd_wscale: a.wscale,
+                    flags,
+                });
+            }
+        }
+    }
+    if let Some(old) = maps::key(KEY_RETIRED) {
+        if old.epoch != 0
+            && cookie::slot_of_epoch(old.epoch) == slot
+            && cookie::check(&old, &flow, client_isn, cookie_isn, tsecr).is_some()
+        {
+            return AckCheck::Expired;
+        }
+    }
+    AckCheck::Bad
+}
+
+/// `struct bpf_tcp_req_attrs` for a checked ACK. `rcv_wscale` is the shift our SYN-ACK offered.
+#[inline(always)]
+pub fn req_attrs(cfg: &Config, m: &HandoffMeta) -> ReqAttrs {
+    let ws = m.snd_wscale != WSCALE_NONE;
+    ReqAttrs {
+        rcv_tsval: m.tsval,
+        rcv_tsecr: m.tsecr,
+        mss: m.mss,
+        rcv_wscale: if ws { cfg.wscale } else { 0 },
+        snd_wscale: if ws { m.snd_wscale } else { 0 },
+        ecn_ok: (m.flags & META_ECN != 0) as u8,
+        wscale_ok: ws as u8,
+        sack_ok: (m.flags & META_SACK != 0) as u8,
+        tstamp_ok: (m.flags & META_TS != 0) as u8,
+        usec_ts_ok: 0,
+        reserved: [0; 3],
+    }
+}

@@ -1,0 +1,121 @@
+//! TC ingress: a cookie ACK checked by XDP becomes a connection through
+//! `bpf_sk_assign_tcp_reqsk`; the kernel builds the child in cookie_bpf_check().
+
+use core::ffi::c_void;
+
+use aya_ebpf::{
+    bindings::{__sk_buff, TC_ACT_OK, bpf_sock},
+    helpers::{bpf_sk_release, bpf_skc_to_tcp_sock},
+    programs::TcContext,
+};
+use syncookie_common::{
+    maps::{HANDOFF_MAGIC, HandoffMeta, ReqAttrs, flags},
+    proto::*,
+    stats::Counter,
+};
+
+use crate::{
+    ack::{self, AckCheck},
+    maps,
+    parse::{self, Frame, Tcp},
+    sock, stats,
+};
+
+unsafe extern "C" {
+    /// kfunc (net/core/filter.c, Linux 6.9+). Linked by patching the call before load: see
+    /// syncookie-user's `kfunc` module.
+    fn bpf_sk_assign_tcp_reqsk(
+        skb: *mut __sk_buff,
+        sk: *mut bpf_sock,
+        attrs: *mut ReqAttrs,
+        attrs_sz: i32,
+    ) -> i32;
+}
+
+#[inline(always)]
+pub fn tc(ctx: &TcContext) -> i32 {
+    if let Some(c) = handoff(ctx) {
+        stats::inc(c);
+    }
+    // Never drop here: XDP judged already; what we cannot hand off goes to the kernel as is.
+    TC_ACT_OK
+}
+
+#[inline(always)]
+fn metadata(ctx: &TcContext) -> Option<HandoffMeta> {
+    const LEN: usize = core::mem::size_of::<HandoffMeta>();
+    let skb = ctx.skb.skb;
+    // SAFETY: reading the context's packet pointers.
+    let (meta, data) = unsafe { ((*skb).data_meta as usize, (*skb).data as usize) };
+    if meta + LEN > data {
+        return None;
+    }
+    // SAFETY: [meta, meta + LEN) checked against data above.
+    let m = unsafe { *(meta as *const HandoffMeta) };
+    (m.magic == HANDOFF_MAGIC).then_some(m)
+}
+
+#[inline(always)]
+fn handoff(ctx: &TcContext) -> Option<Counter> {
+    let t = match parse::parse(ctx.data(), ctx.data_end()) {
+        Frame::Tcp(t) => t,
+        _ => return None,
+    };
+    if t.flags & (TCP_SYN | TCP_RST) != 0 || t.flags & TCP_ACK == 0 {
+        return None;
+    }
+    let cfg = maps::config()?;
+    let m = match metadata(ctx) {
+        Some(m) => m,
+        None if cfg.flags & flags::TC_RECHECK != 0 && maps::port_protected(t.dport) => {
+            // Generic XDP gave us no metadata: check the cookie again (the lookup first, so
+            // established traffic costs one lookup, not a MAC).
+            if sock::classify(ctx.skb.skb as *mut c_void, &t) != sock::Sock::Listener {
+                return None;
+            }
+            let o = parse::options(ctx.data(), ctx.data_end(), &t);
+            match ack::check(&t, &o) {
+                AckCheck::Valid(m) => m,
+                _ => return None,
+            }
+        }
+        None => return None,
+    };
+    let mut attrs = ack::req_attrs(cfg, &m);
+    Some(assign(ctx, &t, &mut attrs))
+}
+
+#[inline(always)]
+fn assign(ctx: &TcContext, t: &Tcp, attrs: &mut ReqAttrs) -> Counter {
+    let skb = ctx.skb.skb;
+    let sk = sock::lookup(skb as *mut c_void, t);
+    if sk.is_null() {
+        return Counter::HandoffFailed;
+    }
+    // SAFETY: non-null referenced socket from the lookup; released on every path below.
+    let ret = unsafe {
+        if (*sk).state != TCP_LISTEN {
+            // The connection exists already (the bare ACK made it; this is the first data).
+            bpf_sk_release(sk as *mut c_void);
+            return Counter::AckPassedSocket;
+        }
+        let tp = bpf_skc_to_tcp_sock(sk as *mut c_void);
+        let ret = if tp.is_null() {
+            -1
+        } else {
+            bpf_sk_assign_tcp_reqsk(
+                skb,
+                tp as *mut bpf_sock,
+                attrs,
+                core::mem::size_of::<ReqAttrs>() as i32,
+            )
+        };
+        bpf_sk_release(sk as *mut c_void);
+        ret
+    };
+    if ret == 0 {
+        Counter::HandoffOk
+    } else {
+        Counter::HandoffFailed
+    }
+}

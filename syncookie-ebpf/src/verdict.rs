@@ -1,0 +1,120 @@
+//! The XDP entry: classify the frame, act, and count the reason at one exit point.
+
+use core::ffi::c_void;
+
+use aya_ebpf::{bindings::xdp_action, helpers::bpf_xdp_adjust_meta, programs::XdpContext};
+use syncookie_common::{maps::HandoffMeta, proto::*, stats::Counter};
+
+use crate::{
+    ack::{self, AckCheck},
+    maps,
+    parse::{self, Frame, Tcp},
+    sock::{self, Sock},
+    stats,
+    synack::{self, Syn},
+};
+
+/// One verdict type inside; translated to `XDP_*` only here.
+#[derive(Clone, Copy)]
+enum Verdict {
+    Pass,
+    Drop,
+    Tx,
+}
+
+#[inline(always)]
+pub fn xdp(ctx: &XdpContext) -> u32 {
+    let (v, why) = judge(ctx);
+    if let Some(c) = why {
+        stats::inc(c);
+    }
+    match v {
+        Verdict::Pass => xdp_action::XDP_PASS,
+        Verdict::Drop => xdp_action::XDP_DROP,
+        Verdict::Tx => xdp_action::XDP_TX,
+    }
+}
+
+#[inline(always)]
+fn judge(ctx: &XdpContext) -> (Verdict, Option<Counter>) {
+    let t = match parse::parse(ctx.data(), ctx.data_end()) {
+        Frame::Tcp(t) => t,
+        Frame::Other => return (Verdict::Pass, None),
+        Frame::NotInspected => return (Verdict::Pass, Some(Counter::NotInspected)),
+        Frame::Malformed => return (Verdict::Pass, None),
+    };
+    if !maps::port_protected(t.dport) {
+        return (Verdict::Pass, None);
+    }
+    let Some(cfg) = maps::config() else {
+        return (Verdict::Pass, None);
+    };
+    let f = t.flags & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN);
+    if f == TCP_SYN {
+        return syn(ctx, cfg, &t);
+    }
+    if t.flags & (TCP_SYN | TCP_RST) == 0 && t.flags & TCP_ACK != 0 {
+        return handshake_ack(ctx, &t);
+    }
+    // RST, SYN-ACK, bare FIN...: the kernel's business.
+    (Verdict::Pass, None)
+}
+
+#[inline(always)]
+fn syn(
+    ctx: &XdpContext,
+    cfg: &syncookie_common::maps::Config,
+    t: &Tcp,
+) -> (Verdict, Option<Counter>) {
+    stats::inc(Counter::SynSeen);
+    match synack::checksum_ok(ctx.data(), ctx.data_end(), t) {
+        Some(true) => {}
+        Some(false) => return (Verdict::Drop, Some(Counter::SynBadChecksum)),
+        None => return (Verdict::Pass, Some(Counter::SynPassed)),
+    }
+    let o = parse::options(ctx.data(), ctx.data_end(), t);
+    if o.kernel_only || sock::classify(ctx.ctx as *mut c_void, t) != Sock::Listener {
+        return (Verdict::Pass, Some(Counter::SynPassed));
+    }
+    match synack::answer(ctx, cfg, t, &o) {
+        Some(Syn::Sent) => (Verdict::Tx, Some(Counter::SynackSent)),
+        Some(Syn::Pass) => (Verdict::Pass, Some(Counter::SynPassed)),
+        // The frame was resized but could not be rewritten whole: never let it out half-done.
+        None => (Verdict::Drop, Some(Counter::Malformed)),
+    }
+}
+
+#[inline(always)]
+fn handshake_ack(ctx: &XdpContext, t: &Tcp) -> (Verdict, Option<Counter>) {
+    match sock::classify(ctx.ctx as *mut c_void, t) {
+        Sock::None => return (Verdict::Pass, Some(Counter::AckNoListener)),
+        Sock::Other => return (Verdict::Pass, Some(Counter::AckPassedSocket)),
+        Sock::Listener => {}
+    }
+    let o = parse::options(ctx.data(), ctx.data_end(), t);
+    match ack::check(t, &o) {
+        AckCheck::Valid(m) => {
+            hand_to_tc(ctx, m);
+            (Verdict::Pass, Some(Counter::AckValid))
+        }
+        AckCheck::Expired => (Verdict::Drop, Some(Counter::AckExpired)),
+        AckCheck::Bad => (Verdict::Drop, Some(Counter::AckBadCookie)),
+    }
+}
+
+/// Puts the decoded attributes in front of the frame for TC. Without room for metadata (some
+/// drivers, generic XDP) TC re-checks the cookie itself when the daemon asked it to.
+#[inline(always)]
+fn hand_to_tc(ctx: &XdpContext, m: HandoffMeta) {
+    const LEN: usize = core::mem::size_of::<HandoffMeta>();
+    // SAFETY: helper call on our own context; pointers re-read below.
+    if unsafe { bpf_xdp_adjust_meta(ctx.ctx, -(LEN as i32)) } != 0 {
+        return;
+    }
+    let (meta, data) = (ctx.metadata(), ctx.data());
+    if meta + LEN > data {
+        return;
+    }
+    // SAFETY: [meta, meta + LEN) is the metadata area, checked against data above.
+    unsafe { *(meta as *mut HandoffMeta) = m };
+}

@@ -1,0 +1,29 @@
+//! Loads both programs through the verifier (no attach) and prints its statistics: how much of
+//! the 1M-instruction budget each program uses. `cargo run --example verify` (root).
+
+use aya::{
+    EbpfLoader, VerifierLogLevel,
+    programs::{SchedClassifier, Xdp},
+};
+use syncookie_common::maps::{PROG_TC, PROG_XDP};
+
+fn main() -> anyhow::Result<()> {
+    let obj = syncookie::loader::linked_object()?;
+    let mut ebpf = EbpfLoader::new()
+        .verifier_log_level(VerifierLogLevel::STATS)
+        .load(&obj)?;
+    let xdp: &mut Xdp = ebpf.program_mut(PROG_XDP).unwrap().try_into()?;
+    let r = xdp.load();
+    println!("{PROG_XDP}: {}", summary(r.map_err(|e| format!("{e:#}"))));
+    let tc: &mut SchedClassifier = ebpf.program_mut(PROG_TC).unwrap().try_into()?;
+    let r = tc.load();
+    println!("{PROG_TC}: {}", summary(r.map_err(|e| format!("{e:#}"))));
+    Ok(())
+}
+
+fn summary(r: Result<(), String>) -> String {
+    match r {
+        Ok(()) => "loaded".into(),
+        Err(e) => e.lines().rev().take(6).collect::<Vec<_>>().join(" | "),
+    }
+}

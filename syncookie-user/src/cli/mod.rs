@@ -1,0 +1,51 @@
+//! The command line: one module per subcommand.
+
+mod rotate;
+mod run;
+mod stats;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use syncookie::pins::{DEFAULT_ROOT, PinDir};
+
+/// SYN-flood shield: answers SYNs to protected TCP ports from XDP with SYN cookies and hands
+/// valid ACKs to the kernel as normal connections.
+#[derive(Parser)]
+#[command(version)]
+pub struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    Run(run::Args),
+    Stats(stats::Args),
+    Rotate(rotate::Args),
+}
+
+/// Where an interface's shield keeps its pinned maps.
+#[derive(clap::Args, Clone)]
+pub struct Target {
+    /// Interface the shield is attached to.
+    #[arg(long, short)]
+    iface: String,
+    /// bpffs directory holding one directory of pinned maps per interface.
+    #[arg(long, default_value = DEFAULT_ROOT)]
+    pin_root: PathBuf,
+}
+
+impl Target {
+    fn pins(&self) -> PinDir {
+        PinDir::new(&self.pin_root, &self.iface)
+    }
+}
+
+pub fn main() -> anyhow::Result<()> {
+    match Cli::parse().cmd {
+        Cmd::Run(a) => run::run(a),
+        Cmd::Stats(a) => stats::run(a),
+        Cmd::Rotate(a) => rotate::run(a),
+    }
+}

@@ -1,0 +1,214 @@
+//! Loads the programs (kfunc calls linked), fills the maps, and attaches XDP and TC ingress to an
+//! interface. Maps are pinned under the interface's pin directory; a `Shield` detaches and
+//! removes everything it created.
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{Array, MapData},
+    programs::{
+        SchedClassifier, TcAttachType, Xdp, XdpMode, tc::SchedClassifierLinkId, xdp::XdpLinkId,
+    },
+};
+use syncookie_common::maps::{
+    Config, KFUNC_ASSIGN_REQSK, MAP_CONFIG, MAP_PORTS, PORTS_LEN, PROG_TC, PROG_XDP, port_word,
+};
+
+use crate::{
+    EBPF_OBJECT,
+    keys::{KeyError, Keys},
+    kfunc::{self, KfuncError},
+    pins::{PinDir, PinError},
+    sysctl::{self, Kernel, SysctlError},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Sysctl(#[from] SysctlError),
+    #[error(transparent)]
+    Kfunc(#[from] KfuncError),
+    #[error(transparent)]
+    Pin(#[from] PinError),
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    #[error("loading the eBPF object: {0}")]
+    Ebpf(#[from] aya::EbpfError),
+    #[error("{what}: {source}{hint}")]
+    Program {
+        what: String,
+        source: aya::programs::ProgramError,
+        hint: &'static str,
+    },
+    #[error("map {0}: {1}")]
+    Map(&'static str, aya::maps::MapError),
+    #[error("no interface named {0} in this network namespace")]
+    NoInterface(String),
+}
+
+/// How XDP runs: in the driver (native) or on the skb (generic, any interface).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum XdpModeArg {
+    Native,
+    Skb,
+}
+
+impl XdpModeArg {
+    fn mode(self) -> XdpMode {
+        match self {
+            Self::Native => XdpMode::Driver,
+            Self::Skb => XdpMode::Skb,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub iface: String,
+    pub ports: Vec<u16>,
+    pub xdp_mode: XdpModeArg,
+    pub pins: PinDir,
+}
+
+pub struct Shield {
+    ebpf: Ebpf,
+    xdp: Option<XdpLinkId>,
+    tc: Option<SchedClassifierLinkId>,
+    pub pins: PinDir,
+    pub config: Config,
+}
+
+fn prog_err(
+    what: impl Into<String>,
+    hint: &'static str,
+) -> impl FnOnce(aya::programs::ProgramError) -> LoadError {
+    let what = what.into();
+    move |source| LoadError::Program { what, source, hint }
+}
+
+/// The eBPF object with its kfunc calls linked against the running kernel.
+pub fn linked_object() -> Result<Vec<u8>, LoadError> {
+    let ids = kfunc::kernel_btf_ids()?;
+    let (obj, _) = kfunc::patch(EBPF_OBJECT, &[KFUNC_ASSIGN_REQSK], ids)?;
+    Ok(obj)
+}
+
+/// Loads the object with its maps pinned (or reused) in `pins`.
+pub fn load(pins: &PinDir) -> Result<Ebpf, LoadError> {
+    pins.create()?;
+    let obj = linked_object()?;
+    Ok(EbpfLoader::new()
+        .default_map_pin_directory(&pins.dir)
+        .load(&obj)?)
+}
+
+pub fn write_config(ebpf: &mut Ebpf, cfg: Config) -> Result<(), LoadError> {
+    let map = ebpf.map_mut(MAP_CONFIG).expect("object has SC_CONFIG");
+    let mut arr: Array<&mut MapData, Config> =
+        Array::try_from(map).map_err(|e| LoadError::Map(MAP_CONFIG, e))?;
+    arr.set(0, cfg, 0)
+        .map_err(|e| LoadError::Map(MAP_CONFIG, e))
+}
+
+pub fn write_ports(ebpf: &mut Ebpf, ports: &[u16]) -> Result<(), LoadError> {
+    let map = ebpf.map_mut(MAP_PORTS).expect("object has SC_PORTS");
+    let mut arr: Array<&mut MapData, u32> =
+        Array::try_from(map).map_err(|e| LoadError::Map(MAP_PORTS, e))?;
+    let mut words = vec![0u32; PORTS_LEN as usize];
+    for &p in ports {
+        let (w, bit) = port_word(p);
+        words[w as usize] |= bit;
+    }
+    for (i, w) in words.into_iter().enumerate() {
+        arr.set(i as u32, w, 0)
+            .map_err(|e| LoadError::Map(MAP_PORTS, e))?;
+    }
+    Ok(())
+}
+
+impl Shield {
+    /// Checks the kernel, loads, configures and attaches. Keys left by a previous run are kept.
+    pub fn attach(opts: &Options) -> Result<Self, LoadError> {
+        let kernel = Kernel::read()?;
+        kernel.check()?;
+        let mtu =
+            sysctl::mtu(&opts.iface).map_err(|_| LoadError::NoInterface(opts.iface.clone()))?;
+        let mut ebpf = load(&opts.pins)?;
+        // Generic XDP may deliver no metadata to TC: let TC re-check the cookie then.
+        let config = kernel.config(mtu, opts.xdp_mode == XdpModeArg::Skb);
+        write_config(&mut ebpf, config)?;
+        write_ports(&mut ebpf, &opts.ports)?;
+        Keys::open(&opts.pins)?.ensure()?;
+        let mut shield = Self {
+            ebpf,
+            xdp: None,
+            tc: None,
+            pins: opts.pins.clone(),
+            config,
+        };
+        if let Err(e) = shield.attach_programs(opts) {
+            shield.detach();
+            return Err(e);
+        }
+        Ok(shield)
+    }
+
+    fn attach_programs(&mut self, opts: &Options) -> Result<(), LoadError> {
+        let iface = &opts.iface;
+        let tc: &mut SchedClassifier = self
+            .ebpf
+            .program_mut(PROG_TC)
+            .expect("object has the TC program")
+            .try_into()
+            .map_err(prog_err("TC program", ""))?;
+        tc.load().map_err(prog_err("loading the TC program", ""))?;
+        // TCX (Linux 6.6+): a link, no qdisc to create or leave behind.
+        self.tc = Some(
+            tc.attach(iface, TcAttachType::Ingress)
+                .map_err(prog_err(format!("attaching TC ingress to {iface}"), ""))?,
+        );
+        let xdp: &mut Xdp = self
+            .ebpf
+            .program_mut(PROG_XDP)
+            .expect("object has the XDP program")
+            .try_into()
+            .map_err(prog_err("XDP program", ""))?;
+        xdp.load()
+            .map_err(prog_err("loading the XDP program", ""))?;
+        let hint = match opts.xdp_mode {
+            XdpModeArg::Native => "; if the driver has no native XDP, try --xdp-mode skb",
+            XdpModeArg::Skb => "",
+        };
+        self.xdp = Some(
+            xdp.attach(iface, opts.xdp_mode.mode())
+                .map_err(prog_err(format!("attaching XDP to {iface}"), hint))?,
+        );
+        Ok(())
+    }
+
+    pub fn ebpf_mut(&mut self) -> &mut Ebpf {
+        &mut self.ebpf
+    }
+
+    /// Detaches both programs and removes the pins: nothing is left on the interface.
+    pub fn detach(mut self) {
+        if let Some(id) = self.xdp.take() {
+            if let Some(Ok(p)) = self.ebpf.program_mut(PROG_XDP).map(<&mut Xdp>::try_from) {
+                let _ = p.detach(id);
+            }
+        }
+        if let Some(id) = self.tc.take() {
+            if let Some(Ok(p)) = self
+                .ebpf
+                .program_mut(PROG_TC)
+                .map(<&mut SchedClassifier>::try_from)
+            {
+                let _ = p.detach(id);
+            }
+        }
+        let pins = self.pins.clone();
+        drop(self.ebpf);
+        if let Err(e) = pins.remove() {
+            log::warn!("{e}");
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! Network namespaces that delete themselves, and a guard that moves this thread into one.
+
+use std::{
+    fs::File,
+    marker::PhantomData,
+    process::Command,
+    sync::atomic::{AtomicU32, Ordering},
+};
+
+use nix::sched::{CloneFlags, setns};
+
+/// A unique short prefix for names (interface names are at most 15 bytes).
+pub fn unique(tag: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{tag}{}x{}",
+        std::process::id() % 100_000,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Runs a command, panicking with the whole command line and its stderr on failure.
+pub fn sh(args: &[&str]) -> String {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", args.join(" ")));
+    assert!(
+        out.status.success(),
+        "`{}` failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    pub fn new(name: &str) -> Self {
+        sh(&["ip", "netns", "add", name]);
+        let ns = Self { name: name.into() };
+        ns.exec(&["ip", "link", "set", "lo", "up"]);
+        ns
+    }
+
+    pub fn path(&self) -> String {
+        format!("/run/netns/{}", self.name)
+    }
+
+    pub fn file(&self) -> File {
+        File::open(self.path()).unwrap_or_else(|e| panic!("{}: {e}", self.path()))
+    }
+
+    /// Runs a command inside (network namespace only, so bpffs pins stay visible).
+    pub fn exec(&self, args: &[&str]) -> String {
+        let net = format!("--net={}", self.path());
+        let mut v = vec!["nsenter", net.as_str()];
+        v.extend_from_slice(args);
+        sh(&v)
+    }
+
+    pub fn sysctl(&self, key: &str, value: &str) {
+        self.exec(&["sysctl", "-qw", &format!("{key}={value}")]);
+    }
+
+    /// Moves this thread into the namespace until the guard drops.
+    pub fn enter(&self) -> Entered {
+        let back = File::open("/proc/thread-self/ns/net").expect("own netns");
+        setns(self.file(), CloneFlags::CLONE_NEWNET).expect("setns");
+        Entered {
+            back,
+            _not_send: PhantomData,
+        }
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+/// This thread is in another namespace until dropped; `!Send` since namespaces are per thread.
+pub struct Entered {
+    back: File,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl Drop for Entered {
+    fn drop(&mut self) {
+        setns(&self.back, CloneFlags::CLONE_NEWNET).expect("setns back");
+    }
+}

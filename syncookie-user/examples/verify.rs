@@ -9,9 +9,22 @@ use syncookie_common::maps::{PROG_TC, PROG_XDP};
 
 fn main() -> anyhow::Result<()> {
     let obj = syncookie::loader::linked_object()?;
+    // The maps are pinned by name: keep them out of the shield's own directories.
+    let pins = syncookie::pins::PinDir::new(
+        "/sys/fs/bpf/syncookie-verify".as_ref(),
+        &std::process::id().to_string(),
+    );
+    pins.create()?;
+    let res = verify(&obj, &pins);
+    pins.remove()?;
+    res
+}
+
+fn verify(obj: &[u8], pins: &syncookie::pins::PinDir) -> anyhow::Result<()> {
     let mut ebpf = EbpfLoader::new()
         .verifier_log_level(VerifierLogLevel::STATS)
-        .load(&obj)?;
+        .default_map_pin_directory(&pins.dir)
+        .load(obj)?;
     let xdp: &mut Xdp = ebpf.program_mut(PROG_XDP).unwrap().try_into()?;
     let r = xdp.load();
     println!("{PROG_XDP}: {}", summary(r.map_err(|e| format!("{e:#}"))));

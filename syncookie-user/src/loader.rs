@@ -128,6 +128,16 @@ pub fn write_ports(ebpf: &mut Ebpf, ports: &[u16]) -> Result<(), LoadError> {
 impl Shield {
     /// Checks the kernel, loads, configures and attaches. Keys left by a previous run are kept.
     pub fn attach(opts: &Options) -> Result<Self, LoadError> {
+        let fresh = !opts.pins.exists();
+        let res = Self::attach_inner(opts);
+        if res.is_err() && fresh {
+            // Nothing of a previous run to keep: leave no trace of this failed one.
+            let _ = opts.pins.remove();
+        }
+        res
+    }
+
+    fn attach_inner(opts: &Options) -> Result<Self, LoadError> {
         let kernel = Kernel::read()?;
         kernel.check()?;
         let mtu =

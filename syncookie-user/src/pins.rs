@@ -79,26 +79,36 @@ impl PinDir {
         Ok(())
     }
 
-    /// Takes the shield's lock (non-blocking); held until the returned file is dropped.
+    /// Takes the shield's instance lock (non-blocking): one `run` per interface. Held until the
+    /// returned file is dropped.
     pub fn lock(&self) -> Result<File, PinError> {
-        let path = self.lock.clone();
-        std::fs::create_dir_all(LOCK_DIR).map_err(io(Path::new(LOCK_DIR)))?;
-        let f = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io(&path))?;
-        // SAFETY: flock on an fd we own.
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-            return Err(PinError::Busy { path });
-        }
-        Ok(f)
+        flock(&self.lock, libc::LOCK_EX | libc::LOCK_NB)
+    }
+
+    /// Serializes key changes (the daemon's timer, `syncookie rotate`): blocks briefly.
+    pub fn keys_lock(&self) -> Result<File, PinError> {
+        flock(&self.lock.with_extension("keys.lock"), libc::LOCK_EX)
     }
 
     pub fn remove_lock(&self) {
         let _ = std::fs::remove_file(&self.lock);
+        let _ = std::fs::remove_file(self.lock.with_extension("keys.lock"));
     }
+}
+
+fn flock(path: &Path, op: i32) -> Result<File, PinError> {
+    std::fs::create_dir_all(LOCK_DIR).map_err(io(Path::new(LOCK_DIR)))?;
+    let f = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(io(path))?;
+    // SAFETY: flock on an fd we own.
+    if unsafe { libc::flock(f.as_raw_fd(), op) } != 0 {
+        return Err(PinError::Busy { path: path.into() });
+    }
+    Ok(f)
 }
 
 /// Mounts a bpffs at `at` unless one is there already.

@@ -6,7 +6,8 @@ use std::net::Ipv4Addr;
 
 use aya::{
     Ebpf,
-    programs::{Xdp, XdpMode},
+    maps::{Array, MapData},
+    programs::{SchedClassifier, TcAttachType, Xdp, XdpMode},
 };
 
 use crate::netns::{Netns, sh, unique};
@@ -20,6 +21,15 @@ pub struct Lab {
     pub client_ip: Ipv4Addr,
     /// The client-side lab programs (kept loaded and attached while the lab lives).
     pub client_lab: Ebpf,
+    /// Server side: `lab_count_synack` on the veth's egress.
+    pub server_lab: Ebpf,
+}
+
+fn attach_tc(ebpf: &mut Ebpf, prog: &str, iface: &str, at: TcAttachType) {
+    let p: &mut SchedClassifier = ebpf.program_mut(prog).unwrap().try_into().unwrap();
+    p.load().unwrap_or_else(|e| panic!("load {prog}: {e}"));
+    p.attach(iface, at)
+        .unwrap_or_else(|e| panic!("attach {prog}: {e}"));
 }
 
 impl Lab {
@@ -81,6 +91,17 @@ impl Lab {
                 .expect("attach lab_pass");
             ebpf
         };
+        let server_lab = {
+            let _in = server.enter();
+            let mut ebpf = Ebpf::load(syncookie::LAB_OBJECT).expect("lab object");
+            attach_tc(
+                &mut ebpf,
+                "lab_count_synack",
+                &server_if,
+                TcAttachType::Egress,
+            );
+            ebpf
+        };
         Self {
             server,
             client,
@@ -89,7 +110,45 @@ impl Lab {
             server_ip,
             client_ip,
             client_lab,
+            server_lab,
         }
+    }
+
+    /// SYN-ACKs the server's own stack sent (not those from XDP).
+    pub fn kernel_synacks(&self) -> u64 {
+        let m = self.server_lab.map("LAB_SYNACKS").unwrap();
+        let a: Array<&MapData, u64> = Array::try_from(m).unwrap();
+        a.get(&0, 0).unwrap()
+    }
+
+    /// Drops the client's next `n` bare ACKs to `port` (a lost handshake ACK).
+    pub fn drop_next_acks(&mut self, n: u32, port: u16) {
+        if self
+            .client_lab
+            .program("lab_drop_ack")
+            .unwrap()
+            .fd()
+            .is_err()
+        {
+            let _in = self.client.enter();
+            attach_tc(
+                &mut self.client_lab,
+                "lab_drop_ack",
+                &self.client_if,
+                TcAttachType::Egress,
+            );
+        }
+        let m = self.client_lab.map_mut("LAB_DROP").unwrap();
+        let mut a: Array<&mut MapData, u32> = Array::try_from(m).unwrap();
+        a.set(1, port as u32, 0).unwrap();
+        a.set(0, n, 0).unwrap();
+    }
+
+    /// How many bare ACKs `drop_next_acks` has dropped so far.
+    pub fn dropped_acks(&self) -> u32 {
+        let m = self.client_lab.map("LAB_DROP").unwrap();
+        let a: Array<&MapData, u32> = Array::try_from(m).unwrap();
+        a.get(&2, 0).unwrap()
     }
 }
 

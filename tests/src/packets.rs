@@ -23,3 +23,46 @@ pub fn tcp_info(s: &TcpStream) -> libc::tcp_info {
         info
     }
 }
+
+/// Sends one hand-made IPv4 TCP segment from the current namespace through a raw socket.
+pub fn send_raw_tcp(
+    src: std::net::SocketAddrV4,
+    dst: std::net::SocketAddrV4,
+    seq: u32,
+    ack: u32,
+    flags_syn: bool,
+) {
+    let b = etherparse::PacketBuilder::ipv4(src.ip().octets(), dst.ip().octets(), 64).tcp(
+        src.port(),
+        dst.port(),
+        seq,
+        64240,
+    );
+    let b = if flags_syn { b.syn() } else { b.ack(ack) };
+    let mut pkt = Vec::new();
+    b.write(&mut pkt, &[]).expect("build segment");
+    // SAFETY: raw socket, sendto with a sockaddr_in we build, closed right after.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_RAW);
+        assert!(fd >= 0, "raw socket: {}", std::io::Error::last_os_error());
+        let sa = libc::sockaddr_in {
+            sin_family: libc::AF_INET as u16,
+            sin_port: 0,
+            sin_addr: libc::in_addr {
+                s_addr: u32::from(*dst.ip()).to_be(),
+            },
+            sin_zero: [0; 8],
+        };
+        let r = libc::sendto(
+            fd,
+            pkt.as_ptr() as *const libc::c_void,
+            pkt.len(),
+            0,
+            &sa as *const _ as *const libc::sockaddr,
+            std::mem::size_of::<libc::sockaddr_in>() as u32,
+        );
+        let e = std::io::Error::last_os_error();
+        libc::close(fd);
+        assert_eq!(r as usize, pkt.len(), "sendto: {e}");
+    }
+}

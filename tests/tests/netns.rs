@@ -13,9 +13,9 @@ use syncookie::{
 };
 use syncookie_common::stats::Counter;
 use syncookie_tests::{
-    daemon::Daemon,
+    daemon::{Daemon, bin},
     lab::Lab,
-    packets::{TCPI_OPT_SACK, TCPI_OPT_TIMESTAMPS, TCPI_OPT_WSCALE, tcp_info},
+    packets::{TCPI_OPT_SACK, TCPI_OPT_TIMESTAMPS, TCPI_OPT_WSCALE, send_raw_tcp, tcp_info},
     require_root,
 };
 
@@ -84,9 +84,147 @@ fn hundred_connections_through_cookies() {
     }
     let c = stats(&lab);
     eprintln!("{}", c.table());
+    assert_eq!(
+        lab.kernel_synacks(),
+        0,
+        "the server's own stack sent SYN-ACKs"
+    );
     assert_eq!(c.get(Counter::SynackSent), 100);
     assert_eq!(c.get(Counter::HandoffOk), 100);
     assert_eq!(c.get(Counter::AckValid), 100);
     assert_eq!(c.get(Counter::AckBadCookie), 0);
     assert_eq!(c.get(Counter::HandoffFailed), 0);
+}
+
+/// `syncookie rotate` from another process, as an admin would.
+fn rotate(lab: &Lab) {
+    let out = std::process::Command::new(bin())
+        .args(["rotate", "--iface", &lab.server_if])
+        .output()
+        .expect("syncookie rotate");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Connects with the handshake's bare ACK dropped, runs `between` (while only the SYN-ACK has
+/// been seen), then sends data: its segment carries the same ACK number and must complete the
+/// handshake. Returns whether the echo came back.
+fn connect_with_lost_ack(lab: &mut Lab, addr: SocketAddr, between: impl FnOnce(&Lab)) -> bool {
+    let before = lab.dropped_acks();
+    lab.drop_next_acks(1, PORT);
+    let _in = lab.client.enter();
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+    assert_eq!(
+        lab.dropped_acks(),
+        before + 1,
+        "the bare ACK was not dropped"
+    );
+    between(lab);
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    s.write_all(b"first data after a lost ACK").unwrap();
+    let mut back = [0u8; 27];
+    s.read_exact(&mut back).is_ok() && &back == b"first data after a lost ACK"
+}
+
+#[test]
+fn lost_final_ack_still_connects_with_first_data() {
+    require_root!();
+    let mut lab = Lab::new();
+    let (addr, _acc) = echo_server(&lab);
+    let _d = Daemon::start(&lab.server, &lab.server_if, &["--ports", &PORT.to_string()]);
+    assert!(connect_with_lost_ack(&mut lab, addr, |_| {}));
+    let c = stats(&lab);
+    assert_eq!(c.get(Counter::HandoffOk), 1);
+    assert_eq!(c.get(Counter::AckValid), 1);
+}
+
+#[test]
+fn cookie_survives_one_rotation_but_not_two() {
+    require_root!();
+    let mut lab = Lab::new();
+    let (addr, _acc) = echo_server(&lab);
+    let _d = Daemon::start(&lab.server, &lab.server_if, &["--ports", &PORT.to_string()]);
+    assert!(
+        connect_with_lost_ack(&mut lab, addr, rotate),
+        "one rotation must not break a handshake"
+    );
+    let c = stats(&lab);
+    assert_eq!(
+        (c.get(Counter::HandoffOk), c.get(Counter::AckExpired)),
+        (1, 0)
+    );
+
+    assert!(
+        !connect_with_lost_ack(&mut lab, addr, |l| {
+            rotate(l);
+            rotate(l);
+        }),
+        "a cookie two rotations old must be refused"
+    );
+    let c = stats(&lab);
+    assert_eq!(c.get(Counter::HandoffOk), 1);
+    assert!(
+        c.get(Counter::AckExpired) >= 1,
+        "expired ACKs are counted:\n{}",
+        c.table()
+    );
+    assert_eq!(c.get(Counter::AckBadCookie), 0);
+}
+
+#[test]
+fn forged_ack_is_dropped_and_counted() {
+    require_root!();
+    let lab = Lab::new();
+    let (addr, _acc) = echo_server(&lab);
+    let _d = Daemon::start(&lab.server, &lab.server_if, &["--ports", &PORT.to_string()]);
+    let SocketAddr::V4(dst) = addr else {
+        unreachable!()
+    };
+    let forged = 50;
+    {
+        let _in = lab.client.enter();
+        for i in 0..forged {
+            let src = std::net::SocketAddrV4::new(lab.client_ip, 40000 + i);
+            send_raw_tcp(src, dst, rand::random(), rand::random(), false);
+        }
+    }
+    // Let the frames cross the veth.
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while stats(&lab).get(Counter::AckBadCookie) < forged as u64
+        && std::time::Instant::now() < deadline
+    {
+        thread::sleep(Duration::from_millis(20));
+    }
+    let c = stats(&lab);
+    assert_eq!(c.get(Counter::AckBadCookie), forged as u64, "{}", c.table());
+    assert_eq!(c.get(Counter::HandoffOk), 0);
+    // The shield still serves real clients.
+    exchange(&lab, addr, b"still here");
+}
+
+#[test]
+fn run_detaches_and_leaves_no_trace() {
+    require_root!();
+    let lab = Lab::new();
+    let pins = PinDir::new(DEFAULT_ROOT.as_ref(), &lab.server_if);
+    let mut d = Daemon::start(&lab.server, &lab.server_if, &["--ports", &PORT.to_string()]);
+    assert!(pins.exists());
+    let shown = lab.server.exec(&["ip", "link", "show", &lab.server_if]);
+    assert!(shown.contains("prog/xdp"), "{shown}");
+    assert!(d.stop(), "syncookie run exits cleanly on SIGTERM");
+    assert!(!pins.exists(), "pin directory left behind");
+    let shown = lab.server.exec(&["ip", "link", "show", &lab.server_if]);
+    assert!(!shown.contains("xdp"), "XDP left attached: {shown}");
+    let tc = lab
+        .server
+        .exec(&["tc", "qdisc", "show", "dev", &lab.server_if]);
+    assert!(!tc.contains("clsact"), "qdisc left behind: {tc}");
+    let out = d.output.lock().unwrap().clone();
+    assert!(
+        out.contains("synack_sent"),
+        "final counter summary printed:\n{out}"
+    );
 }

@@ -1,6 +1,8 @@
 //! Programs for the test lab, never attached by the shield itself:
 //! - `lab_pass`: XDP pass-all for the veth peer (XDP_TX on a veth needs a program on the peer);
 //! - `lab_drop_ack`: TC egress that drops the next N bare ACKs to a port (a lost handshake ACK);
+//! - `lab_count_synack`: TC egress that counts the SYN-ACKs a host's own stack sends (XDP_TX
+//!   frames never pass TC egress, so this sees only the kernel's);
 //! - `lab_flood`: XDP for live-frames test runs: rewrites a SYN template's source address,
 //!   port and ISN from the PRNG and transmits it (a spoofed SYN flood, only inside the lab).
 #![no_std]
@@ -66,6 +68,32 @@ pub fn lab_drop_ack(ctx: TcContext) -> i32 {
                 *n += 1;
             }
             return TC_ACT_SHOT;
+        }
+    }
+    TC_ACT_OK
+}
+
+/// `[0]`: SYN-ACKs seen by `lab_count_synack`.
+#[map]
+static LAB_SYNACKS: Array<u64> = Array::with_max_entries(1, 0);
+
+#[classifier]
+pub fn lab_count_synack(ctx: TcContext) -> i32 {
+    let (data, end) = (ctx.data(), ctx.data_end());
+    // One read covering Ethernet, a 20-byte IPv4 header and the TCP flags (no Options kept
+    // across branches: LLVM may then read an uninitialized register, which the verifier refuses).
+    let Some(h) = read::<{ ETH_HLEN + IPV4_HLEN + 14 }>(data, end, 0) else {
+        return TC_ACT_OK;
+    };
+    let ip = ETH_HLEN;
+    let is_tcp = u16::from_be_bytes([h[12], h[13]]) == ETH_P_IP
+        && h[ip] == 0x45
+        && h[ip + 9] == IPPROTO_TCP;
+    let flags = h[ETH_HLEN + IPV4_HLEN + 13];
+    if is_tcp && flags & (TCP_SYN | TCP_ACK) == TCP_SYN | TCP_ACK {
+        if let Some(n) = LAB_SYNACKS.get_ptr_mut(0) {
+            // SAFETY: map value of this array.
+            unsafe { *n += 1 };
         }
     }
     TC_ACT_OK

@@ -16,7 +16,7 @@ pub struct Args {
 
 pub fn run(a: Args) -> anyhow::Result<()> {
     let pins = a.target.pins();
-    let _lock = pins.lock()?;
+    let _lock = pins.keys_lock()?;
     let epoch = Keys::open(&pins)?.rotate().context("rotating keys")?;
     println!("{}: now at key epoch {epoch}", a.target.iface);
     Ok(())

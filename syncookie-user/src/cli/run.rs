@@ -80,6 +80,7 @@ async fn serve(a: &Args, pins: &syncookie::pins::PinDir) -> anyhow::Result<()> {
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = rotate.tick() => {
+                let _l = pins.keys_lock()?;
                 let e = keys.rotate().context("rotating keys")?;
                 log::info!("rotated to key epoch {e}");
             }

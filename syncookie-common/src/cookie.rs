@@ -202,10 +202,10 @@ pub fn check(
     if ((m & MAC_ISN_MASK) as u32) != cookie >> ATTR_BITS {
         return None;
     }
-    if let Some(ecr) = tsecr {
-        if ecr as u8 != (m >> 23) as u8 {
-            return None;
-        }
+    if let Some(ecr) = tsecr
+        && ecr as u8 != (m >> 23) as u8
+    {
+        return None;
     }
     Some(unpack_attrs(cookie))
 }
@@ -266,33 +266,25 @@ mod tests {
         #[test]
         fn any_input_bit_changes_the_mac(
             k0: u64, k1: u64, epoch in 1u64..1 << 40, flow in flows(), isn: u32,
-            attrs in 0u32..512, ts: bool, bit in 0usize..(128 + 128 + 16 + 16 + 32 + 40 + 9 + 1 + 128),
+            attrs in 0u32..512, ts: bool, field in 0usize..10, bit: u32,
         ) {
             let k = key(k0, k1, epoch);
             let base = mac(&k, &flow, isn, attrs, ts);
             let (mut k2, mut f2, mut isn2, mut attrs2, mut ts2) = (k, flow, isn, attrs, ts);
-            let mut b = bit;
             // IPv4 hashes only address word 0 (the others are zero by construction).
-            let word = |b: usize| if flow.v6 { b / 32 } else { 0 };
-            if b < 128 {
-                f2.saddr[word(b)] ^= 1 << (b % 32);
-            } else if { b -= 128; b < 128 } {
-                f2.daddr[word(b)] ^= 1 << (b % 32);
-            } else if { b -= 128; b < 16 } {
-                f2.sport ^= 1 << b;
-            } else if { b -= 16; b < 16 } {
-                f2.dport ^= 1 << b;
-            } else if { b -= 16; b < 32 } {
-                isn2 ^= 1 << b;
-            } else if { b -= 32; b < 40 } {
-                k2.epoch ^= 1 << b;
-            } else if { b -= 40; b < 9 } {
-                attrs2 ^= 1 << b;
-            } else if { b -= 9; b < 1 } {
-                ts2 = !ts2;
-            } else {
-                b -= 1;
-                if b < 64 { k2.k0 ^= 1 << b } else { k2.k1 ^= 1 << (b - 64) }
+            let words = if flow.v6 { 4 } else { 1 };
+            let b = bit as usize;
+            match field {
+                0 => f2.saddr[b / 32 % words] ^= 1 << (b % 32),
+                1 => f2.daddr[b / 32 % words] ^= 1 << (b % 32),
+                2 => f2.sport ^= 1 << (b % 16),
+                3 => f2.dport ^= 1 << (b % 16),
+                4 => isn2 ^= 1 << (b % 32),
+                5 => k2.epoch ^= 1 << (b % 40),
+                6 => attrs2 ^= 1 << (b % 9),
+                7 => ts2 = !ts2,
+                8 => k2.k0 ^= 1 << (b % 64),
+                _ => k2.k1 ^= 1 << (b % 64),
             }
             prop_assert_ne!(base, mac(&k2, &f2, isn2, attrs2, ts2));
         }

@@ -26,31 +26,29 @@ pub fn check(t: &Tcp, o: &Options) -> AckCheck {
     let flow = Flow::v4(t.saddr, t.daddr, t.sport, t.dport);
     let tsecr = o.ts.map(|(_, ecr)| ecr);
     let slot = cookie::cookie_slot(cookie_isn);
-    if let Some(key) = maps::key(slot) {
-        if cookie::epoch_valid(key.epoch, maps::current_epoch()) {
-            if let Some(a) = cookie::check(&key, &flow, client_isn, cookie_isn, tsecr) {
-                let (tsval, tsecr) = o.ts.unwrap_or((0, 0));
-                let flags = if a.sack { META_SACK } else { 0 }
-                    | if o.ts.is_some() { META_TS } else { 0 }
-                    | if a.ecn { META_ECN } else { 0 };
-                return AckCheck::Valid(HandoffMeta {
-                    magic: HANDOFF_MAGIC,
-                    tsval,
-                    tsecr,
-                    mss: a.mss(false),
-                    snd_wscale: a.wscale,
-                    flags,
-                });
-            }
-        }
+    if let Some(key) = maps::key(slot)
+        && cookie::epoch_valid(key.epoch, maps::current_epoch())
+        && let Some(a) = cookie::check(&key, &flow, client_isn, cookie_isn, tsecr)
+    {
+        let (tsval, tsecr) = o.ts.unwrap_or((0, 0));
+        let flags = if a.sack { META_SACK } else { 0 }
+            | if o.ts.is_some() { META_TS } else { 0 }
+            | if a.ecn { META_ECN } else { 0 };
+        return AckCheck::Valid(HandoffMeta {
+            magic: HANDOFF_MAGIC,
+            tsval,
+            tsecr,
+            mss: a.mss(false),
+            snd_wscale: a.wscale,
+            flags,
+        });
     }
-    if let Some(old) = maps::key(KEY_RETIRED) {
-        if old.epoch != 0
-            && cookie::slot_of_epoch(old.epoch) == slot
-            && cookie::check(&old, &flow, client_isn, cookie_isn, tsecr).is_some()
-        {
-            return AckCheck::Expired;
-        }
+    if let Some(old) = maps::key(KEY_RETIRED)
+        && old.epoch != 0
+        && cookie::slot_of_epoch(old.epoch) == slot
+        && cookie::check(&old, &flow, client_isn, cookie_isn, tsecr).is_some()
+    {
+        return AckCheck::Expired;
     }
     AckCheck::Bad
 }

@@ -95,10 +95,10 @@ mod tests {
         for s in file.sections() {
             let (base, _) = s.file_range().unwrap_or((0, 0));
             for (off, r) in s.relocations() {
-                if let RelocationTarget::Symbol(i) = r.target() {
-                    if file.symbol_by_index(i).unwrap().name().unwrap() == KFUNC_ASSIGN_REQSK {
-                        at.push((base + off) as usize);
-                    }
+                if let RelocationTarget::Symbol(i) = r.target()
+                    && file.symbol_by_index(i).unwrap().name().unwrap() == KFUNC_ASSIGN_REQSK
+                {
+                    at.push((base + off) as usize);
                 }
             }
         }

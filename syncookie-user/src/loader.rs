@@ -201,19 +201,19 @@ impl Shield {
 
     /// Detaches both programs and removes the pins: nothing is left on the interface.
     pub fn detach(mut self) {
-        if let Some(id) = self.xdp.take() {
-            if let Some(Ok(p)) = self.ebpf.program_mut(PROG_XDP).map(<&mut Xdp>::try_from) {
-                let _ = p.detach(id);
-            }
+        if let (Some(id), Some(Ok(p))) = (
+            self.xdp.take(),
+            self.ebpf.program_mut(PROG_XDP).map(<&mut Xdp>::try_from),
+        ) {
+            let _ = p.detach(id);
         }
-        if let Some(id) = self.tc.take() {
-            if let Some(Ok(p)) = self
-                .ebpf
+        if let (Some(id), Some(Ok(p))) = (
+            self.tc.take(),
+            self.ebpf
                 .program_mut(PROG_TC)
-                .map(<&mut SchedClassifier>::try_from)
-            {
-                let _ = p.detach(id);
-            }
+                .map(<&mut SchedClassifier>::try_from),
+        ) {
+            let _ = p.detach(id);
         }
         let pins = self.pins.clone();
         drop(self.ebpf);

@@ -113,10 +113,10 @@ fn flock(path: &Path, op: i32) -> Result<File, PinError> {
 
 /// Mounts a bpffs at `at` unless one is there already.
 pub fn ensure_bpffs(at: &Path) -> Result<(), PinError> {
-    if let Ok(st) = nix::sys::statfs::statfs(at) {
-        if st.filesystem_type().0 as i64 == BPF_FS_MAGIC {
-            return Ok(());
-        }
+    if let Ok(st) = nix::sys::statfs::statfs(at)
+        && st.filesystem_type().0 == BPF_FS_MAGIC
+    {
+        return Ok(());
     }
     std::fs::create_dir_all(at).map_err(io(at))?;
     nix::mount::mount(

@@ -86,15 +86,15 @@ pub fn lab_count_synack(ctx: TcContext) -> i32 {
         return TC_ACT_OK;
     };
     let ip = ETH_HLEN;
-    let is_tcp = u16::from_be_bytes([h[12], h[13]]) == ETH_P_IP
-        && h[ip] == 0x45
-        && h[ip + 9] == IPPROTO_TCP;
+    let is_tcp =
+        u16::from_be_bytes([h[12], h[13]]) == ETH_P_IP && h[ip] == 0x45 && h[ip + 9] == IPPROTO_TCP;
     let flags = h[ETH_HLEN + IPV4_HLEN + 13];
-    if is_tcp && flags & (TCP_SYN | TCP_ACK) == TCP_SYN | TCP_ACK {
-        if let Some(n) = LAB_SYNACKS.get_ptr_mut(0) {
-            // SAFETY: map value of this array.
-            unsafe { *n += 1 };
-        }
+    if is_tcp
+        && flags & (TCP_SYN | TCP_ACK) == TCP_SYN | TCP_ACK
+        && let Some(n) = LAB_SYNACKS.get_ptr_mut(0)
+    {
+        // SAFETY: map value of this array.
+        unsafe { *n += 1 };
     }
     TC_ACT_OK
 }

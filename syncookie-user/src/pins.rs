@@ -59,7 +59,10 @@ impl PinDir {
     /// Creates the directory, mounting a bpffs on the nearest /sys/fs/bpf first if needed.
     pub fn create(&self) -> Result<(), PinError> {
         ensure_bpffs(Path::new("/sys/fs/bpf"))?;
-        std::fs::create_dir_all(&self.dir).map_err(io(&self.dir))
+        // 0700: the key map is a secret; bpffs pins themselves are created 0600.
+        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+            .create(&self.dir)
+            .map_err(io(&self.dir))
     }
 
     /// Removes the maps we pin and the directory (and the root, when empty).

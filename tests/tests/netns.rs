@@ -212,6 +212,14 @@ fn run_detaches_and_leaves_no_trace() {
     let pins = PinDir::new(DEFAULT_ROOT.as_ref(), &lab.server_if);
     let mut d = Daemon::start(&lab.server, &lab.server_if, &["--ports", &PORT.to_string()]);
     assert!(pins.exists());
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&pins.dir), 0o700, "pin directory must be private");
+    assert_eq!(
+        mode(&pins.map("SC_KEYS")),
+        0o600,
+        "the key map pin must be private"
+    );
     let shown = lab.server.exec(&["ip", "link", "show", &lab.server_if]);
     assert!(shown.contains("prog/xdp"), "{shown}");
     assert!(d.stop(), "syncookie run exits cleanly on SIGTERM");

@@ -42,6 +42,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         xdp_mode: a.xdp_mode,
         pins: pins.clone(),
     };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    // Signal handlers first: a SIGTERM during the (seconds-long) load is then handled after
+    // attaching, with a clean detach, instead of killing us with half-made pins.
+    let signals = rt.block_on(async { Signals::new() })?;
     let shield = Shield::attach(&opts).context(format!("attaching to {}", opts.iface))?;
     log::info!(
         "protecting TCP ports {:?} on {} (XDP {:?}); keys rotate every {} s",
@@ -52,10 +58,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     );
     // Tests and scripts wait for this line.
     println!("attached");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let res = rt.block_on(serve(&a, &pins));
+    let res = rt.block_on(serve(&a, &pins, signals));
     let summary = counters::read(&pins, &opts.iface);
     shield.detach();
     drop(lock);
@@ -66,10 +69,22 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     res
 }
 
-async fn serve(a: &Args, pins: &syncookie::pins::PinDir) -> anyhow::Result<()> {
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Self> {
+        Ok(Self {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+}
+
+async fn serve(a: &Args, pins: &syncookie::pins::PinDir, mut sig: Signals) -> anyhow::Result<()> {
     let mut keys = Keys::open(pins)?;
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
     let period = Duration::from_secs(a.rotate_secs);
     let mut rotate = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     let report_every = Duration::from_secs(a.report_secs.max(1));
@@ -77,8 +92,8 @@ async fn serve(a: &Args, pins: &syncookie::pins::PinDir) -> anyhow::Result<()> {
         tokio::time::interval_at(tokio::time::Instant::now() + report_every, report_every);
     loop {
         tokio::select! {
-            _ = term.recv() => break,
-            _ = int.recv() => break,
+            _ = sig.term.recv() => break,
+            _ = sig.int.recv() => break,
             _ = rotate.tick() => {
                 let _l = pins.keys_lock()?;
                 let e = keys.rotate().context("rotating keys")?;

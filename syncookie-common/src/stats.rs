@@ -49,7 +49,7 @@ counters! {
     HandoffOk = "handoff_ok",
     /// Cookie ACKs the kernel would not take (see the daemon's log for the errno).
     HandoffFailed = "handoff_failed",
-    /// Frames to protected ports too short or inconsistent to parse; dropped.
+    /// Dropped: TCP to a protected port with an inconsistent header, or a SYN-ACK not written whole.
     Malformed = "malformed",
     /// Frames we do not parse (IPv6, fragments, unknown EtherType, ...); passed untouched.
     NotInspected = "not_inspected",

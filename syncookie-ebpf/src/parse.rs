@@ -58,8 +58,8 @@ pub enum Frame {
     Other,
     /// Not parsed: non-IP, IPv6, fragments, more VLAN tags than we walk.
     NotInspected,
-    /// TCP whose headers are inconsistent or cut short.
-    Malformed,
+    /// TCP to this destination port whose data offset is inconsistent.
+    Malformed(u16),
 }
 
 /// Walks Ethernet and up to [`MAX_VLAN_TAGS`] 802.1Q/802.1ad tags; returns the EtherType and the
@@ -105,11 +105,12 @@ pub fn parse(data: usize, end: usize) -> Frame {
     let l4_off = l3_off + ihl;
     let seg_len = tot_len - ihl;
     let Some(th) = read::<TCP_HLEN>(data, end, l4_off) else {
-        return Frame::Malformed;
+        // Cut short before the ports: nothing says it is ours; the kernel drops it.
+        return Frame::NotInspected;
     };
     let hlen = ((th[12] >> 4) as usize) * 4;
     if hlen < TCP_HLEN || hlen > seg_len {
-        return Frame::Malformed;
+        return Frame::Malformed(u16::from_be_bytes([th[2], th[3]]));
     }
     Frame::Tcp(Tcp {
         l3_off,

@@ -41,7 +41,10 @@ fn judge(ctx: &XdpContext) -> (Verdict, Option<Counter>) {
         Frame::Tcp(t) => t,
         Frame::Other => return (Verdict::Pass, None),
         Frame::NotInspected => return (Verdict::Pass, Some(Counter::NotInspected)),
-        Frame::Malformed => return (Verdict::Pass, None),
+        Frame::Malformed(port) if maps::port_protected(port) => {
+            return (Verdict::Drop, Some(Counter::Malformed));
+        }
+        Frame::Malformed(_) => return (Verdict::Pass, None),
     };
     if !maps::port_protected(t.dport) {
         return (Verdict::Pass, None);

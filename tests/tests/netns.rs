@@ -236,3 +236,22 @@ fn run_detaches_and_leaves_no_trace() {
         "final counter summary printed:\n{out}"
     );
 }
+
+#[test]
+fn generic_xdp_mode_connects_too() {
+    require_root!();
+    let lab = Lab::new();
+    let (addr, _acc) = echo_server(&lab);
+    let _d = Daemon::start(
+        &lab.server,
+        &lab.server_if,
+        &["--ports", &PORT.to_string(), "--xdp-mode", "skb"],
+    );
+    for i in 0..20u8 {
+        exchange(&lab, addr, &[i; 3000]);
+    }
+    let c = stats(&lab);
+    assert_eq!(c.get(Counter::SynackSent), 20, "{}", c.table());
+    assert_eq!(c.get(Counter::HandoffOk), 20, "{}", c.table());
+    assert_eq!(lab.kernel_synacks(), 0);
+}

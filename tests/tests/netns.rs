@@ -222,8 +222,19 @@ fn run_detaches_and_leaves_no_trace() {
     );
     let shown = lab.server.exec(&["ip", "link", "show", &lab.server_if]);
     assert!(shown.contains("prog/xdp"), "{shown}");
+    let status = std::process::Command::new(bin())
+        .args(["status", "--iface", &lab.server_if])
+        .output()
+        .unwrap();
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(status.contains(&format!("[{PORT}]")) && status.contains("key epoch          1"), "{status}");
     assert!(d.stop(), "syncookie run exits cleanly on SIGTERM");
     assert!(!pins.exists(), "pin directory left behind");
+    let status = std::process::Command::new(bin())
+        .args(["status", "--iface", &lab.server_if])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&status.stdout).contains("not attached"));
     let shown = lab.server.exec(&["ip", "link", "show", &lab.server_if]);
     assert!(!shown.contains("xdp"), "XDP left attached: {shown}");
     let tc = lab

@@ -3,6 +3,7 @@
 mod rotate;
 mod run;
 mod stats;
+mod status;
 
 use std::path::PathBuf;
 
@@ -22,6 +23,7 @@ pub struct Cli {
 enum Cmd {
     Run(run::Args),
     Stats(stats::Args),
+    Status(status::Args),
     Rotate(rotate::Args),
 }
 
@@ -46,6 +48,7 @@ pub fn main() -> anyhow::Result<()> {
     match Cli::parse().cmd {
         Cmd::Run(a) => run::run(a),
         Cmd::Stats(a) => stats::run(a),
+        Cmd::Status(a) => status::run(a),
         Cmd::Rotate(a) => rotate::run(a),
     }
 }

@@ -1,0 +1,65 @@
+//! `syncookie status`: where the shield is, how it is configured, and its counters.
+
+use aya::maps::{Array, Map, MapData};
+use syncookie::{counters, keys::Keys};
+use syncookie_common::maps::{Config, MAP_CONFIG, MAP_PORTS, flags};
+
+use super::Target;
+
+/// Show the shield on an interface: configuration, key epoch, protected ports, counters.
+///
+/// Example: syncookie status --iface eth0
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    target: Target,
+}
+
+pub fn run(a: Args) -> anyhow::Result<()> {
+    let pins = a.target.pins();
+    println!("syncookie on {}", a.target.iface);
+    if !pins.exists() {
+        println!("  not attached (no {})", pins.dir.display());
+        return Ok(());
+    }
+    let cfg: Config = {
+        let m = Array::<MapData, Config>::try_from(Map::Array(MapData::from_pin(
+            pins.map(MAP_CONFIG),
+        )?))?;
+        m.get(&0, 0)?
+    };
+    let ports: Vec<u16> = {
+        let m =
+            Array::<MapData, u32>::try_from(Map::Array(MapData::from_pin(pins.map(MAP_PORTS))?))?;
+        let mut v = Vec::new();
+        for (w, bits) in m.iter().enumerate() {
+            let bits = bits?;
+            v.extend(
+                (0..32)
+                    .filter(|b| bits & (1 << b) != 0)
+                    .map(|b| (w * 32 + b) as u16),
+            );
+        }
+        v
+    };
+    let epoch = Keys::open(&pins)?.current_epoch()?;
+    let on = |f: u32| if cfg.flags & f != 0 { "on" } else { "off" };
+    println!("  pins               {}", pins.dir.display());
+    println!("  protected ports    {ports:?}");
+    println!("  key epoch          {epoch}");
+    println!(
+        "  SYN-ACK            window {}, MSS {}, wscale {}, TTL {}",
+        cfg.window, cfg.mss_v4, cfg.wscale, cfg.ttl
+    );
+    println!(
+        "  options            timestamps {}, SACK {}, window scaling {}, ECN {}, TC re-check {}",
+        on(flags::TIMESTAMPS),
+        on(flags::SACK),
+        on(flags::WSCALE),
+        on(flags::ECN),
+        on(flags::TC_RECHECK)
+    );
+    println!("counters:");
+    print!("{}", counters::read(&pins, &a.target.iface)?.table());
+    Ok(())
+}

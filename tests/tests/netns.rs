@@ -227,7 +227,10 @@ fn run_detaches_and_leaves_no_trace() {
         .output()
         .unwrap();
     let status = String::from_utf8_lossy(&status.stdout);
-    assert!(status.contains(&format!("[{PORT}]")) && status.contains("key epoch          1"), "{status}");
+    assert!(
+        status.contains(&format!("[{PORT}]")) && status.contains("key epoch          1"),
+        "{status}"
+    );
     assert!(d.stop(), "syncookie run exits cleanly on SIGTERM");
     assert!(!pins.exists(), "pin directory left behind");
     let status = std::process::Command::new(bin())

@@ -175,7 +175,10 @@ pub fn options(data: usize, end: usize, t: &Tcp) -> Options {
         }
         match (kind, len) {
             (TCPOPT_MSS, 4) => {
-                if let Some(v) = be16(data, end, at + 2) {
+                // Linux ignores an MSS of 0 (tcp_parse_options()), so do we.
+                if let Some(v) = be16(data, end, at + 2)
+                    && v != 0
+                {
                     o.mss = v;
                 }
             }

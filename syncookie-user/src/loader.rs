@@ -85,6 +85,27 @@ fn prog_err(
     move |source| LoadError::Program { what, source, hint }
 }
 
+/// Runs a program load, again when the verifier gave up with EAGAIN: it does when a signal
+/// reaches the loading thread while it works (seen about once in 40 loads on a busy machine).
+/// libbpf retries such loads; aya 0.14 does not.
+pub fn load_retrying(
+    mut load: impl FnMut() -> Result<(), aya::programs::ProgramError>,
+) -> Result<(), aya::programs::ProgramError> {
+    const ATTEMPTS: u32 = 5;
+    let mut attempt = 1;
+    loop {
+        match load() {
+            Err(aya::programs::ProgramError::LoadError { io_error, .. })
+                if io_error.raw_os_error() == Some(libc::EAGAIN) && attempt < ATTEMPTS =>
+            {
+                log::debug!("program load interrupted (EAGAIN), attempt {attempt}");
+                attempt += 1;
+            }
+            res => return res,
+        }
+    }
+}
+
 /// The eBPF object with its kfunc calls linked against the running kernel.
 pub fn linked_object() -> Result<Vec<u8>, LoadError> {
     let ids = kfunc::kernel_btf_ids()?;
@@ -170,7 +191,7 @@ impl Shield {
             .expect("object has the TC program")
             .try_into()
             .map_err(prog_err("TC program", ""))?;
-        tc.load().map_err(prog_err("loading the TC program", ""))?;
+        load_retrying(|| tc.load()).map_err(prog_err("loading the TC program", ""))?;
         // TCX (Linux 6.6+): a link, no qdisc to create or leave behind.
         self.tc = Some(
             tc.attach(iface, TcAttachType::Ingress)

@@ -26,9 +26,7 @@ use std::{
 
 use aya::{
     Ebpf,
-    programs::{
-        ProgramError, SchedClassifier, TcAttachType, TestRun, TestRunAttrs, TestRunOptions, Xdp,
-    },
+    programs::{SchedClassifier, TcAttachType, TestRun, TestRunAttrs, TestRunOptions, Xdp},
 };
 use etherparse::{Ipv4Header, TcpOptionElement};
 use rand::{Rng, SeedableRng, rngs::StdRng};
@@ -292,31 +290,13 @@ fn load_programs(ebpf: &mut Ebpf) {
         .expect("the object has the XDP program")
         .try_into()
         .expect("syncookie_xdp is an XDP program");
-    load_retrying(PROG_XDP, || xdp.load());
+    loader::load_retrying(|| xdp.load()).unwrap_or_else(|e| panic!("loading {PROG_XDP}: {e}"));
     let tc: &mut SchedClassifier = ebpf
         .program_mut(PROG_TC)
         .expect("the object has the TC program")
         .try_into()
         .expect("syncookie_tc is a classifier");
-    load_retrying(PROG_TC, || tc.load());
-}
-
-/// The verifier gives up with EAGAIN when a signal reaches the loading thread while it works
-/// (seen once in ~40 runs of this file, on a loaded machine: "BPF_PROG_LOAD ... Resource
-/// temporarily unavailable"). libbpf retries such loads; aya 0.14 does not, so we do.
-fn load_retrying(what: &str, mut load: impl FnMut() -> Result<(), ProgramError>) {
-    const ATTEMPTS: u32 = 5;
-    for attempt in 1..=ATTEMPTS {
-        match load() {
-            Ok(()) => return,
-            Err(ProgramError::LoadError { io_error, .. })
-                if io_error.raw_os_error() == Some(libc::EAGAIN) && attempt < ATTEMPTS =>
-            {
-                eprintln!("loading {what}: interrupted (EAGAIN), attempt {attempt}");
-            }
-            Err(e) => panic!("loading {what}: {e}"),
-        }
-    }
+    loader::load_retrying(|| tc.load()).unwrap_or_else(|e| panic!("loading {PROG_TC}: {e}"));
 }
 
 #[track_caller]

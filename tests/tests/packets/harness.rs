@@ -1,0 +1,263 @@
+//! The harness: a namespace, a pin directory, the loaded programs, and verdict assertions.
+//!
+//! What `BPF_PROG_TEST_RUN` does here, as measured on Linux 6.18:
+//! - XDP runs as if the frame came in on the namespace's `lo` (so `bpf_skc_lookup_tcp` finds
+//!   sockets bound to 127.0.0.1 in the calling thread's namespace).
+//! - XDP's `data_out` starts at `data_meta`: the 16 bytes of `HandoffMeta` a valid ACK gets come
+//!   first, then the frame. With an `xdp_md` in `ctx_in`/`ctx_out`, `ctx_out.data` is the
+//!   metadata length and `ctx_out.data_end` the length of both (without ctx the metadata is still
+//!   in `data_out`; only the split is implicit).
+
+use std::{
+    collections::BTreeMap,
+    net::{Ipv4Addr, TcpListener},
+};
+
+use aya::{
+    Ebpf,
+    programs::{SchedClassifier, TcAttachType, TestRun, TestRunAttrs, TestRunOptions, Xdp},
+};
+use syncookie::{counters, keys::Keys, loader, pins::PinDir};
+use syncookie_common::{
+    maps::{Config, Key, PROG_TC, PROG_XDP},
+    stats::Counter,
+};
+use syncookie_tests::{
+    frames::SERVER_IP,
+    netns::{Entered, Netns, unique},
+};
+
+use crate::{CONFIG, KEY1, PIN_ROOT, PORT, XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX};
+
+pub(crate) fn action_name(a: u32) -> String {
+    match a {
+        XDP_ABORTED => "XDP_ABORTED".into(),
+        XDP_DROP => "XDP_DROP".into(),
+        XDP_PASS => "XDP_PASS".into(),
+        XDP_TX => "XDP_TX".into(),
+        other => format!("action {other}"),
+    }
+}
+
+/// Removes the test's pin directory when the test ends, even on panic.
+struct PinGuard(PinDir);
+
+impl Drop for PinGuard {
+    fn drop(&mut self) {
+        if let Err(e) = self.0.remove() {
+            eprintln!("cleaning up {}: {e}", self.0.dir.display());
+        }
+    }
+}
+
+/// The programs loaded (not attached) with their maps pinned in a private directory, inside a
+/// fresh network namespace that this thread stays in until the shield drops. Fields drop in
+/// order: programs and maps, pins, back to the original namespace, the namespace itself.
+pub(crate) struct Shield {
+    ebpf: Ebpf,
+    pins: PinGuard,
+    _inside: Entered,
+    pub(crate) ns: Netns,
+}
+
+/// The result of one XDP test run: the verdict, the metadata in front of the frame, the frame.
+pub(crate) struct XdpRun {
+    pub(crate) action: u32,
+    pub(crate) meta: Vec<u8>,
+    pub(crate) frame: Vec<u8>,
+}
+
+/// `struct xdp_md` as `ctx_in`: the frame (no metadata), received on `ifindex` (0: the kernel's
+/// default, the namespace's loopback).
+fn xdp_md(len: usize, ifindex: u32) -> [u8; 24] {
+    let mut ctx = [0u8; 24];
+    ctx[4..8].copy_from_slice(&(len as u32).to_ne_bytes());
+    ctx[12..16].copy_from_slice(&ifindex.to_ne_bytes());
+    ctx
+}
+
+pub(crate) fn ne_u32(b: &[u8], at: usize) -> u32 {
+    u32::from_ne_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+
+impl Shield {
+    pub(crate) fn new() -> Self {
+        Self::with_config(CONFIG)
+    }
+
+    pub(crate) fn with_config(cfg: Config) -> Self {
+        let shield = Self::unkeyed(cfg);
+        shield.install(KEY1);
+        shield
+    }
+
+    /// Loaded and configured, but no key installed (epoch 0), as before the daemon's first key.
+    pub(crate) fn unkeyed(cfg: Config) -> Self {
+        let ns = Netns::new(&unique("pk"));
+        let inside = ns.enter();
+        let pins = PinGuard(PinDir::new(PIN_ROOT.as_ref(), &unique("pk")));
+        let mut ebpf = loader::load(&pins.0).unwrap_or_else(|e| panic!("loading the object: {e}"));
+        loader::write_config(&mut ebpf, cfg).unwrap_or_else(|e| panic!("SC_CONFIG: {e}"));
+        loader::write_ports(&mut ebpf, &[PORT]).unwrap_or_else(|e| panic!("SC_PORTS: {e}"));
+        load_programs(&mut ebpf);
+        Self {
+            ebpf,
+            pins,
+            _inside: inside,
+            ns,
+        }
+    }
+
+    /// Installs `key` as the next epoch's key (`Keys::install`: the slot's old key retires).
+    pub(crate) fn install(&self, key: Key) {
+        Keys::open(&self.pins.0)
+            .and_then(|mut k| k.install(key))
+            .unwrap_or_else(|e| panic!("installing the key of epoch {}: {e}", key.epoch));
+    }
+
+    /// A listener on the protected port (or `port`), in the test's namespace.
+    pub(crate) fn listen_on(&self, port: u16) -> TcpListener {
+        TcpListener::bind((Ipv4Addr::from(SERVER_IP), port))
+            .unwrap_or_else(|e| panic!("listening on port {port}: {e}"))
+    }
+
+    pub(crate) fn listen(&self) -> TcpListener {
+        self.listen_on(PORT)
+    }
+
+    fn xdp_prog(&self) -> &Xdp {
+        let p = self
+            .ebpf
+            .program(PROG_XDP)
+            .expect("the object has the XDP program");
+        p.try_into().expect("syncookie_xdp is an XDP program")
+    }
+
+    fn tc_prog(&self) -> &SchedClassifier {
+        let p = self
+            .ebpf
+            .program(PROG_TC)
+            .expect("the object has the TC program");
+        p.try_into().expect("syncookie_tc is a classifier")
+    }
+
+    /// Runs the XDP program once on `frame`.
+    pub(crate) fn xdp(&self, frame: &[u8]) -> XdpRun {
+        let ctx_in = xdp_md(frame.len(), 0);
+        let mut ctx_out = [0u8; 24];
+        let mut out = vec![0u8; 4096];
+        let r = self
+            .xdp_prog()
+            .test_run(TestRunOptions {
+                data_in: Some(frame),
+                data_out: Some(&mut out),
+                ctx_in: Some(&ctx_in),
+                ctx_out: Some(&mut ctx_out),
+                ..Default::default()
+            })
+            .unwrap_or_else(|e| panic!("XDP test run on {} bytes: {e}", frame.len()));
+        let (meta_len, end) = (ne_u32(&ctx_out, 0), ne_u32(&ctx_out, 4));
+        assert_eq!(end, r.data_size_out, "xdp_md.data_end vs data_size_out");
+        out.truncate(r.data_size_out as usize);
+        let frame = out.split_off(meta_len as usize);
+        XdpRun {
+            action: r.return_value,
+            meta: out,
+            frame,
+        }
+    }
+
+    /// Runs the XDP program on `frame` in live-frames mode, as if received on `ifindex`: a
+    /// passed frame goes up this namespace's stack (TC ingress included), a TX goes out.
+    pub(crate) fn xdp_live(&self, frame: &[u8], ifindex: u32) {
+        let ctx_in = xdp_md(frame.len(), ifindex);
+        self.xdp_prog()
+            .test_run(TestRunOptions {
+                data_in: Some(frame),
+                ctx_in: Some(&ctx_in),
+                attrs: TestRunAttrs::new().xdp_live_frames(1),
+                ..Default::default()
+            })
+            .unwrap_or_else(|e| panic!("XDP live-frames run: {e}"));
+    }
+
+    /// Runs the TC program on `frame` (an skb starting at the Ethernet header); returns the
+    /// verdict and the frame as the program left it.
+    pub(crate) fn tc(&self, frame: &[u8]) -> (u32, Vec<u8>) {
+        let mut out = vec![0u8; 4096];
+        let r = self
+            .tc_prog()
+            .test_run(TestRunOptions {
+                data_in: Some(frame),
+                data_out: Some(&mut out),
+                ..Default::default()
+            })
+            .unwrap_or_else(|e| panic!("TC test run on {} bytes: {e}", frame.len()));
+        out.truncate(r.data_size_out as usize);
+        (r.return_value, out)
+    }
+
+    pub(crate) fn attach_tc(&mut self, iface: &str) {
+        let tc: &mut SchedClassifier = self
+            .ebpf
+            .program_mut(PROG_TC)
+            .expect("the object has the TC program")
+            .try_into()
+            .expect("syncookie_tc is a classifier");
+        tc.attach(iface, TcAttachType::Ingress)
+            .unwrap_or_else(|e| panic!("attaching TC ingress to {iface}: {e}"));
+    }
+
+    pub(crate) fn counters(&self) -> counters::Snapshot {
+        counters::read(&self.pins.0, "test").unwrap_or_else(|e| panic!("counters: {e}"))
+    }
+
+    /// Asserts every counter: those in `want` have the given values, all others are zero.
+    #[track_caller]
+    pub(crate) fn assert_counters(&self, want: &[(Counter, u64)], when: &str) {
+        let got: BTreeMap<_, _> = self
+            .counters()
+            .iter()
+            .filter(|(_, v)| *v != 0)
+            .map(|(c, v)| (c.name(), v))
+            .collect();
+        let want: BTreeMap<_, _> = want
+            .iter()
+            .filter(|(_, v)| *v != 0)
+            .map(|(c, v)| (c.name(), *v))
+            .collect();
+        assert_eq!(got, want, "non-zero counters after {when}");
+    }
+}
+
+fn load_programs(ebpf: &mut Ebpf) {
+    let xdp: &mut Xdp = ebpf
+        .program_mut(PROG_XDP)
+        .expect("the object has the XDP program")
+        .try_into()
+        .expect("syncookie_xdp is an XDP program");
+    loader::load_retrying(|| xdp.load()).unwrap_or_else(|e| panic!("loading {PROG_XDP}: {e}"));
+    let tc: &mut SchedClassifier = ebpf
+        .program_mut(PROG_TC)
+        .expect("the object has the TC program")
+        .try_into()
+        .expect("syncookie_tc is a classifier");
+    loader::load_retrying(|| tc.load()).unwrap_or_else(|e| panic!("loading {PROG_TC}: {e}"));
+}
+
+#[track_caller]
+pub(crate) fn assert_action(run: &XdpRun, want: u32, what: &str) {
+    assert_eq!(
+        action_name(run.action),
+        action_name(want),
+        "verdict for {what}"
+    );
+}
+
+/// The verdict is `want`, and the frame left the program exactly as it came, with no metadata.
+#[track_caller]
+pub(crate) fn assert_untouched(run: &XdpRun, input: &[u8], want: u32, what: &str) {
+    assert_action(run, want, what);
+    assert!(run.meta.is_empty(), "{what}: metadata {:02x?}", run.meta);
+    assert_eq!(run.frame, input, "{what}: the frame was changed");
+}

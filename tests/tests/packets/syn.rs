@@ -1,0 +1,267 @@
+//! SYNs: the SYN-ACK with its cookie and options, and the SYNs the program leaves to the kernel.
+
+use etherparse::TcpOptionElement;
+use syncookie_common::{
+    cookie::{self, SynAttrs, WSCALE_NONE},
+    maps::{Config, flags},
+    proto::{TCP_CWR, TCP_ECE, TCP_SYN},
+    stats::Counter,
+};
+use syncookie_tests::{
+    frames::{Segment, md5_syn_options},
+    require_root,
+};
+
+use crate::{
+    CLIENT_ISN, CLIENT_PORT, CLIENT_TSVAL, CONFIG, KEY1, MSS, PORT, XDP_DROP, XDP_PASS,
+    expect::{Want, assert_synack_for, cookie_for, linux_attrs, linux_syn},
+    harness::{Shield, assert_untouched},
+};
+
+#[test]
+fn syn_gets_synack_with_cookie() {
+    require_root!();
+    let s = Shield::new();
+    let _l = s.listen();
+
+    let syn = linux_syn();
+    let c = cookie_for(&KEY1, &syn, linux_attrs(), true);
+    let want = answer(true, Some(CLIENT_TSVAL), true);
+    assert_synack_for(&s, &syn, c, &want);
+    s.assert_counters(
+        &[(Counter::SynSeen, 1), (Counter::SynackSent, 1)],
+        "a Linux SYN",
+    );
+
+    // No options at all: MSS 536 assumed (RFC 9293), nothing else offered back.
+    let bare = Segment::syn(CLIENT_PORT + 1, PORT, 0xfedc_ba98);
+    let a = SynAttrs {
+        mss_idx: cookie::mss_index(false, 536),
+        wscale: WSCALE_NONE,
+        sack: false,
+        ecn: false,
+    };
+    let c = cookie_for(&KEY1, &bare, a, false);
+    let want = answer(false, None, false);
+    assert_synack_for(&s, &bare, c, &want);
+    s.assert_counters(
+        &[(Counter::SynSeen, 2), (Counter::SynackSent, 2)],
+        "a SYN without options",
+    );
+}
+
+/// What the cookie keeps of a SYN without ECN.
+fn attrs(mss_idx: u8, wscale: u8, sack: bool) -> SynAttrs {
+    SynAttrs {
+        mss_idx,
+        wscale,
+        sack,
+        ecn: false,
+    }
+}
+
+/// A SYN-ACK without ECE offering back `sack`, timestamps echoing `tsecr`, and `wscale`.
+fn answer(sack: bool, tsecr: Option<u32>, wscale: bool) -> Want {
+    Want {
+        ece: false,
+        sack,
+        tsecr,
+        wscale,
+    }
+}
+
+#[test]
+fn syn_options_are_answered_as_offered() {
+    require_root!();
+    let s = Shield::new();
+    let _l = s.listen();
+    use TcpOptionElement::*;
+    let none = WSCALE_NONE;
+    let cases: Vec<(&str, Vec<TcpOptionElement>, Want, SynAttrs)> = vec![
+        (
+            "timestamps without SACK",
+            vec![MaximumSegmentSize(1400), Noop, Noop, Timestamp(77, 0)],
+            answer(false, Some(77), false),
+            attrs(1, none, false),
+        ),
+        (
+            "SACK and window scale without timestamps (Windows order)",
+            vec![
+                MaximumSegmentSize(9000),
+                Noop,
+                WindowScale(2),
+                Noop,
+                Noop,
+                SelectiveAcknowledgementPermitted,
+            ],
+            answer(true, None, true),
+            attrs(3, 2, true),
+        ),
+        (
+            "macOS order (EOL padding)",
+            vec![
+                MaximumSegmentSize(1460),
+                Noop,
+                WindowScale(6),
+                Noop,
+                Noop,
+                Timestamp(5, 0),
+                SelectiveAcknowledgementPermitted,
+            ],
+            answer(true, Some(5), true),
+            attrs(3, 6, true),
+        ),
+        (
+            "window scale 20, clamped to 14 (RFC 7323)",
+            vec![MaximumSegmentSize(1459), Noop, WindowScale(20)],
+            answer(false, None, true),
+            attrs(2, 14, false),
+        ),
+        (
+            "MSS only, below the smallest table entry",
+            vec![MaximumSegmentSize(100)],
+            answer(false, None, false),
+            attrs(0, none, false),
+        ),
+    ];
+    for (i, (what, opts, want, attrs)) in cases.iter().enumerate() {
+        let syn = Segment::syn(CLIENT_PORT + i as u16, PORT, 1000 * i as u32).with_options(opts);
+        let c = cookie_for(&KEY1, &syn, *attrs, want.tsecr.is_some());
+        eprintln!("{what}");
+        assert_synack_for(&s, &syn, c, want);
+    }
+    let n = cases.len() as u64;
+    s.assert_counters(
+        &[(Counter::SynSeen, n), (Counter::SynackSent, n)],
+        "the SYNs",
+    );
+}
+
+/// IPv4 options and a payload (TCP Fast Open data) are not carried into the SYN-ACK.
+#[test]
+fn syn_with_ip_options_and_payload_gets_plain_synack() {
+    require_root!();
+    let s = Shield::new();
+    let _l = s.listen();
+    let mut syn = linux_syn();
+    syn.ip_options = vec![1, 1, 1, 0]; // NOP NOP NOP EOL
+    syn.payload = b"GET / HTTP/1.0\r\n\r\n".to_vec();
+    let c = cookie_for(&KEY1, &syn, linux_attrs(), true);
+    assert_synack_for(&s, &syn, c, &answer(true, Some(CLIENT_TSVAL), true));
+    s.assert_counters(
+        &[(Counter::SynSeen, 1), (Counter::SynackSent, 1)],
+        "a SYN with IP options and data",
+    );
+}
+
+#[test]
+fn vlan_tagged_syns_get_tagged_synacks() {
+    require_root!();
+    let s = Shield::new();
+    let _l = s.listen();
+    let want = answer(true, Some(CLIENT_TSVAL), true);
+    for tags in [&[100u16][..], &[200, 100]] {
+        let syn = linux_syn().with_vlans(tags);
+        let c = cookie_for(&KEY1, &syn, linux_attrs(), true);
+        let r = assert_synack_for(&s, &syn, c, &want);
+        assert_eq!(r.vlan.len(), tags.len(), "VLAN tags on the SYN-ACK");
+    }
+    s.assert_counters(
+        &[(Counter::SynSeen, 2), (Counter::SynackSent, 2)],
+        "tagged SYNs",
+    );
+}
+
+#[test]
+fn syn_with_bad_checksum_is_dropped() {
+    require_root!();
+    let s = Shield::new();
+    let _l = s.listen();
+    let input = linux_syn().frame_with_bad_checksum();
+    let run = s.xdp(&input);
+    assert_untouched(&run, &input, XDP_DROP, "a SYN with a bad TCP checksum");
+    s.assert_counters(
+        &[(Counter::SynSeen, 1), (Counter::SynBadChecksum, 1)],
+        "a SYN with a bad checksum",
+    );
+}
+
+#[test]
+fn syn_without_listener_passes() {
+    require_root!();
+    let s = Shield::new();
+    let input = linux_syn().frame();
+    let run = s.xdp(&input);
+    assert_untouched(&run, &input, XDP_PASS, "a SYN with no listener");
+    s.assert_counters(
+        &[(Counter::SynSeen, 1), (Counter::SynPassed, 1)],
+        "a SYN with no listener",
+    );
+}
+
+/// ECE|CWR on a SYN asks for ECN: the SYN-ACK carries ECE (and the cookie says ECN) only when
+/// the kernel accepts ECN (flags::ECN); otherwise a plain SYN|ACK.
+#[test]
+fn ecn_syn_gets_ece_only_when_configured() {
+    require_root!();
+    let syn = linux_syn().with_flags(TCP_SYN | TCP_ECE | TCP_CWR);
+    for ecn in [false, true] {
+        let cfg_flags = if ecn {
+            CONFIG.flags | flags::ECN
+        } else {
+            CONFIG.flags
+        };
+        let s = Shield::with_config(Config {
+            flags: cfg_flags,
+            ..CONFIG
+        });
+        let _l = s.listen();
+        let a = SynAttrs {
+            ecn,
+            ..linux_attrs()
+        };
+        let c = cookie_for(&KEY1, &syn, a, true);
+        let want = Want {
+            ece: ecn,
+            sack: true,
+            tsecr: Some(CLIENT_TSVAL),
+            wscale: true,
+        };
+        assert_synack_for(&s, &syn, c, &want);
+        s.assert_counters(
+            &[(Counter::SynSeen, 1), (Counter::SynackSent, 1)],
+            "an ECN SYN",
+        );
+    }
+}
+
+/// Before the daemon's first key (epoch 0) SYNs are the kernel's: no cookie without a key.
+#[test]
+fn syn_without_key_passes() {
+    require_root!();
+    let s = Shield::unkeyed(CONFIG);
+    let _l = s.listen();
+    let input = linux_syn().frame();
+    let run = s.xdp(&input);
+    assert_untouched(&run, &input, XDP_PASS, "a SYN with no key installed");
+    s.assert_counters(
+        &[(Counter::SynSeen, 1), (Counter::SynPassed, 1)],
+        "a SYN with no key installed",
+    );
+}
+
+#[test]
+fn syn_with_md5_option_passes() {
+    require_root!();
+    let s = Shield::new();
+    let _l = s.listen();
+    let input = Segment::syn(CLIENT_PORT, PORT, CLIENT_ISN)
+        .with_raw_options(&md5_syn_options(MSS))
+        .frame();
+    let run = s.xdp(&input);
+    assert_untouched(&run, &input, XDP_PASS, "a SYN with TCP-MD5");
+    s.assert_counters(
+        &[(Counter::SynSeen, 1), (Counter::SynPassed, 1)],
+        "a SYN with TCP-MD5",
+    );
+}

@@ -3,7 +3,11 @@
 //! template, the program randomizes the source (198.18.0.0/16, RFC 2544's benchmark range),
 //! port and ISN, and XDP_TX puts it on the wire towards the server. Bounded in count and time.
 
-use std::time::{Duration, Instant};
+use std::{
+    net::Ipv4Addr,
+    sync::atomic::{AtomicBool, AtomicU64, Ordering},
+    time::{Duration, Instant},
+};
 
 use aya::{
     Ebpf,
@@ -19,6 +23,7 @@ pub struct Flood {
     ebpf: Ebpf,
     frame: Vec<u8>,
     ctx: [u8; 24],
+    prog: &'static str,
 }
 
 /// The MAC address of `iface` in `ns`.
@@ -63,35 +68,135 @@ pub fn syn_template(
 impl Flood {
     /// Prepares a flood from the lab's client towards `port` on the server.
     pub fn new(lab: &Lab, port: u16) -> Self {
-        let frame = syn_template(
-            mac(&lab.client, &lab.client_if),
+        Self::towards(
+            &lab.client,
+            &lab.client_if,
             mac(&lab.server, &lab.server_if),
             lab.server_ip,
             port,
-        );
-        let ifindex = ifindex_in(lab);
+        )
+    }
+
+    /// Prepares a flood out of `client_if` in the namespace `client` towards `dst:port` behind
+    /// the MAC address `dst_mac` (the veth peer): for labs other than [`Lab`].
+    pub fn towards(
+        client: &crate::netns::Netns,
+        client_if: &str,
+        dst_mac: [u8; 6],
+        dst: Ipv4Addr,
+        port: u16,
+    ) -> Self {
+        Self::build("lab_flood", client, client_if, dst_mac, dst, port)
+    }
+
+    /// Like [`Flood::towards`], but every frame is written whole from the SYN template
+    /// (`lab_flood_syn`) before its source is randomized. Live-frames test runs recycle their
+    /// pages with what the receiver left in them, and a receiver that answers with XDP_TX (the
+    /// shield) leaves its SYN-ACK: `lab_flood`, which only rewrites the source fields, then
+    /// sends SYN-ACK-shaped frames once the pages come back. Use this one to flood the shield.
+    pub fn fresh(
+        client: &crate::netns::Netns,
+        client_if: &str,
+        dst_mac: [u8; 6],
+        dst: Ipv4Addr,
+        port: u16,
+    ) -> Self {
+        Self::build("lab_flood_syn", client, client_if, dst_mac, dst, port)
+    }
+
+    fn build(
+        prog: &'static str,
+        client: &crate::netns::Netns,
+        client_if: &str,
+        dst_mac: [u8; 6],
+        dst: Ipv4Addr,
+        port: u16,
+    ) -> Self {
+        let frame = syn_template(mac(client, client_if), dst_mac, dst, port);
+        let ifindex = ifindex_in(client, client_if);
         let mut ebpf = Ebpf::load(syncookie::LAB_OBJECT).expect("lab object");
-        let p: &mut Xdp = ebpf.program_mut("lab_flood").unwrap().try_into().unwrap();
-        p.load().expect("load lab_flood");
+        if prog == "lab_flood_syn" {
+            let mut t = [0u8; 80];
+            t[..frame.len()].copy_from_slice(&frame);
+            let mut m: aya::maps::Array<&mut aya::maps::MapData, [u8; 80]> =
+                aya::maps::Array::try_from(ebpf.map_mut("LAB_TEMPLATE").unwrap()).unwrap();
+            m.set(0, t, 0).expect("SYN template");
+        }
+        let p: &mut Xdp = ebpf.program_mut(prog).unwrap().try_into().unwrap();
+        p.load().unwrap_or_else(|e| panic!("load {prog}: {e}"));
         // struct xdp_md { data, data_end, data_meta, ingress_ifindex, rx_queue_index, egress }
         let mut ctx = [0u8; 24];
         ctx[4..8].copy_from_slice(&(frame.len() as u32).to_ne_bytes());
         ctx[12..16].copy_from_slice(&ifindex.to_ne_bytes());
-        Self { ebpf, frame, ctx }
+        Self {
+            ebpf,
+            frame,
+            ctx,
+            prog,
+        }
+    }
+
+    /// SYNs sent so far by a [`Flood::fresh`] flood (counted by the program as it sends them;
+    /// readable from another thread while the flood runs). 0 for the other kind.
+    pub fn frames_sent(&self) -> u64 {
+        let Some(m) = self.ebpf.map("LAB_BENCH") else {
+            return 0;
+        };
+        let Ok(a) = aya::maps::PerCpuArray::<&aya::maps::MapData, u64>::try_from(m) else {
+            return 0;
+        };
+        // LAB_BENCH[3]: SYNs sent by lab_flood_syn.
+        a.get(&3, 0).map(|v| v.iter().sum()).unwrap_or(0)
     }
 
     /// Sends up to `count` SYNs at up to `rate` per second (0: as fast as possible), for at most
     /// `max`. The calling thread must be in the client's namespace. Returns SYNs sent.
     pub fn run(&self, count: u64, rate: u64, max: Duration) -> u64 {
-        let p: &Xdp = self.ebpf.program("lab_flood").unwrap().try_into().unwrap();
+        // A rate-limited flood goes out in bursts no larger than the veth ring (256 frames).
+        let chunk = if rate == 0 { 16_384 } else { 128 };
+        let (stop, progress) = (AtomicBool::new(false), AtomicU64::new(0));
+        self.send(count, rate, max, chunk, &stop, &progress)
+    }
+
+    /// [`Flood::run`] that also stops as soon as `stop` is set, and adds the SYNs of each
+    /// syscall to `progress` as they go out (to read the rate over a window while it runs).
+    ///
+    /// Each test run with more than one repetition swaps the kernel's XDP dispatcher in and out
+    /// and waits for RCU grace periods (milliseconds, the thread idle meanwhile): at full speed
+    /// this sends 2^20 SYNs per call, at a set rate about 20 ms worth, so that the generator
+    /// reaches the rate asked and keeps one CPU busy when asked for all it can.
+    pub fn run_until(
+        &self,
+        count: u64,
+        rate: u64,
+        max: Duration,
+        stop: &AtomicBool,
+        progress: &AtomicU64,
+    ) -> u64 {
+        let chunk = if rate == 0 {
+            1 << 20
+        } else {
+            (rate / 50).clamp(128, 1 << 20)
+        };
+        self.send(count, rate, max, chunk, stop, progress)
+    }
+
+    fn send(
+        &self,
+        count: u64,
+        rate: u64,
+        max: Duration,
+        chunk: u64,
+        stop: &AtomicBool,
+        progress: &AtomicU64,
+    ) -> u64 {
+        let p: &Xdp = self.ebpf.program(self.prog).unwrap().try_into().unwrap();
         // Frames per NAPI batch (the kernel's maximum is 256), and per syscall: large enough to
         // amortize the syscall, small enough to keep to the rate and the time bound.
         let batch = 64u32;
-        // A rate-limited flood goes out in bursts no larger than the veth ring (256 frames).
-        let chunk = if rate == 0 { 16_384 } else { 128 };
         let start = Instant::now();
         let mut sent = 0u64;
-        while sent < count && start.elapsed() < max {
+        while sent < count && start.elapsed() < max && !stop.load(Ordering::Relaxed) {
             let n = (count - sent).min(chunk) as u32;
             let opts = TestRunOptions {
                 data_in: Some(&self.frame),
@@ -102,6 +207,7 @@ impl Flood {
             };
             p.test_run(opts).expect("live-frames test run");
             sent += n as u64;
+            progress.fetch_add(n as u64, Ordering::Relaxed);
             if rate > 0 {
                 let due = Duration::from_secs_f64(sent as f64 / rate as f64);
                 if let Some(wait) = due.checked_sub(start.elapsed()) {
@@ -113,9 +219,9 @@ impl Flood {
     }
 }
 
-fn ifindex_in(lab: &Lab) -> u32 {
-    let _in = lab.client.enter();
-    let name = std::ffi::CString::new(lab.client_if.as_str()).unwrap();
+fn ifindex_in(ns: &crate::netns::Netns, iface: &str) -> u32 {
+    let _in = ns.enter();
+    let name = std::ffi::CString::new(iface).unwrap();
     // SAFETY: NUL-terminated name.
     unsafe { libc::if_nametoindex(name.as_ptr()) }
 }

@@ -1,0 +1,227 @@
+//! The benchmark's lab: a server and a client (attacker + legitimate clients) namespace joined
+//! by a veth pair, with threaded NAPI on both ends so that the server's whole receive path runs
+//! in a kernel thread pinned to the server's CPU, and the attacker's side on the other CPU.
+//!
+//! The client's veth runs `lab_sink`: what the server sends back to the spoofed sources is
+//! counted and dropped at once, in every scenario, so the attacker's side costs the same
+//! whatever the defence. Frames sent with XDP_TX reach a veth only when it runs NAPI (an XDP
+//! program, or GRO): the server's veth has GRO on in every scenario.
+
+use std::{
+    net::Ipv4Addr,
+    sync::atomic::{AtomicU32, Ordering},
+};
+
+use aya::{
+    Ebpf,
+    maps::{Array, MapData, PerCpuArray},
+    programs::{SchedClassifier, TcAttachType, Xdp, XdpMode},
+};
+use syncookie_tests::{
+    flood::mac,
+    netns::{Netns, sh},
+};
+
+use super::cpu;
+
+/// `LAB_BENCH` indices (syncookie-ebpf/src/bin/lab.rs).
+const BENCH_SYN: u32 = 0;
+const BENCH_SINK_SYNACK: u32 = 1;
+const BENCH_REFLECT: u32 = 4;
+
+/// Where things run: the attacker, the clients and the bench itself on one CPU, the server on
+/// another.
+#[derive(Clone, Copy, Debug)]
+pub struct Cpus {
+    pub attacker: usize,
+    pub server: usize,
+}
+
+pub struct BenchLab {
+    // Programs first: fields drop in order, and they go before the namespaces.
+    client_lab: Ebpf,
+    server_lab: Option<Ebpf>,
+    pub server: Netns,
+    pub client: Netns,
+    pub server_if: String,
+    pub client_if: String,
+    pub server_ip: Ipv4Addr,
+    pub server_mac: [u8; 6],
+    /// The server's NAPI threads, once pinned.
+    pub server_napi: Vec<i32>,
+    reflector: bool,
+}
+
+fn load_lab() -> Ebpf {
+    Ebpf::load(syncookie::LAB_OBJECT).expect("lab object")
+}
+
+fn attach_xdp(ebpf: &mut Ebpf, prog: &str, iface: &str) {
+    let p: &mut Xdp = ebpf.program_mut(prog).unwrap().try_into().unwrap();
+    p.load().unwrap_or_else(|e| panic!("load {prog}: {e}"));
+    p.attach(iface, XdpMode::Driver)
+        .unwrap_or_else(|e| panic!("attach {prog} to {iface}: {e}"));
+}
+
+fn per_cpu_sum(ebpf: &Ebpf, map: &str, i: u32) -> u64 {
+    let m = ebpf.map(map).unwrap_or_else(|| panic!("no map {map}"));
+    let a: PerCpuArray<&MapData, u64> = PerCpuArray::try_from(m).unwrap();
+    a.get(&i, 0).map(|v| v.iter().sum()).unwrap_or(0)
+}
+
+impl BenchLab {
+    pub fn new() -> Self {
+        static N: AtomicU32 = AtomicU32::new(0);
+        // Short names: the NAPI thread is called napi/<iface>-<id>, cut at 15 bytes.
+        let base = format!(
+            "sb{}x{}",
+            std::process::id() % 1000,
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        let server = Netns::new(&format!("{base}s"));
+        let client = Netns::new(&format!("{base}c"));
+        let (server_if, client_if) = (format!("{base}s"), format!("{base}c"));
+        sh(&[
+            "ip",
+            "link",
+            "add",
+            &server_if,
+            "netns",
+            &server.name,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &client_if,
+            "netns",
+            &client.name,
+        ]);
+        let server_ip = Ipv4Addr::new(10, 99, 0, 1);
+        let client_ip = Ipv4Addr::new(10, 99, 0, 2);
+        for (ns, ifc, ip) in [
+            (&server, &server_if, server_ip),
+            (&client, &client_if, client_ip),
+        ] {
+            ns.exec(&["ip", "addr", "add", &format!("{ip}/24"), "dev", ifc]);
+        }
+        server.exec(&["ethtool", "-K", &server_if, "gro", "on"]);
+        // XDP checks the TCP checksum of SYNs: the sender must not leave it to offload.
+        client.exec(&["ethtool", "-K", &client_if, "tx", "off"]);
+        server.exec(&["ip", "link", "set", &server_if, "up"]);
+        client.exec(&["ip", "link", "set", &client_if, "up"]);
+        // The kernel answers spoofed sources only if it has a route to them: back to the
+        // attacker's veth, where lab_sink drops it.
+        server.exec(&[
+            "ip",
+            "route",
+            "add",
+            "198.18.0.0/15",
+            "via",
+            &client_ip.to_string(),
+        ]);
+        let client_lab = {
+            let _in = client.enter();
+            let mut e = load_lab();
+            attach_xdp(&mut e, "lab_sink", &client_if);
+            e
+        };
+        // Threaded NAPI once both ends have NAPI instances (GRO, an XDP program, link up).
+        for (ns, ifc) in [(&server, &server_if), (&client, &client_if)] {
+            sh(&[
+                "ip",
+                "netns",
+                "exec",
+                &ns.name,
+                "sh",
+                "-c",
+                &format!("echo 1 > /sys/class/net/{ifc}/threaded"),
+            ]);
+        }
+        let server_mac = mac(&server, &server_if);
+        Self {
+            client_lab,
+            server_lab: None,
+            server,
+            client,
+            server_if,
+            client_if,
+            server_ip,
+            server_mac,
+            server_napi: Vec::new(),
+            reflector: false,
+        }
+    }
+
+    /// For the kernel's own defences: `lab_count_syn` (XDP, passes everything) counts arriving
+    /// SYNs, `lab_count_synack` (TC egress) the SYN-ACKs the server's stack sends.
+    pub fn attach_kernel_counters(&mut self) {
+        let _in = self.server.enter();
+        let mut e = load_lab();
+        attach_xdp(&mut e, "lab_count_syn", &self.server_if);
+        let p: &mut SchedClassifier = e
+            .program_mut("lab_count_synack")
+            .unwrap()
+            .try_into()
+            .unwrap();
+        p.load().expect("load lab_count_synack");
+        p.attach(&self.server_if, TcAttachType::Egress)
+            .expect("attach lab_count_synack");
+        self.server_lab = Some(e);
+    }
+
+    /// For the reflector scenario: `lab_reflect_count` answers (and counts) every TCP frame.
+    pub fn attach_reflector(&mut self) {
+        let _in = self.server.enter();
+        let mut e = load_lab();
+        attach_xdp(&mut e, "lab_reflect_count", &self.server_if);
+        self.server_lab = Some(e);
+        self.reflector = true;
+    }
+
+    /// Frames `lab_reflect_count` sent back, in the reflector scenario.
+    pub fn reflected(&self) -> Option<u64> {
+        let e = self.server_lab.as_ref().filter(|_| self.reflector)?;
+        Some(per_cpu_sum(e, "LAB_BENCH", BENCH_REFLECT))
+    }
+
+    /// Pins the NAPI threads: the server's to the server's CPU, the client's to the other.
+    /// Returns how many were found on each side.
+    pub fn pin_napi(&mut self, cpus: Cpus) -> (usize, usize) {
+        let s = cpu::napi_threads(&self.server_if);
+        let c = cpu::napi_threads(&self.client_if);
+        for &t in &s {
+            let _ = cpu::pin(t, cpus.server);
+        }
+        for &t in &c {
+            let _ = cpu::pin(t, cpus.attacker);
+        }
+        let n = (s.len(), c.len());
+        self.server_napi = s;
+        n
+    }
+
+    pub fn sysctl(&self, key: &str, value: &str) {
+        self.server.sysctl(key, value);
+    }
+
+    /// SYNs counted by `lab_count_syn` (kernel scenarios).
+    pub fn syns_seen(&self) -> u64 {
+        self.server_lab
+            .as_ref()
+            .map_or(0, |e| per_cpu_sum(e, "LAB_BENCH", BENCH_SYN))
+    }
+
+    /// SYN-ACKs the server's own stack sent (kernel scenarios).
+    pub fn kernel_synacks(&self) -> u64 {
+        self.server_lab.as_ref().map_or(0, |e| {
+            let m = e.map("LAB_SYNACKS").unwrap();
+            let a: Array<&MapData, u64> = Array::try_from(m).unwrap();
+            a.get(&0, 0).unwrap_or(0)
+        })
+    }
+
+    /// SYN-ACKs that reached the attacker's side (sent to the spoofed range).
+    pub fn sink_synacks(&self) -> u64 {
+        per_cpu_sum(&self.client_lab, "LAB_BENCH", BENCH_SINK_SYNACK)
+    }
+}

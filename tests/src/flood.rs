@@ -66,9 +66,10 @@ pub fn syn_template(
 }
 
 impl Flood {
-    /// Prepares a flood from the lab's client towards `port` on the server.
+    /// Prepares a flood from the lab's client towards `port` on the server, every SYN written
+    /// whole (see [`Flood::fresh`]).
     pub fn new(lab: &Lab, port: u16) -> Self {
-        Self::towards(
+        Self::fresh(
             &lab.client,
             &lab.client_if,
             mac(&lab.server, &lab.server_if),

@@ -15,6 +15,8 @@ const PACKAGES: &[(&str, &str)] = &[
     ("ethtool", "ethtool"),
     ("nsenter", "util-linux"),
     ("tcpdump", "tcpdump"),
+    // The bench's netfilter SYNPROXY scenario.
+    ("nft", "nftables"),
 ];
 const MIN_KERNEL: (u32, u32) = (6, 9);
 

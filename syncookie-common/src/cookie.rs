@@ -179,7 +179,15 @@ pub fn encode(
     }
 }
 
-/// Our TSval: a millisecond clock with its low byte replaced by MAC bits.
+/// The clock our TSval runs on: CLOCK_MONOTONIC_COARSE (`bpf_ktime_get_coarse_ns`, no clock
+/// read) in units of 2^20 ns (1.05 ms, inside RFC 7323's 1 ms - 1 s), a shift rather than a
+/// division. After the handoff the kernel continues from the value we sent, at its own rate.
+#[inline(always)]
+pub const fn ts_clock(coarse_ns: u64) -> u32 {
+    (coarse_ns >> 20) as u32
+}
+
+/// Our TSval: the [`ts_clock`] with its low byte replaced by MAC bits.
 #[inline(always)]
 pub const fn tsval(now_ms: u32, ts_bits: u8) -> u32 {
     (now_ms & !0xff) | ts_bits as u32

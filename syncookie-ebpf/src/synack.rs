@@ -88,9 +88,10 @@ pub fn answer(ctx: &XdpContext, cfg: &Config, t: &Tcp, o: &Options) -> Option<Sy
     let (mut opt1, mut opt2, mut opt3, mut opt4) = (0u32, 0u32, 0u32, 0u32);
     let mut words = 1usize;
     if ts {
-        let now_ms = (unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() } / 1_000_000) as u32;
+        // SAFETY: helper call without arguments.
+        let now = cookie::ts_clock(unsafe { aya_ebpf::helpers::bpf_ktime_get_coarse_ns() });
         opt1 = if a.sack { 0x0402_080a } else { 0x0101_080a };
-        opt2 = cookie::tsval(now_ms, c.ts_bits);
+        opt2 = cookie::tsval(now, c.ts_bits);
         opt3 = o.ts.map_or(0, |(val, _)| val);
         words = 4;
     } else if a.sack {
@@ -114,8 +115,9 @@ pub fn answer(ctx: &XdpContext, cfg: &Config, t: &Tcp, o: &Options) -> Option<Sy
 
     let macs = read::<12>(data, end, 0)?;
     let delta = new_len as i32 - (end - data) as i32;
+    // A Linux SYN and its SYN-ACK have the same length: no helper call then.
     // SAFETY: helper call on our own context; all packet pointers are re-derived below.
-    if unsafe { bpf_xdp_adjust_tail(ctx.ctx, delta) } != 0 {
+    if delta != 0 && unsafe { bpf_xdp_adjust_tail(ctx.ctx, delta) } != 0 {
         return Some(Syn::Pass);
     }
     let (data, end) = (ctx.data(), ctx.data_end());

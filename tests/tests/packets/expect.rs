@@ -120,7 +120,8 @@ fn expected_option_elements(w: &Want, our_tsval: u32) -> Vec<TcpOptionElement> {
     o
 }
 
-/// CLOCK_MONOTONIC in milliseconds, truncated as the program truncates bpf_ktime_get_ns().
+/// The program's TSval clock: CLOCK_MONOTONIC_COARSE (bpf_ktime_get_coarse_ns) through
+/// `cookie::ts_clock`.
 fn monotonic_ms() -> u32 {
     let mut ts = libc::timespec {
         tv_sec: 0,
@@ -128,10 +129,10 @@ fn monotonic_ms() -> u32 {
     };
     // SAFETY: clock_gettime writes the timespec we pass.
     assert_eq!(
-        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) },
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) },
         0
     );
-    ((ts.tv_sec as u64 * 1000) + (ts.tv_nsec as u64 / 1_000_000)) as u32
+    syncookie_common::cookie::ts_clock(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
 }
 
 /// Runs `syn` through XDP and checks every byte of the SYN-ACK; returns it parsed.
@@ -242,7 +243,7 @@ fn assert_timestamps(r: &SynAck, c: Cookie, want: &Want, clock: (u32, u32)) -> u
         val as u8, c.ts_bits,
         "TSval low byte: the cookie's MAC bits"
     );
-    // The rest is bpf_ktime_get_ns() in ms, read between our two clock readings.
+    // The rest is the program's TSval clock, read between our two clock readings.
     let (lo, hi) = (clock.0 & !0xff, clock.1 & !0xff);
     assert!(
         (val & !0xff).wrapping_sub(lo) <= hi.wrapping_sub(lo),

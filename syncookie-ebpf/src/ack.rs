@@ -1,5 +1,7 @@
-//! Checks the cookie in a handshake ACK (`ack - 1`) and turns it into what TC hands the kernel.
+//! Checks the cookie in a handshake ACK (`ack - 1`), hands the result from XDP to TC, and turns
+//! it into what TC hands the kernel.
 
+use aya_ebpf::{helpers::bpf_xdp_adjust_meta, programs::XdpContext};
 use syncookie_common::{
     cookie::{self, Flow, WSCALE_NONE},
     maps::{
@@ -70,4 +72,21 @@ pub fn req_attrs(cfg: &Config, m: &HandoffMeta) -> ReqAttrs {
         usec_ts_ok: 0,
         reserved: [0; 3],
     }
+}
+
+/// Puts the decoded attributes in front of the frame for TC. Without room for metadata (some
+/// drivers, generic XDP) TC re-checks the cookie itself when the daemon asked it to.
+#[inline(always)]
+pub fn hand_to_tc(ctx: &XdpContext, m: HandoffMeta) {
+    const LEN: usize = core::mem::size_of::<HandoffMeta>();
+    // SAFETY: helper call on our own context; pointers re-read below.
+    if unsafe { bpf_xdp_adjust_meta(ctx.ctx, -(LEN as i32)) } != 0 {
+        return;
+    }
+    let (meta, data) = (ctx.metadata(), ctx.data());
+    if meta + LEN > data {
+        return;
+    }
+    // SAFETY: [meta, meta + LEN) is the metadata area, checked against data above.
+    unsafe { *(meta as *mut HandoffMeta) = m };
 }

@@ -10,6 +10,7 @@ mod csum;
 mod handoff;
 mod maps;
 mod parse;
+mod rt;
 mod sock;
 mod stats;
 mod synack;
@@ -29,15 +30,3 @@ pub fn syncookie_xdp(ctx: XdpContext) -> u32 {
 pub fn syncookie_tc(ctx: TcContext) -> i32 {
     handoff::tc(&ctx)
 }
-
-#[cfg(not(test))]
-#[panic_handler]
-fn panic(_info: &core::panic::PanicInfo) -> ! {
-    // Unreachable by construction (no indexing, no unwrap); the verifier rejects a real loop.
-    loop {}
-}
-
-/// kfuncs and the helpers we use need a GPL-compatible license.
-#[unsafe(link_section = "license")]
-#[unsafe(no_mangle)]
-static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";

@@ -2,8 +2,8 @@
 
 use core::ffi::c_void;
 
-use aya_ebpf::{bindings::xdp_action, helpers::bpf_xdp_adjust_meta, programs::XdpContext};
-use syncookie_common::{maps::HandoffMeta, proto::*, stats::Counter};
+use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
+use syncookie_common::{proto::*, stats::Counter};
 
 use crate::{
     ack::{self, AckCheck},
@@ -97,27 +97,10 @@ fn handshake_ack(ctx: &XdpContext, t: &Tcp) -> (Verdict, Option<Counter>) {
     let o = parse::options(ctx.data(), ctx.data_end(), t);
     match ack::check(t, &o) {
         AckCheck::Valid(m) => {
-            hand_to_tc(ctx, m);
+            ack::hand_to_tc(ctx, m);
             (Verdict::Pass, Some(Counter::AckValid))
         }
         AckCheck::Expired => (Verdict::Drop, Some(Counter::AckExpired)),
         AckCheck::Bad => (Verdict::Drop, Some(Counter::AckBadCookie)),
     }
-}
-
-/// Puts the decoded attributes in front of the frame for TC. Without room for metadata (some
-/// drivers, generic XDP) TC re-checks the cookie itself when the daemon asked it to.
-#[inline(always)]
-fn hand_to_tc(ctx: &XdpContext, m: HandoffMeta) {
-    const LEN: usize = core::mem::size_of::<HandoffMeta>();
-    // SAFETY: helper call on our own context; pointers re-read below.
-    if unsafe { bpf_xdp_adjust_meta(ctx.ctx, -(LEN as i32)) } != 0 {
-        return;
-    }
-    let (meta, data) = (ctx.metadata(), ctx.data());
-    if meta + LEN > data {
-        return;
-    }
-    // SAFETY: [meta, meta + LEN) is the metadata area, checked against data above.
-    unsafe { *(meta as *mut HandoffMeta) = m };
 }

@@ -10,7 +10,7 @@ use aya::{
     programs::{SchedClassifier, TcAttachType, Xdp, XdpMode},
 };
 
-use crate::netns::{Netns, sh, unique};
+use crate::netns::{Netns, unique, veth};
 
 pub struct Lab {
     pub server: Netns,
@@ -38,21 +38,7 @@ impl Lab {
         let server = Netns::new(&format!("{base}s"));
         let client = Netns::new(&format!("{base}c"));
         let (server_if, client_if) = (format!("{base}s"), format!("{base}c"));
-        sh(&[
-            "ip",
-            "link",
-            "add",
-            &server_if,
-            "netns",
-            &server.name,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &client_if,
-            "netns",
-            &client.name,
-        ]);
+        veth(&server, &server_if, &client, &client_if);
         // 10.<a>.<b>.0/24, unique per lab so nothing collides even across namespaces.
         let n = std::process::id()
             .wrapping_mul(31)

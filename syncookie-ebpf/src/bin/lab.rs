@@ -168,22 +168,15 @@ pub fn lab_flood(ctx: XdpContext) -> u32 {
     xdp_action::XDP_TX
 }
 
-#[cfg(not(test))]
-#[panic_handler]
-fn panic(_info: &core::panic::PanicInfo) -> ! {
-    loop {}
-}
-
-#[unsafe(link_section = "license")]
-#[unsafe(no_mangle)]
-static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
+#[path = "../rt.rs"]
+mod rt;
 
 // ---------------------------------------------------------------------------------------------
 // Benchmark programs (`cargo xtask bench`, tests/src/bin/bench.rs).
 
 use core::ffi::c_void;
 
-use aya_ebpf::{bindings::TC_ACT_OK as TC_OK, helpers::bpf_xdp_adjust_meta, maps::PerCpuArray};
+use aya_ebpf::{bindings::TC_ACT_OK as TC_OK, maps::PerCpuArray};
 use syncookie_common::maps::{HANDOFF_MAGIC, HandoffMeta};
 
 // The shield's own modules, unchanged: the variants below differ from it only in order.
@@ -325,22 +318,6 @@ fn reflect(ctx: &XdpContext) -> u32 {
     xdp_action::XDP_TX
 }
 
-/// Puts `m` in front of the frame, as the shield's `hand_to_tc` does.
-#[inline(always)]
-fn write_meta(ctx: &XdpContext, m: HandoffMeta) {
-    const LEN: usize = core::mem::size_of::<HandoffMeta>();
-    // SAFETY: helper call on our own context; pointers re-read below.
-    if unsafe { bpf_xdp_adjust_meta(ctx.ctx, -(LEN as i32)) } != 0 {
-        return;
-    }
-    let (meta, data) = (ctx.metadata(), ctx.data());
-    if meta + LEN > data {
-        return;
-    }
-    // SAFETY: [meta, meta + LEN) is the metadata area, checked against data above.
-    unsafe { *(meta as *mut HandoffMeta) = m };
-}
-
 /// The shield's handling of an ACK (no SYN, no RST) in one of the orders compared:
 /// `LOOKUP_FIRST`: socket lookup, then the cookie only for a listener (the shield's order);
 /// otherwise: the cookie first, and a lookup only when it is not valid. `META`: write the
@@ -363,7 +340,7 @@ fn ack_variant<const LOOKUP_FIRST: bool, const META: bool>(ctx: &XdpContext, val
     match ack::check(&t, &o) {
         ack::AckCheck::Valid(m) => {
             if META {
-                write_meta(ctx, m);
+                ack::hand_to_tc(ctx, m);
             }
             valid
         }

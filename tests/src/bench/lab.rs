@@ -19,7 +19,7 @@ use aya::{
 };
 use syncookie_tests::{
     flood::mac,
-    netns::{Netns, sh},
+    netns::{Netns, sh, veth},
 };
 
 use super::cpu;
@@ -81,21 +81,7 @@ impl BenchLab {
         let server = Netns::new(&format!("{base}s"));
         let client = Netns::new(&format!("{base}c"));
         let (server_if, client_if) = (format!("{base}s"), format!("{base}c"));
-        sh(&[
-            "ip",
-            "link",
-            "add",
-            &server_if,
-            "netns",
-            &server.name,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &client_if,
-            "netns",
-            &client.name,
-        ]);
+        veth(&server, &server_if, &client, &client_if);
         let server_ip = Ipv4Addr::new(10, 99, 0, 1);
         let client_ip = Ipv4Addr::new(10, 99, 0, 2);
         for (ns, ifc, ip) in [

@@ -44,7 +44,7 @@ fn main() {
     // Exported so bpf-linker keeps the undefined kfunc (and the call's arguments) intact.
     cmd.env(
         "CARGO_ENCODED_RUSTFLAGS",
-        "-Clink-arg=--export=bpf_sk_assign_tcp_reqsk",
+        "-Clink-arg=--export=bpf_sk_assign_tcp_reqsk\x1f-Ctarget-feature=+allows-misaligned-mem-access",
     );
     let status = cmd.status().unwrap_or_else(|e| {
         panic!("cannot run rustup to build the eBPF programs ({e}): run `cargo xtask setup`")

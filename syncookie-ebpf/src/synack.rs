@@ -31,16 +31,36 @@ pub fn checksum_ok(data: usize, end: usize, t: &Tcp) -> Option<bool> {
     Some(fold(sum + pseudo_v4(t.saddr, t.daddr, t.seg_len)) == 0xffff)
 }
 
-/// Writes `N` bytes at `data + off`, or `None` past the end of the frame.
-#[inline(always)]
-fn write<const N: usize>(data: usize, end: usize, off: usize, v: [u8; N]) -> Option<()> {
-    let p = data + off;
-    if p + N > end {
-        return None;
+/// `N` bytes of the frame at a checked position, written as big-endian words. With
+/// `allows-misaligned-mem-access` (see syncookie-user/build.rs) each word is one store; the
+/// frame's headers are only 2-byte aligned, which the verifier accepts for packet memory.
+struct Span<const N: usize>(usize);
+
+impl<const N: usize> Span<N> {
+    #[inline(always)]
+    fn at(data: usize, end: usize, off: usize) -> Option<Self> {
+        let p = data + off;
+        if p + N > end {
+            return None;
+        }
+        Some(Self(p))
     }
-    // SAFETY: [p, p + N) lies inside the frame, checked just above.
-    unsafe { *(p as *mut [u8; N]) = v };
-    Some(())
+
+    #[inline(always)]
+    fn u32(&self, off: usize, v: u32) {
+        if off + 4 <= N {
+            // SAFETY: [off, off + 4) lies inside the span, checked against the frame's end.
+            unsafe { ((self.0 + off) as *mut u32).write_unaligned(v.to_be()) };
+        }
+    }
+
+    #[inline(always)]
+    fn u16(&self, off: usize, v: u16) {
+        if off + 2 <= N {
+            // SAFETY: as for `u32`.
+            unsafe { ((self.0 + off) as *mut u16).write_unaligned(v.to_be()) };
+        }
+    }
 }
 
 /// The SYN's options as far as we offer them, given the kernel's settings in `cfg`.
@@ -122,37 +142,23 @@ pub fn answer(ctx: &XdpContext, cfg: &Config, t: &Tcp, o: &Options) -> Option<Sy
     }
     let (data, end) = (ctx.data(), ctx.data_end());
 
-    write(
-        data,
-        end,
-        0,
-        [macs[6], macs[7], macs[8], macs[9], macs[10], macs[11]],
-    )?;
-    write(
-        data,
-        end,
-        6,
-        [macs[0], macs[1], macs[2], macs[3], macs[4], macs[5]],
-    )?;
+    let eth = Span::<12>::at(data, end, 0)?;
+    eth.u32(0, u32::from_be_bytes([macs[6], macs[7], macs[8], macs[9]]));
+    eth.u16(4, u16::from_be_bytes([macs[10], macs[11]]));
+    eth.u32(6, u32::from_be_bytes([macs[0], macs[1], macs[2], macs[3]]));
+    eth.u16(10, u16::from_be_bytes([macs[4], macs[5]]));
 
     let tot_len = (IPV4_HLEN + tcp_len) as u16;
     let ttl_proto = ((cfg.ttl as u16) << 8) | IPPROTO_TCP as u16;
     let ip_csum = !fold(
         0x4500 + tot_len as u64 + IP_DF as u64 + ttl_proto as u64 + w32(t.daddr) + w32(t.saddr),
     );
-    let [l0, l1] = tot_len.to_be_bytes();
-    let [tp0, tp1] = ttl_proto.to_be_bytes();
-    let [c0, c1] = ip_csum.to_be_bytes();
-    let [s0, s1, s2, s3] = t.daddr.to_be_bytes();
-    let [d0, d1, d2, d3] = t.saddr.to_be_bytes();
-    write(
-        data,
-        end,
-        t.l3_off,
-        [
-            0x45, 0, l0, l1, 0, 0, 0x40, 0, tp0, tp1, c0, c1, s0, s1, s2, s3, d0, d1, d2, d3,
-        ],
-    )?;
+    let ip = Span::<IPV4_HLEN>::at(data, end, t.l3_off)?;
+    ip.u32(0, 0x4500_0000 | tot_len as u32); // version 4, IHL 5, TOS 0, total length
+    ip.u32(4, IP_DF as u32); // ID 0, DF
+    ip.u32(8, ((ttl_proto as u32) << 16) | ip_csum as u32);
+    ip.u32(12, t.daddr);
+    ip.u32(16, t.saddr);
 
     let ports = ((t.dport as u32) << 16) | t.sport as u32;
     let ack = t.seq.wrapping_add(1);
@@ -170,33 +176,25 @@ pub fn answer(ctx: &XdpContext, cfg: &Config, t: &Tcp, o: &Options) -> Option<Sy
         + w32(opt3)
         + w32(opt4);
     let tcp_csum = !fold(sum);
-    let [p0, p1, p2, p3] = ports.to_be_bytes();
-    let [q0, q1, q2, q3] = c.isn.to_be_bytes();
-    let [a0, a1, a2, a3] = ack.to_be_bytes();
-    let [f0, f1] = off_flags.to_be_bytes();
-    let [w0, w1] = cfg.window.to_be_bytes();
-    let [k0, k1] = tcp_csum.to_be_bytes();
-    write(
-        data,
-        end,
-        l4_off,
-        [
-            p0, p1, p2, p3, q0, q1, q2, q3, a0, a1, a2, a3, f0, f1, w0, w1, k0, k1, 0, 0,
-        ],
-    )?;
+    let th = Span::<TCP_HLEN>::at(data, end, l4_off)?;
+    th.u32(0, ports);
+    th.u32(4, c.isn);
+    th.u32(8, ack);
+    th.u32(12, ((off_flags as u32) << 16) | cfg.window as u32);
+    th.u32(16, (tcp_csum as u32) << 16); // checksum, urgent pointer 0
     let opts = l4_off + TCP_HLEN;
-    write(data, end, opts, opt0.to_be_bytes())?;
+    Span::<4>::at(data, end, opts)?.u32(0, opt0);
     if words > 1 {
-        write(data, end, opts + 4, opt1.to_be_bytes())?;
+        Span::<4>::at(data, end, opts + 4)?.u32(0, opt1);
     }
     if words > 2 {
-        write(data, end, opts + 8, opt2.to_be_bytes())?;
+        Span::<4>::at(data, end, opts + 8)?.u32(0, opt2);
     }
     if words > 3 {
-        write(data, end, opts + 12, opt3.to_be_bytes())?;
+        Span::<4>::at(data, end, opts + 12)?.u32(0, opt3);
     }
     if words > 4 {
-        write(data, end, opts + 16, opt4.to_be_bytes())?;
+        Span::<4>::at(data, end, opts + 16)?.u32(0, opt4);
     }
     Some(Syn::Sent)
 }

@@ -96,6 +96,8 @@ impl PinDir {
     pub fn remove_lock(&self) {
         let _ = std::fs::remove_file(&self.lock);
         let _ = std::fs::remove_file(self.lock.with_extension("keys.lock"));
+        // Only if empty: other interfaces may be shielded too.
+        let _ = std::fs::remove_dir(LOCK_DIR);
     }
 }
 

@@ -238,6 +238,8 @@ fn run_detaches_and_leaves_no_trace() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&status.stdout).contains("not attached"));
+    let lock = std::path::Path::new("/run/syncookie").join(format!("{}.lock", lab.server_if));
+    assert!(!lock.exists(), "lock file left behind: {}", lock.display());
     let shown = lab.server.exec(&["ip", "link", "show", &lab.server_if]);
     assert!(!shown.contains("xdp"), "XDP left attached: {shown}");
     let tc = lab

@@ -16,8 +16,10 @@ pub struct Args {
 
 pub fn run(a: Args) -> anyhow::Result<()> {
     let pins = a.target.pins();
+    // Open first: on an interface without a shield this fails and leaves no lock file behind.
+    let mut keys = Keys::open(&pins)?;
     let _lock = pins.keys_lock()?;
-    let epoch = Keys::open(&pins)?.rotate().context("rotating keys")?;
+    let epoch = keys.rotate().context("rotating keys")?;
     println!("{}: now at key epoch {epoch}", a.target.iface);
     Ok(())
 }

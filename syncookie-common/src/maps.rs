@@ -8,6 +8,10 @@ pub const MAP_KEYS: &str = "SC_KEYS";
 pub const MAP_PORTS: &str = "SC_PORTS";
 pub const MAP_STATS: &str = "SC_STATS";
 pub const PROG_XDP: &str = "syncookie_xdp";
+/// Pinned bpf_links (next to the maps): the shield stays attached if the daemon dies, and the
+/// next `run` takes the links over and swaps its programs in atomically.
+pub const LINK_XDP: &str = "link_xdp";
+pub const LINK_TC: &str = "link_tc";
 pub const PROG_TC: &str = "syncookie_tc";
 /// The kfunc the TC program calls; exported through bpf-linker, patched in before load.
 pub const KFUNC_ASSIGN_REQSK: &str = "bpf_sk_assign_tcp_reqsk";

@@ -2,15 +2,22 @@
 //! interface. Maps are pinned under the interface's pin directory; a `Shield` detaches and
 //! removes everything it created.
 
+use std::path::Path;
+
 use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, MapData},
     programs::{
-        SchedClassifier, TcAttachType, Xdp, XdpMode, tc::SchedClassifierLinkId, xdp::XdpLinkId,
+        SchedClassifier, TcAttachType, Xdp, XdpMode,
+        links::{FdLink, PinnedLink},
+        tc::SchedClassifierLink,
+        xdp::XdpLink,
     },
 };
+
 use syncookie_common::maps::{
-    Config, KFUNC_ASSIGN_REQSK, MAP_CONFIG, MAP_PORTS, PORTS_LEN, PROG_TC, PROG_XDP, port_word,
+    Config, KFUNC_ASSIGN_REQSK, LINK_TC, LINK_XDP, MAP_CONFIG, MAP_PORTS, PORTS_LEN, PROG_TC,
+    PROG_XDP, port_word,
 };
 
 use crate::{
@@ -41,6 +48,10 @@ pub enum LoadError {
     },
     #[error("map {0}: {1}")]
     Map(&'static str, aya::maps::MapError),
+    #[error("taking over the pinned link: {0}")]
+    Link(aya::programs::links::LinkError),
+    #[error("pinning a link at {0}: {1}")]
+    LinkPin(std::path::PathBuf, aya::pin::PinError),
     #[error("no interface named {0} in this network namespace")]
     NoInterface(String),
 }
@@ -71,8 +82,8 @@ pub struct Options {
 
 pub struct Shield {
     ebpf: Ebpf,
-    xdp: Option<XdpLinkId>,
-    tc: Option<SchedClassifierLinkId>,
+    xdp: Option<PinnedLink>,
+    tc: Option<PinnedLink>,
     pub pins: PinDir,
     pub config: Config,
 }
@@ -104,6 +115,26 @@ pub fn load_retrying(
             res => return res,
         }
     }
+}
+
+/// The link a previous run left pinned at `path`, unpinned so that it can be handed to a program
+/// (it is pinned again right after). `None` when there is none.
+fn take_over(path: &Path) -> Result<Option<FdLink>, LoadError> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let link = PinnedLink::from_pin(path).map_err(LoadError::Link)?;
+    link.unpin().map(Some).map_err(|source| {
+        LoadError::Pin(PinError::Io {
+            path: path.into(),
+            source,
+        })
+    })
+}
+
+fn pin(link: FdLink, path: &Path) -> Result<PinnedLink, LoadError> {
+    link.pin(path)
+        .map_err(|e| LoadError::LinkPin(path.into(), e))
 }
 
 /// The eBPF object with its kfunc calls linked against the running kernel.
@@ -192,27 +223,44 @@ impl Shield {
             .try_into()
             .map_err(prog_err("TC program", ""))?;
         load_retrying(|| tc.load()).map_err(prog_err("loading the TC program", ""))?;
-        // TCX (Linux 6.6+): a link, no qdisc to create or leave behind.
-        self.tc = Some(
-            tc.attach(iface, TcAttachType::Ingress)
-                .map_err(prog_err(format!("attaching TC ingress to {iface}"), ""))?,
-        );
+        let tc_pin = self.pins.map(LINK_TC);
+        let id = match take_over(&tc_pin)? {
+            Some(link) => {
+                tc.attach_to_link(SchedClassifierLink::try_from(link).map_err(LoadError::Link)?)
+            }
+            // TCX (Linux 6.6+): a link, no qdisc to create or leave behind.
+            None => tc.attach(iface, TcAttachType::Ingress),
+        }
+        .map_err(prog_err(format!("attaching TC ingress to {iface}"), ""))?;
+        let link = tc.take_link(id).map_err(prog_err("TC link", ""))?;
+        self.tc = Some(pin(
+            FdLink::try_from(link).map_err(LoadError::Link)?,
+            &tc_pin,
+        )?);
+
         let xdp: &mut Xdp = self
             .ebpf
             .program_mut(PROG_XDP)
             .expect("object has the XDP program")
             .try_into()
             .map_err(prog_err("XDP program", ""))?;
-        xdp.load()
-            .map_err(prog_err("loading the XDP program", ""))?;
+        load_retrying(|| xdp.load()).map_err(prog_err("loading the XDP program", ""))?;
         let hint = match opts.xdp_mode {
             XdpModeArg::Native => "; if the driver has no native XDP, try --xdp-mode skb",
             XdpModeArg::Skb => "",
         };
-        self.xdp = Some(
-            xdp.attach(iface, opts.xdp_mode.mode())
-                .map_err(prog_err(format!("attaching XDP to {iface}"), hint))?,
-        );
+        let xdp_pin = self.pins.map(LINK_XDP);
+        let id = match take_over(&xdp_pin)? {
+            // The link keeps the XDP mode it was made with: `syncookie detach` to change it.
+            Some(link) => xdp.attach_to_link(XdpLink::try_from(link).map_err(LoadError::Link)?),
+            None => xdp.attach(iface, opts.xdp_mode.mode()),
+        }
+        .map_err(prog_err(format!("attaching XDP to {iface}"), hint))?;
+        let link = xdp.take_link(id).map_err(prog_err("XDP link", ""))?;
+        self.xdp = Some(pin(
+            FdLink::try_from(link).map_err(LoadError::Link)?,
+            &xdp_pin,
+        )?);
         Ok(())
     }
 
@@ -222,19 +270,11 @@ impl Shield {
 
     /// Detaches both programs and removes the pins: nothing is left on the interface.
     pub fn detach(mut self) {
-        if let (Some(id), Some(Ok(p))) = (
-            self.xdp.take(),
-            self.ebpf.program_mut(PROG_XDP).map(<&mut Xdp>::try_from),
-        ) {
-            let _ = p.detach(id);
-        }
-        if let (Some(id), Some(Ok(p))) = (
-            self.tc.take(),
-            self.ebpf
-                .program_mut(PROG_TC)
-                .map(<&mut SchedClassifier>::try_from),
-        ) {
-            let _ = p.detach(id);
+        // Unpinned and dropped, a link is gone and its program detached.
+        for link in [self.xdp.take(), self.tc.take()].into_iter().flatten() {
+            if let Err(e) = link.unpin() {
+                log::warn!("unpinning a link: {e}");
+            }
         }
         let pins = self.pins.clone();
         drop(self.ebpf);

@@ -77,6 +77,14 @@ impl Daemon {
         }
     }
 
+    /// SIGKILL, as a crash would, then waits.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = kill(Pid::from_raw(c.id() as i32), Signal::SIGKILL);
+            let _ = c.wait();
+        }
+    }
+
     /// SIGTERM, then waits; returns the exit status's success.
     pub fn stop(&mut self) -> bool {
         let Some(mut c) = self.child.take() else {

@@ -271,3 +271,64 @@ fn generic_xdp_mode_connects_too() {
     assert_eq!(c.get(Counter::HandoffOk), 20, "{}", c.table());
     assert_eq!(lab.kernel_synacks(), 0);
 }
+
+fn syncookie(args: &[&str]) -> String {
+    let out = std::process::Command::new(bin())
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn crash_keeps_protection_and_restart_takes_over() {
+    require_root!();
+    let mut lab = Lab::new();
+    // Pins outlive a killed daemon: remove them even if an assertion below fails.
+    struct Unpin(PinDir);
+    impl Drop for Unpin {
+        fn drop(&mut self) {
+            let _ = self.0.remove();
+        }
+    }
+    let _unpin = Unpin(PinDir::new(DEFAULT_ROOT.as_ref(), &lab.server_if));
+    let (addr, _acc) = echo_server(&lab);
+    let ports = ["--ports", "8080"];
+    let mut d = Daemon::start(&lab.server, &lab.server_if, &ports);
+    exchange(&lab, addr, b"before the crash");
+    d.kill();
+    // Still attached, still answering, same keys: the links and maps are pinned.
+    let shown = lab.server.exec(&["ip", "link", "show", &lab.server_if]);
+    assert!(
+        shown.contains("prog/xdp"),
+        "XDP gone with the daemon: {shown}"
+    );
+    exchange(&lab, addr, b"while no daemon runs");
+    assert_eq!(stats(&lab).get(Counter::HandoffOk), 2);
+    // A handshake that spans a restart: SYN-ACK from the old programs, ACK to the new ones.
+    let restarted = std::cell::RefCell::new(None);
+    assert!(connect_with_lost_ack(&mut lab, addr, |l| {
+        *restarted.borrow_mut() = Some(Daemon::start(&l.server, &l.server_if, &ports));
+    }));
+    let status = syncookie(&["status", "--iface", &lab.server_if]);
+    assert!(
+        status.contains("key epoch          1"),
+        "keys kept: {status}"
+    );
+    let c = stats(&lab);
+    assert_eq!(
+        (c.get(Counter::HandoffOk), c.get(Counter::AckBadCookie)),
+        (3, 0)
+    );
+    // A crash again, then `syncookie detach` cleans up.
+    restarted.borrow_mut().as_mut().unwrap().kill();
+    assert!(syncookie(&["detach", "--iface", &lab.server_if]).contains("detached"));
+    let shown = lab.server.exec(&["ip", "link", "show", &lab.server_if]);
+    assert!(!shown.contains("xdp"), "XDP left attached: {shown}");
+    assert!(!PinDir::new(DEFAULT_ROOT.as_ref(), &lab.server_if).exists());
+}

@@ -1,5 +1,6 @@
 //! The command line: one module per subcommand.
 
+mod detach;
 mod rotate;
 mod run;
 mod stats;
@@ -25,6 +26,7 @@ enum Cmd {
     Stats(stats::Args),
     Status(status::Args),
     Rotate(rotate::Args),
+    Detach(detach::Args),
 }
 
 /// Where an interface's shield keeps its pinned maps.
@@ -50,5 +52,6 @@ pub fn main() -> anyhow::Result<()> {
         Cmd::Stats(a) => stats::run(a),
         Cmd::Status(a) => status::run(a),
         Cmd::Rotate(a) => rotate::run(a),
+        Cmd::Detach(a) => detach::run(a),
     }
 }

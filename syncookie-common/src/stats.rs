@@ -47,7 +47,7 @@ counters! {
     AckNoListener = "ack_no_listener",
     /// Connections created from a cookie by bpf_sk_assign_tcp_reqsk.
     HandoffOk = "handoff_ok",
-    /// Cookie ACKs the kernel would not take (see the daemon's log for the errno).
+    /// Cookie ACKs bpf_sk_assign_tcp_reqsk refused (no listener any more, a kernel setting changed).
     HandoffFailed = "handoff_failed",
     /// Dropped: TCP to a protected port with an inconsistent header, or a SYN-ACK not written whole.
     Malformed = "malformed",

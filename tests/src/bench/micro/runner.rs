@@ -1,0 +1,213 @@
+//! How a case runs: its program, the test-run options, the verdict check, timing, statistics.
+
+use aya::{
+    Ebpf,
+    maps::{MapData, ProgramArray},
+    programs::{SchedClassifier, TestRun, TestRunAttrs, TestRunOptions, Xdp},
+    sys::{Stats, enable_stats},
+};
+use syncookie_common::maps::PROG_XDP;
+
+use super::Params;
+
+/// (path, program, TC?, live frames?, through lab_syn_fresh?, frame, verdict)
+pub(super) type Spec = (
+    &'static str,
+    &'static str,
+    bool,
+    bool,
+    bool,
+    &'static [u8],
+    u32,
+);
+
+pub(super) fn xdp<'a>(e: &'a mut Ebpf, name: &str) -> &'a mut Xdp {
+    let p: &mut Xdp = e.program_mut(name).unwrap().try_into().unwrap();
+    if p.fd().is_err() {
+        p.load().unwrap_or_else(|e| panic!("load {name}: {e}"));
+    }
+    p
+}
+
+pub(super) fn tc<'a>(e: &'a mut Ebpf, name: &str) -> &'a mut SchedClassifier {
+    let p: &mut SchedClassifier = e.program_mut(name).unwrap().try_into().unwrap();
+    if p.fd().is_err() {
+        p.load().unwrap_or_else(|e| panic!("load {name}: {e}"));
+    }
+    p
+}
+
+/// `struct xdp_md` with `ingress_ifindex` set (live frames need a real interface; socket
+/// lookups then use its namespace).
+pub(super) fn xdp_ctx(len: usize, ifindex: u32) -> [u8; 24] {
+    let mut ctx = [0u8; 24];
+    ctx[4..8].copy_from_slice(&(len as u32).to_ne_bytes());
+    ctx[12..16].copy_from_slice(&ifindex.to_ne_bytes());
+    ctx
+}
+
+fn opts<'a>(frame: &'a [u8], ctx: Option<&'a [u8]>, repeat: u32, live: bool) -> TestRunOptions<'a> {
+    TestRunOptions {
+        data_in: Some(frame),
+        ctx_in: ctx,
+        repeat,
+        attrs: if live {
+            TestRunAttrs::new().xdp_live_frames(64)
+        } else {
+            TestRunAttrs::new()
+        },
+        ..TestRunOptions::new()
+    }
+}
+
+pub(super) fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// What one timed case runs.
+pub(super) struct Case {
+    pub(super) path: &'static str,
+    pub(super) program: &'static str,
+    pub(super) tc: bool,
+    pub(super) live: bool,
+    /// Live frames through `lab_syn_fresh` (the program rewrites the frame).
+    pub(super) fresh: bool,
+    pub(super) frame: &'static [u8],
+    /// The verdict a single plain run must give (checked before timing).
+    pub(super) expect: u32,
+}
+
+impl From<Spec> for Case {
+    fn from((path, program, tc, live, fresh, frame, expect): Spec) -> Self {
+        Case {
+            path,
+            program,
+            tc,
+            live,
+            fresh,
+            frame,
+            expect,
+        }
+    }
+}
+
+fn object<'a>(c: &Case, shield: &'a mut Ebpf, lab: &'a mut Ebpf) -> &'a mut Ebpf {
+    if c.program == PROG_XDP { shield } else { lab }
+}
+
+/// Points `LAB_JMP[0]` at the case's program, for `lab_syn_fresh`.
+fn aim(c: &Case, shield: &mut Ebpf, lab: &mut Ebpf) {
+    let fd = xdp(object(c, shield, lab), c.program)
+        .fd()
+        .expect("program fd")
+        .try_clone()
+        .expect("dup fd");
+    let mut jmp: ProgramArray<&mut MapData> =
+        ProgramArray::try_from(lab.map_mut("LAB_JMP").unwrap()).unwrap();
+    jmp.set(0, &fd, 0).expect("LAB_JMP");
+}
+
+/// One test run of a case; returns (ns per repetition as the kernel timed it, verdict).
+/// `direct`: run the case's program itself, in plain mode (verdicts, statistics).
+fn run_case(
+    c: &Case,
+    shield: &mut Ebpf,
+    lab: &mut Ebpf,
+    ifindex: u32,
+    repeat: u32,
+    direct: bool,
+) -> (f64, u32) {
+    let live = c.live && !direct;
+    let r = if c.tc {
+        tc(object(c, shield, lab), c.program).test_run(opts(c.frame, None, repeat, false))
+    } else {
+        let ctx = xdp_ctx(c.frame.len(), ifindex);
+        let p = if c.fresh && !direct {
+            xdp(lab, "lab_syn_fresh")
+        } else {
+            xdp(object(c, shield, lab), c.program)
+        };
+        p.test_run(opts(c.frame, Some(&ctx), repeat, live))
+    };
+    let r = r.unwrap_or_else(|e| panic!("test run of {} ({}): {e}", c.program, c.path));
+    (r.duration.as_nanos() as f64, r.return_value)
+}
+
+/// Verdicts first: a path that does not do what it is named for is not timed.
+pub(super) fn check(cases: &[Case], shield: &mut Ebpf, labo: &mut Ebpf, ifindex: u32) {
+    for c in cases {
+        let (_, got) = run_case(c, shield, labo, ifindex, 1, true);
+        assert_eq!(
+            got, c.expect,
+            "{} on a {} frame: verdict {got}, expected {}",
+            c.program, c.path, c.expect
+        );
+    }
+}
+
+/// ns per packet as the kernel timed it, per case, one sample per round (the cases in turn).
+pub(super) fn time(
+    cases: &[Case],
+    shield: &mut Ebpf,
+    labo: &mut Ebpf,
+    ifindex: u32,
+    p: &Params,
+) -> Vec<Vec<f64>> {
+    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
+    for _ in 0..p.rounds {
+        for (i, c) in cases.iter().enumerate() {
+            if c.fresh {
+                aim(c, shield, labo);
+            }
+            let repeat = if c.live {
+                p.live_repeat
+            } else {
+                p.plain_repeat
+            };
+            samples[i].push(run_case(c, shield, labo, ifindex, repeat, false).0);
+        }
+    }
+    samples
+}
+
+/// The programs' own time: single runs on fresh copies of the frame, statistics on (they
+/// cost time themselves, hence a separate pass). Where statistics are unavailable, a note says
+/// why and no case has a figure.
+pub(super) fn prog_times(
+    cases: &[Case],
+    shield: &mut Ebpf,
+    labo: &mut Ebpf,
+    ifindex: u32,
+    stats_runs: u32,
+    notes: &mut Vec<String>,
+) -> Vec<Option<f64>> {
+    let mut prog_ns: Vec<Option<f64>> = vec![None; cases.len()];
+    match enable_stats(Stats::RunTime) {
+        Ok(_fd) => {
+            for (i, c) in cases.iter().enumerate() {
+                let info = |s: &mut Ebpf, l: &mut Ebpf| {
+                    let e = object(c, s, l);
+                    if c.tc {
+                        tc(e, c.program).info()
+                    } else {
+                        xdp(e, c.program).info()
+                    }
+                    .expect("program info")
+                };
+                let before = info(shield, labo);
+                for _ in 0..stats_runs {
+                    run_case(c, shield, labo, ifindex, 1, true);
+                }
+                let after = info(shield, labo);
+                let n = after.run_count() - before.run_count();
+                if n > 0 {
+                    let t = (after.run_time() - before.run_time()).as_nanos() as f64;
+                    prog_ns[i] = Some(t / n as f64);
+                }
+            }
+        }
+        Err(e) => notes.push(format!("BPF run-time statistics unavailable: {e}")),
+    }
+    prog_ns
+}

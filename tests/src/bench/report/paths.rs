@@ -1,0 +1,174 @@
+//! The micro-benchmark section: the paths' table, the SYN path's costs, the two comparisons.
+
+use std::fmt::Write;
+
+use super::{Run, ns, ratio};
+
+impl Run {
+    pub(super) fn micro_md(&self) -> String {
+        let Some(m) = &self.micro else {
+            return "Not run (--no-micro).\n".into();
+        };
+        let x = syncookie_common::maps::PROG_XDP;
+        let reflect = m.ns("lab_reflect", "SYN -> SYN-ACK");
+        let pass = m.ns("lab_pass", "pass");
+        let mut s = String::from(
+            "| path | program | mode | ns per packet | × reflector | × pass-only | program alone \
+             (BPF stats) |\n| --- | --- | --- | ---: | ---: | ---: | ---: |\n",
+        );
+        for (path, prog) in [
+            ("SYN -> SYN-ACK", x),
+            ("SYN -> SYN-ACK", "lab_reflect"),
+            ("pass", "lab_pass"),
+            ("valid ACK", x),
+            ("bad ACK", x),
+            ("established", x),
+        ] {
+            let Some(r) = m.rows.iter().find(|r| r.path == path && r.program == prog) else {
+                continue;
+            };
+            let _ = writeln!(
+                s,
+                "| {path} | `{prog}` | {} | {} | {:.2} | {:.1} | {} |",
+                if r.live {
+                    "live frames, XDP_TX"
+                } else {
+                    "plain repeat"
+                },
+                ns(r.ns),
+                r.ns / reflect,
+                r.ns / pass,
+                r.prog_ns.map_or("–".into(), ns),
+            );
+        }
+        let (syn_p, refl_p) = (
+            m.prog_ns(x, "SYN -> SYN-ACK"),
+            m.prog_ns("lab_reflect", "SYN -> SYN-ACK"),
+        );
+        let _ = writeln!(
+            s,
+            "\nSYN path / reflector: **{:.2}×** per packet with transmission (live frames), \
+             {:.2}× for the programs alone (BPF statistics: {} against {}).\n",
+            ratio(m.ns(x, "SYN -> SYN-ACK"), reflect),
+            ratio(syn_p, refl_p),
+            ns(syn_p),
+            ns(refl_p),
+        );
+
+        // Where the SYN path's time goes.
+        let all = m.ns("lab_syn_all", "SYN -> SYN-ACK");
+        let _ = writeln!(
+            s,
+            "**Where the SYN path's time goes** (the shield's own modules, one step left out at a \
+             time; live frames through the same wrapper as the reflector): the whole path {} \
+             (the shield's program: {}); without the listener lookup {} → the lookup costs \
+             **{:.0} ns**; without verifying the SYN's checksum {} → the check costs **{:.0} \
+             ns**; the cookie's SipHash-2-4 MAC alone (plain repeat, against parsing alone): \
+             **{:.0} ns**; the reflector's whole path {}; what remains, about {:.0} ns, is the \
+             rest of the SYN-ACK: option parsing, the clock read for TSval, map reads, resizing \
+             the frame, writing the headers and options and their checksums.\n",
+            ns(all),
+            ns(m.ns(x, "SYN -> SYN-ACK")),
+            ns(m.ns("lab_syn_no_lookup", "SYN -> SYN-ACK")),
+            all - m.ns("lab_syn_no_lookup", "SYN -> SYN-ACK"),
+            ns(m.ns("lab_syn_no_csum", "SYN -> SYN-ACK")),
+            all - m.ns("lab_syn_no_csum", "SYN -> SYN-ACK"),
+            m.ns("lab_syn_mac", "SYN") - m.ns("lab_syn_parse", "SYN"),
+            ns(reflect),
+            all - reflect
+                - (all - m.ns("lab_syn_no_lookup", "SYN -> SYN-ACK"))
+                - (all - m.ns("lab_syn_no_csum", "SYN -> SYN-ACK"))
+                - (m.ns("lab_syn_mac", "SYN") - m.ns("lab_syn_parse", "SYN")),
+        );
+
+        // Lookup-first against cookie-first.
+        let lf = |p| m.ns("lab_ack_lookup_first", p);
+        let cf = |p| m.ns("lab_ack_cookie_first", p);
+        s += "**ACKs: socket lookup first, or cookie first?** The shield's parse, lookup and \
+              cookie code in both orders (`lab_ack_lookup_first`, `lab_ack_cookie_first`, plain \
+              repeat):\n\n| ACK | lookup first | cookie first | cookie first − lookup first |\n\
+              | --- | ---: | ---: | ---: |\n";
+        for p in ["valid ACK", "bad ACK", "established"] {
+            let _ = writeln!(
+                s,
+                "| {p} | {} | {} | {:+.1} ns |",
+                ns(lf(p)),
+                ns(cf(p)),
+                cf(p) - lf(p)
+            );
+        }
+        let save = lf("valid ACK") - cf("valid ACK");
+        let cost = cf("established") - lf("established");
+        let verdict = if cost > 0.0 && (save <= 0.0 || cost >= save) {
+            "lookup first (the shield's order) is faster: cookie-first's saving on the single \
+             handshake ACK of a connection is smaller than what it adds to each of the \
+             connection's later segments, and a connection has at least one"
+                .to_string()
+        } else if cost > 0.0 {
+            format!(
+                "cookie first saves {save:.0} ns per handshake ACK but costs {cost:.0} ns on every \
+                 later segment of the connection: it wins only for connections with fewer than \
+                 {:.1} segments after the handshake; lookup first (the shield's order) stays",
+                save / cost
+            )
+        } else {
+            "cookie first measured no slower on established traffic here; the shield keeps \
+             lookup first, which never runs a MAC for a segment of a known connection"
+                .to_string()
+        };
+        let _ = writeln!(
+            s,
+            "\nCookie first saves {save:.1} ns on a valid handshake ACK and costs {cost:.1} ns on \
+             every segment of an established connection (a bad ACK costs {:+.1} ns: both orders \
+             run the lookup and the MAC for it): {verdict}.\n",
+            cf("bad ACK") - lf("bad ACK"),
+        );
+
+        // Metadata against a TC re-check.
+        let meta = m.ns("lab_ack_meta", "valid ACK");
+        let nometa = m.ns("lab_ack_no_meta", "valid ACK");
+        let tc_meta = m.ns("lab_tc_meta", "valid ACK");
+        let tc_re = m.ns("lab_tc_recheck", "valid ACK");
+        let _ = writeln!(
+            s,
+            "**XDP metadata, or a second check in TC?** Valid ACK in XDP with and without writing \
+             the metadata (live frames, ending in XDP_DROP so that only the program and the frame \
+             handling are timed): {} against {} → the metadata costs **{:.1} ns**. TC with the \
+             metadata against TC checking the cookie again (plain repeat, both ending in the \
+             listener lookup the handoff does): {} against {} → the re-check costs **{:.1} ns**. \
+             {}\n",
+            ns(meta),
+            ns(nometa),
+            meta - nometa,
+            ns(tc_meta),
+            ns(tc_re),
+            tc_re - tc_meta,
+            if tc_re - tc_meta > meta - nometa {
+                "Metadata is cheaper: the shield hands the checked attributes over in XDP \
+                 metadata, and re-checks in TC only where none arrives (generic XDP)."
+            } else {
+                "Here the re-check measured no dearer than the metadata."
+            }
+        );
+        for n in &m.notes {
+            let _ = writeln!(s, "Note: {n}\n");
+        }
+        s
+    }
+}
+
+pub(super) const MICRO_METHOD: &str = "\
+BPF_PROG_TEST_RUN on the server's veth in the lab, all programs in one run, each figure the \
+median of several rounds run in turn, ns per packet as the kernel's test timer measured the \
+repetitions (without the call's setup: a run with repetitions swaps the XDP dispatcher, \
+milliseconds). The SYN path and the reflector rewrite the frame, so they run in live-frames mode \
+(`--live-repeat` repetitions), where XDP_TX really transmits onto the veth (the transmission is in the \
+figure; the attacker's side drains it on the other CPU). Live-frames runs recycle their pages \
+with the bytes left in them (a SYN answered once comes back as our SYN-ACK), so both go through \
+`lab_syn_fresh`, which writes the SYN over the frame and tail-calls the program timed. The other \
+paths do not rewrite the frame and run with a plain repeat (`--plain-repeat`). `lab_reflect` is the \
+minimal reflector (checks Ethernet/IPv4/TCP, swaps MACs, addresses and ports, XDP_TX); \
+`lab_pass` returns XDP_PASS. *Program alone* is the program's own run time from the kernel's \
+BPF statistics (run_time_ns / run_cnt) over `--stats-runs` single runs on fresh copies of the frame, in \
+a separate pass; it includes the statistics' own cost, which is what the pass-only program \
+shows.\n";

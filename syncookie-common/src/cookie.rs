@@ -10,7 +10,7 @@
 //! +-------------------------+----+-----+-----+------+------+
 //! ```
 //!
-//! With timestamps, our TSval is a millisecond clock whose low 8 bits are MAC bits 23..30, so the
+//! With timestamps, our TSval is a ~1 ms clock ([`ts_clock`]) whose low 8 bits are MAC bits 23..30, so the
 //! ACK's TSecr adds 8 bits of check (31 in all). The MAC is SipHash-2-4, keyed by the key in the
 //! cookie's slot, over the addresses, ports, the client's ISN, the key's epoch, the 9 attribute
 //! bits and whether timestamps were used: an attacker can change none of them without a new MAC.

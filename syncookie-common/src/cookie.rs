@@ -11,9 +11,10 @@
 //! ```
 //!
 //! With timestamps, our TSval is a ~1 ms clock ([`ts_clock`]) whose low 8 bits are MAC bits
-//! 23..30, so the ACK's TSecr adds 8 bits of check (31 in all). The MAC is SipHash-2-4, keyed by the key in the
-//! cookie's slot, over the addresses, ports, the client's ISN, the key's epoch, the 9 attribute
-//! bits and whether timestamps were used: an attacker can change none of them without a new MAC.
+//! 23..30, so the ACK's TSecr adds 8 bits of check (31 in all). The MAC is SipHash-2-4, keyed by
+//! the key in the cookie's slot, over the addresses, ports, the client's ISN, the key's epoch, the
+//! 9 attribute bits and whether timestamps were used: an attacker can change none of them without
+//! a new MAC.
 //! The options ride in the ISN, not in the TSval as the kernel's cookies do, so clients without
 //! timestamps keep window scaling and SACK.
 

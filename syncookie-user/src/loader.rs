@@ -132,6 +132,12 @@ fn take_over(path: &Path) -> Result<Option<FdLink>, LoadError> {
     })
 }
 
+/// The result of taking a link over; a link that cannot be (its interface is gone) is dropped.
+fn stale<T>(r: Result<T, aya::programs::ProgramError>) -> Option<T> {
+    r.map_err(|e| log::warn!("a pinned link could not be taken over ({e}); attaching anew"))
+        .ok()
+}
+
 fn pin(link: FdLink, path: &Path) -> Result<PinnedLink, LoadError> {
     link.pin(path)
         .map_err(|e| LoadError::LinkPin(path.into(), e))
@@ -224,14 +230,18 @@ impl Shield {
             .map_err(prog_err("TC program", ""))?;
         load_retrying(|| tc.load()).map_err(prog_err("loading the TC program", ""))?;
         let tc_pin = self.pins.map(LINK_TC);
-        let id = match take_over(&tc_pin)? {
-            Some(link) => {
-                tc.attach_to_link(SchedClassifierLink::try_from(link).map_err(LoadError::Link)?)
-            }
+        // A link left by a previous run is taken over; one whose interface has gone away (it was
+        // re-created since) cannot be, and a fresh attachment replaces it.
+        let taken = take_over(&tc_pin)?
+            .and_then(|link| SchedClassifierLink::try_from(link).ok())
+            .and_then(|link| stale(tc.attach_to_link(link)));
+        let id = match taken {
+            Some(id) => id,
             // TCX (Linux 6.6+): a link, no qdisc to create or leave behind.
-            None => tc.attach(iface, TcAttachType::Ingress),
-        }
-        .map_err(prog_err(format!("attaching TC ingress to {iface}"), ""))?;
+            None => tc
+                .attach(iface, TcAttachType::Ingress)
+                .map_err(prog_err(format!("attaching TC ingress to {iface}"), ""))?,
+        };
         let link = tc.take_link(id).map_err(prog_err("TC link", ""))?;
         self.tc = Some(pin(
             FdLink::try_from(link).map_err(LoadError::Link)?,
@@ -250,12 +260,16 @@ impl Shield {
             XdpModeArg::Skb => "",
         };
         let xdp_pin = self.pins.map(LINK_XDP);
-        let id = match take_over(&xdp_pin)? {
-            // The link keeps the XDP mode it was made with: `syncookie detach` to change it.
-            Some(link) => xdp.attach_to_link(XdpLink::try_from(link).map_err(LoadError::Link)?),
-            None => xdp.attach(iface, opts.xdp_mode.mode()),
-        }
-        .map_err(prog_err(format!("attaching XDP to {iface}"), hint))?;
+        // A link taken over keeps the XDP mode it was made with: `syncookie detach` to change it.
+        let taken = take_over(&xdp_pin)?
+            .and_then(|link| XdpLink::try_from(link).ok())
+            .and_then(|link| stale(xdp.attach_to_link(link)));
+        let id = match taken {
+            Some(id) => id,
+            None => xdp
+                .attach(iface, opts.xdp_mode.mode())
+                .map_err(prog_err(format!("attaching XDP to {iface}"), hint))?,
+        };
         let link = xdp.take_link(id).map_err(prog_err("XDP link", ""))?;
         self.xdp = Some(pin(
             FdLink::try_from(link).map_err(LoadError::Link)?,

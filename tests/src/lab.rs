@@ -38,66 +38,81 @@ impl Lab {
         let server = Netns::new(&format!("{base}s"));
         let client = Netns::new(&format!("{base}c"));
         let (server_if, client_if) = (format!("{base}s"), format!("{base}c"));
-        veth(&server, &server_if, &client, &client_if);
         // 10.<a>.<b>.0/24, unique per lab so nothing collides even across namespaces.
         let n = std::process::id()
             .wrapping_mul(31)
             .wrapping_add(base.len() as u32);
         let net = [10u8, (n >> 8) as u8 | 64, n as u8];
-        let server_ip = Ipv4Addr::new(net[0], net[1], net[2], 1);
-        let client_ip = Ipv4Addr::new(net[0], net[1], net[2], 2);
-        server.exec(&[
-            "ip",
-            "addr",
-            "add",
-            &format!("{server_ip}/24"),
-            "dev",
-            &server_if,
-        ]);
-        client.exec(&[
-            "ip",
-            "addr",
-            "add",
-            &format!("{client_ip}/24"),
-            "dev",
-            &client_if,
-        ]);
-        server.exec(&["ip", "link", "set", &server_if, "up"]);
-        client.exec(&["ip", "link", "set", &client_if, "up"]);
-        client.exec(&["ethtool", "-K", &client_if, "tx", "off"]);
         for ns in [&server, &client] {
             ns.sysctl("net.ipv4.tcp_syncookies", "1");
         }
-        let client_lab = {
-            let _in = client.enter();
-            let mut ebpf = Ebpf::load(syncookie::LAB_OBJECT).expect("lab object");
-            let p: &mut Xdp = ebpf.program_mut("lab_pass").unwrap().try_into().unwrap();
-            p.load().expect("load lab_pass");
-            p.attach(&client_if, XdpMode::Driver)
-                .expect("attach lab_pass");
-            ebpf
-        };
-        let server_lab = {
-            let _in = server.enter();
-            let mut ebpf = Ebpf::load(syncookie::LAB_OBJECT).expect("lab object");
-            attach_tc(
-                &mut ebpf,
-                "lab_count_synack",
-                &server_if,
-                TcAttachType::Egress,
-            );
-            ebpf
-        };
-        Self {
+        let mut client_lab = Ebpf::load(syncookie::LAB_OBJECT).expect("lab object");
+        let p: &mut Xdp = client_lab
+            .program_mut("lab_pass")
+            .unwrap()
+            .try_into()
+            .unwrap();
+        p.load().expect("load lab_pass");
+        let mut server_lab = Ebpf::load(syncookie::LAB_OBJECT).expect("lab object");
+        let p: &mut SchedClassifier = server_lab
+            .program_mut("lab_count_synack")
+            .unwrap()
+            .try_into()
+            .unwrap();
+        p.load().expect("load lab_count_synack");
+        let mut lab = Self {
             server,
             client,
             server_if,
             client_if,
-            server_ip,
-            client_ip,
+            server_ip: Ipv4Addr::new(net[0], net[1], net[2], 1),
+            client_ip: Ipv4Addr::new(net[0], net[1], net[2], 2),
             client_lab,
             server_lab,
+        };
+        lab.wire();
+        lab
+    }
+
+    /// The veth pair, its addresses, the client's TX checksum offload off, and the lab programs.
+    fn wire(&mut self) {
+        veth(&self.server, &self.server_if, &self.client, &self.client_if);
+        for (ns, ifc, ip) in [
+            (&self.server, &self.server_if, self.server_ip),
+            (&self.client, &self.client_if, self.client_ip),
+        ] {
+            ns.exec(&["ip", "addr", "add", &format!("{ip}/24"), "dev", ifc]);
+            ns.exec(&["ip", "link", "set", ifc, "up"]);
         }
+        self.client
+            .exec(&["ethtool", "-K", &self.client_if, "tx", "off"]);
+        {
+            let _in = self.client.enter();
+            let p: &mut Xdp = self
+                .client_lab
+                .program_mut("lab_pass")
+                .unwrap()
+                .try_into()
+                .unwrap();
+            p.attach(&self.client_if, XdpMode::Driver)
+                .expect("attach lab_pass");
+        }
+        let _in = self.server.enter();
+        let p: &mut SchedClassifier = self
+            .server_lab
+            .program_mut("lab_count_synack")
+            .unwrap()
+            .try_into()
+            .unwrap();
+        p.attach(&self.server_if, TcAttachType::Egress)
+            .expect("attach lab_count_synack");
+    }
+
+    /// Deletes the veth pair and makes it again under the same names, as an admin re-creating an
+    /// interface would: whatever was attached to the old one is gone.
+    pub fn recreate_wire(&mut self) {
+        self.server.exec(&["ip", "link", "del", &self.server_if]);
+        self.wire();
     }
 
     /// SYN-ACKs the server's own stack sent (not those from XDP).

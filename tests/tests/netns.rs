@@ -332,3 +332,27 @@ fn crash_keeps_protection_and_restart_takes_over() {
     assert!(!shown.contains("xdp"), "XDP left attached: {shown}");
     assert!(!PinDir::new(DEFAULT_ROOT.as_ref(), &lab.server_if).exists());
 }
+
+#[test]
+fn restart_after_the_interface_was_recreated_attaches_anew() {
+    require_root!();
+    let mut lab = Lab::new();
+    let (addr, _acc) = echo_server(&lab);
+    let ports = ["--ports", "8080"];
+    let mut d = Daemon::start(&lab.server, &lab.server_if, &ports);
+    d.kill();
+    // The pinned links now point at an interface that no longer exists.
+    lab.recreate_wire();
+    let mut d = Daemon::start(&lab.server, &lab.server_if, &ports);
+    exchange(&lab, addr, b"on the new interface");
+    let c = stats(&lab);
+    assert_eq!(
+        (c.get(Counter::SynackSent), c.get(Counter::HandoffOk)),
+        (1, 1),
+        "{}",
+        c.table()
+    );
+    assert_eq!(lab.kernel_synacks(), 0);
+    assert!(d.stop());
+    assert!(!PinDir::new(DEFAULT_ROOT.as_ref(), &lab.server_if).exists());
+}

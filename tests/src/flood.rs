@@ -1,7 +1,8 @@
-//! A spoofed-SYN flood from inside the lab: the `lab_flood` XDP program run in live-frames mode
-//! (BPF_PROG_TEST_RUN) on the client's veth. Every repetition gets a fresh copy of a SYN
-//! template, the program randomizes the source (198.18.0.0/16, RFC 2544's benchmark range),
-//! port and ISN, and XDP_TX puts it on the wire towards the server. Bounded in count and time.
+//! A spoofed-SYN flood from inside the lab: the `lab_flood_syn` XDP program run in live-frames
+//! mode (BPF_PROG_TEST_RUN) on the client's veth. Every repetition writes the SYN template over
+//! the frame (live-frames pages come back holding whatever the receiver left in them, such as our
+//! own SYN-ACK), randomizes the source (198.18.0.0/16, RFC 2544's benchmark range), port and ISN,
+//! and XDP_TX puts it on the wire towards the server. Bounded in count and time.
 
 use std::{
     net::Ipv4Addr,
@@ -23,8 +24,9 @@ pub struct Flood {
     ebpf: Ebpf,
     frame: Vec<u8>,
     ctx: [u8; 24],
-    prog: &'static str,
 }
+
+const PROG: &str = "lab_flood_syn";
 
 /// The MAC address of `iface` in `ns`.
 pub fn mac(ns: &crate::netns::Netns, iface: &str) -> [u8; 6] {
@@ -80,21 +82,6 @@ impl Flood {
 
     /// Prepares a flood out of `client_if` in the namespace `client` towards `dst:port` behind
     /// the MAC address `dst_mac` (the veth peer): for labs other than [`Lab`].
-    pub fn towards(
-        client: &crate::netns::Netns,
-        client_if: &str,
-        dst_mac: [u8; 6],
-        dst: Ipv4Addr,
-        port: u16,
-    ) -> Self {
-        Self::build("lab_flood", client, client_if, dst_mac, dst, port)
-    }
-
-    /// Like [`Flood::towards`], but every frame is written whole from the SYN template
-    /// (`lab_flood_syn`) before its source is randomized. Live-frames test runs recycle their
-    /// pages with what the receiver left in them, and a receiver that answers with XDP_TX (the
-    /// shield) leaves its SYN-ACK: `lab_flood`, which only rewrites the source fields, then
-    /// sends SYN-ACK-shaped frames once the pages come back. Use this one to flood the shield.
     pub fn fresh(
         client: &crate::netns::Netns,
         client_if: &str,
@@ -102,11 +89,10 @@ impl Flood {
         dst: Ipv4Addr,
         port: u16,
     ) -> Self {
-        Self::build("lab_flood_syn", client, client_if, dst_mac, dst, port)
+        Self::build(client, client_if, dst_mac, dst, port)
     }
 
     fn build(
-        prog: &'static str,
         client: &crate::netns::Netns,
         client_if: &str,
         dst_mac: [u8; 6],
@@ -116,29 +102,22 @@ impl Flood {
         let frame = syn_template(mac(client, client_if), dst_mac, dst, port);
         let ifindex = ifindex_in(client, client_if);
         let mut ebpf = Ebpf::load(syncookie::LAB_OBJECT).expect("lab object");
-        if prog == "lab_flood_syn" {
-            let mut t = [0u8; 80];
-            t[..frame.len()].copy_from_slice(&frame);
-            let mut m: aya::maps::Array<&mut aya::maps::MapData, [u8; 80]> =
-                aya::maps::Array::try_from(ebpf.map_mut("LAB_TEMPLATE").unwrap()).unwrap();
-            m.set(0, t, 0).expect("SYN template");
-        }
-        let p: &mut Xdp = ebpf.program_mut(prog).unwrap().try_into().unwrap();
-        p.load().unwrap_or_else(|e| panic!("load {prog}: {e}"));
+        let mut t = [0u8; 80];
+        t[..frame.len()].copy_from_slice(&frame);
+        let mut m: aya::maps::Array<&mut aya::maps::MapData, [u8; 80]> =
+            aya::maps::Array::try_from(ebpf.map_mut("LAB_TEMPLATE").unwrap()).unwrap();
+        m.set(0, t, 0).expect("SYN template");
+        let p: &mut Xdp = ebpf.program_mut(PROG).unwrap().try_into().unwrap();
+        p.load().unwrap_or_else(|e| panic!("load {PROG}: {e}"));
         // struct xdp_md { data, data_end, data_meta, ingress_ifindex, rx_queue_index, egress }
         let mut ctx = [0u8; 24];
         ctx[4..8].copy_from_slice(&(frame.len() as u32).to_ne_bytes());
         ctx[12..16].copy_from_slice(&ifindex.to_ne_bytes());
-        Self {
-            ebpf,
-            frame,
-            ctx,
-            prog,
-        }
+        Self { ebpf, frame, ctx }
     }
 
-    /// SYNs sent so far by a [`Flood::fresh`] flood (counted by the program as it sends them;
-    /// readable from another thread while the flood runs). 0 for the other kind.
+    /// SYNs sent so far (counted by the program as it sends them; readable from another thread
+    /// while the flood runs).
     pub fn frames_sent(&self) -> u64 {
         let Some(m) = self.ebpf.map("LAB_BENCH") else {
             return 0;
@@ -191,7 +170,7 @@ impl Flood {
         stop: &AtomicBool,
         progress: &AtomicU64,
     ) -> u64 {
-        let p: &Xdp = self.ebpf.program(self.prog).unwrap().try_into().unwrap();
+        let p: &Xdp = self.ebpf.program(PROG).unwrap().try_into().unwrap();
         // Frames per NAPI batch (the kernel's maximum is 256), and per syscall: large enough to
         // amortize the syscall, small enough to keep to the rate and the time bound.
         let batch = 64u32;

@@ -3,8 +3,9 @@
 //! - `lab_drop_ack`: TC egress that drops the next N bare ACKs to a port (a lost handshake ACK);
 //! - `lab_count_synack`: TC egress that counts the SYN-ACKs a host's own stack sends (XDP_TX
 //!   frames never pass TC egress, so this sees only the kernel's);
-//! - `lab_flood`: XDP for live-frames test runs: rewrites a SYN template's source address,
-//!   port and ISN from the PRNG and transmits it (a spoofed SYN flood, only inside the lab).
+//! - `lab_flood_syn` (below): XDP for live-frames test runs: writes a SYN template over the frame,
+//!   randomizes its source address, port and ISN and transmits it (a spoofed SYN flood, only
+//!   inside the lab).
 //!
 //! Benchmark programs (`cargo xtask bench`), appended below the ones above:
 //! - `lab_count_syn`: XDP pass-all that counts the SYNs arriving (kernel scenarios);
@@ -122,50 +123,6 @@ fn fold(mut s: u32) -> u16 {
 #[inline(always)]
 fn csum_update(c: u16, old: u16, new: u16) -> u16 {
     !fold(!c as u32 + !old as u32 + new as u32)
-}
-
-#[xdp]
-pub fn lab_flood(ctx: XdpContext) -> u32 {
-    let (data, end) = (ctx.data(), ctx.data_end());
-    const IP: usize = ETH_HLEN;
-    const TCP: usize = ETH_HLEN + IPV4_HLEN;
-    if data + TCP + TCP_HLEN > end {
-        return xdp_action::XDP_ABORTED;
-    }
-    // SAFETY: [data, data + TCP + 20) is in the frame (checked above).
-    unsafe {
-        let r = bpf_get_prandom_u32();
-        let r2 = bpf_get_prandom_u32();
-        let ip = (data + IP) as *mut u8;
-        let tcp = (data + TCP) as *mut u8;
-        // Source address: keep the template's /16, randomize the host part.
-        let old_lo = u16::from_be_bytes([*ip.add(14), *ip.add(15)]);
-        let new_lo = (r >> 16) as u16;
-        *ip.add(14) = (new_lo >> 8) as u8;
-        *ip.add(15) = new_lo as u8;
-        let ipc = u16::from_be_bytes([*ip.add(10), *ip.add(11)]);
-        let ipc = csum_update(ipc, old_lo, new_lo);
-        *ip.add(10) = (ipc >> 8) as u8;
-        *ip.add(11) = ipc as u8;
-        let mut tc = u16::from_be_bytes([*tcp.add(16), *tcp.add(17)]);
-        tc = csum_update(tc, old_lo, new_lo);
-        // Source port and ISN.
-        let old_port = u16::from_be_bytes([*tcp, *tcp.add(1)]);
-        let new_port = (r as u16) | 1024;
-        *tcp = (new_port >> 8) as u8;
-        *tcp.add(1) = new_port as u8;
-        tc = csum_update(tc, old_port, new_port);
-        for k in 0..2usize {
-            let old = u16::from_be_bytes([*tcp.add(4 + 2 * k), *tcp.add(5 + 2 * k)]);
-            let new = (r2 >> (16 * k)) as u16;
-            *tcp.add(4 + 2 * k) = (new >> 8) as u8;
-            *tcp.add(5 + 2 * k) = new as u8;
-            tc = csum_update(tc, old, new);
-        }
-        *tcp.add(16) = (tc >> 8) as u8;
-        *tcp.add(17) = tc as u8;
-    }
-    xdp_action::XDP_TX
 }
 
 #[path = "../rt.rs"]
@@ -447,8 +404,9 @@ fn restore_syn(ctx: &XdpContext) -> Option<usize> {
     Some(data)
 }
 
-/// `lab_flood` on a freshly restored template: every frame sent is a SYN with a random source
-/// address (in the template's /16), port and ISN, whatever the page held before.
+/// The flood: every frame sent is the SYN template with a random source address (in the
+/// template's /16), port and ISN, whatever the page held before (live-frames pages come back
+/// with the receiver's reply in them).
 #[xdp]
 pub fn lab_flood_syn(ctx: XdpContext) -> u32 {
     let Some(data) = restore_syn(&ctx) else {

@@ -101,10 +101,9 @@ const NOTES: &str = "\
 - One run of each scenario; run it again to see the spread (the VM shares its host).\n\
 - Live-frames test runs do not give every repetition a fresh copy of the frame: their pages are \
 recycled with the bytes the program and the receiver left (only the frame's bounds are reset), \
-so a SYN answered with XDP_TX comes back as our SYN-ACK. `lab_flood`, which rewrites only the \
-source fields, then floods the shield with SYN-ACK-shaped frames it passes to the kernel: the \
-bench floods with `lab_flood_syn` (the whole SYN written each time) and times rewriting \
-programs behind `lab_syn_fresh`.\n\
+so a SYN answered with XDP_TX comes back as our SYN-ACK. A flood that rewrote only the source \
+fields would then send the shield SYN-ACK-shaped frames: the bench floods with `lab_flood_syn` \
+(the whole SYN written each time) and times rewriting programs behind `lab_syn_fresh`.\n\
 - Each BPF_PROG_TEST_RUN call with repetitions swaps the kernel's XDP dispatcher and waits for \
 RCU grace periods (milliseconds): the flood sends 2^20 frames per call, and the figures above \
 are the kernel's own timing of the repetitions.\n\

@@ -13,5 +13,5 @@ pub static EBPF_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/syncookie.bpf.o"));
 
 /// Test-lab programs (veth peer pass, lost-ACK emulation, flood generator): see
-/// syncookie-ebpf/src/bin/lab.rs. Used by the tests, `cargo xtask demo` and the benchmarks.
+/// syncookie-ebpf/src/bin/lab/. Used by the tests, `cargo xtask demo` and the benchmarks.
 pub static LAB_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/lab.bpf.o"));

@@ -24,7 +24,7 @@ use syncookie_tests::{
 
 use super::cpu;
 
-/// `LAB_BENCH` indices (syncookie-ebpf/src/bin/lab.rs).
+/// `LAB_BENCH` indices (syncookie-ebpf/src/bin/lab/bench.rs).
 const BENCH_SYN: u32 = 0;
 const BENCH_SINK_SYNACK: u32 = 1;
 const BENCH_REFLECT: u32 = 4;

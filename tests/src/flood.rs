@@ -89,16 +89,6 @@ impl Flood {
         dst: Ipv4Addr,
         port: u16,
     ) -> Self {
-        Self::build(client, client_if, dst_mac, dst, port)
-    }
-
-    fn build(
-        client: &crate::netns::Netns,
-        client_if: &str,
-        dst_mac: [u8; 6],
-        dst: Ipv4Addr,
-        port: u16,
-    ) -> Self {
         let frame = syn_template(mac(client, client_if), dst_mac, dst, port);
         let ifindex = ifindex_in(client, client_if);
         let mut ebpf = Ebpf::load(syncookie::LAB_OBJECT).expect("lab object");

@@ -3,6 +3,8 @@
 #![no_std]
 
 pub mod cookie;
+#[cfg(feature = "lab")]
+pub mod lab;
 pub mod maps;
 pub mod proto;
 pub mod siphash;

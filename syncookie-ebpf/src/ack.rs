@@ -10,7 +10,7 @@ use syncookie_common::{
 };
 
 use crate::{
-    maps,
+    keys::Keys,
     parse::{Options, Tcp},
 };
 
@@ -22,14 +22,14 @@ pub enum AckCheck {
 }
 
 #[inline(always)]
-pub fn check(t: &Tcp, o: &Options) -> AckCheck {
+pub fn check(keys: &impl Keys, t: &Tcp, o: &Options) -> AckCheck {
     let cookie_isn = t.ack.wrapping_sub(1);
     let client_isn = t.seq.wrapping_sub(1);
     let flow = Flow::v4(t.saddr, t.daddr, t.sport, t.dport);
     let tsecr = o.ts.map(|(_, ecr)| ecr);
     let slot = cookie::cookie_slot(cookie_isn);
-    if let Some(key) = maps::key(slot)
-        && cookie::epoch_valid(key.epoch, maps::current_epoch())
+    if let Some(key) = keys.key(slot)
+        && cookie::epoch_valid(key.epoch, keys.current_epoch())
         && let Some(a) = cookie::check(&key, &flow, client_isn, cookie_isn, tsecr)
     {
         let (tsval, tsecr) = o.ts.unwrap_or((0, 0));
@@ -45,7 +45,7 @@ pub fn check(t: &Tcp, o: &Options) -> AckCheck {
             flags,
         });
     }
-    if let Some(old) = maps::key(KEY_RETIRED)
+    if let Some(old) = keys.key(KEY_RETIRED)
         && old.epoch != 0
         && cookie::slot_of_epoch(old.epoch) == slot
         && cookie::check(&old, &flow, client_isn, cookie_isn, tsecr).is_some()

@@ -8,6 +8,7 @@ use syncookie_common::{
     maps::{Config, KEYS_LEN, Key, PORTS_LEN},
     stats::Counter,
 };
+use syncookie_ebpf::keys::Keys;
 
 #[map]
 pub static SC_CONFIG: Array<Config> = Array::pinned(1, 0);
@@ -26,14 +27,19 @@ pub fn config() -> Option<&'static Config> {
     SC_CONFIG.get(0)
 }
 
-#[inline(always)]
-pub fn current_epoch() -> u64 {
-    SC_EPOCH.get(0).copied().unwrap_or(0)
-}
+/// The keys the daemon writes into `SC_KEYS` and `SC_EPOCH`.
+pub struct PinnedKeys;
 
-#[inline(always)]
-pub fn key(slot: u32) -> Option<Key> {
-    SC_KEYS.get(slot).copied()
+impl Keys for PinnedKeys {
+    #[inline(always)]
+    fn key(&self, slot: u32) -> Option<Key> {
+        SC_KEYS.get(slot).copied()
+    }
+
+    #[inline(always)]
+    fn current_epoch(&self) -> u64 {
+        SC_EPOCH.get(0).copied().unwrap_or(0)
+    }
 }
 
 #[inline(always)]

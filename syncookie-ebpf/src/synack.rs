@@ -11,7 +11,7 @@ use syncookie_common::{
 
 use crate::{
     csum::{fold, pseudo_v4, sum_frame, w32},
-    maps,
+    keys::Keys,
     parse::{Options, Tcp, read},
 };
 
@@ -32,7 +32,7 @@ pub fn checksum_ok(data: usize, end: usize, t: &Tcp) -> Option<bool> {
 }
 
 /// `N` bytes of the frame at a checked position, written as big-endian words. With
-/// `allows-misaligned-mem-access` (see syncookie-user/build.rs) each word is one store; the
+/// `allows-misaligned-mem-access` (see ebpf-build) each word is one store; the
 /// frame's headers are only 2-byte aligned, which the verifier accepts for packet memory.
 struct Span<const N: usize>(usize);
 
@@ -87,11 +87,17 @@ fn offered(cfg: &Config, t: &Tcp, o: &Options) -> (SynAttrs, bool) {
 }
 
 #[inline(always)]
-pub fn answer(ctx: &XdpContext, cfg: &Config, t: &Tcp, o: &Options) -> Option<Syn> {
+pub fn answer(
+    ctx: &XdpContext,
+    keys: &impl Keys,
+    cfg: &Config,
+    t: &Tcp,
+    o: &Options,
+) -> Option<Syn> {
     let (data, end) = (ctx.data(), ctx.data_end());
-    let epoch = maps::current_epoch();
+    let epoch = keys.current_epoch();
     let slot = cookie::slot_of_epoch(epoch);
-    let Some(key) = maps::key(slot) else {
+    let Some(key) = keys.key(slot) else {
         return Some(Syn::Pass);
     };
     if key.epoch != epoch || epoch == 0 {

@@ -8,10 +8,34 @@ pub mod loader;
 pub mod pins;
 pub mod sysctl;
 
-/// The eBPF object built by build.rs from syncookie-ebpf.
+/// The shield's eBPF object (syncookie-ebpf), built by build.rs: the only object the daemon
+/// loads.
 pub static EBPF_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/syncookie.bpf.o"));
 
-/// Test-lab programs (veth peer pass, lost-ACK emulation, flood generator): see
-/// syncookie-ebpf/src/bin/lab/. Used by the tests, `cargo xtask demo` and the benchmarks.
-pub static LAB_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/lab.bpf.o"));
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use syncookie_common::maps::{
+        MAP_CONFIG, MAP_EPOCH, MAP_KEYS, MAP_PORTS, MAP_STATS, PROG_TC, PROG_XDP,
+    };
+
+    /// The daemon embeds the shield and nothing else: no lab or bench program ships with it.
+    #[test]
+    fn embedded_object_is_the_shield_only() {
+        let obj = aya_obj::Object::parse(super::EBPF_OBJECT).expect("parse the embedded object");
+        let progs: BTreeSet<&str> = obj.programs.keys().map(String::as_str).collect();
+        assert_eq!(progs, BTreeSet::from([PROG_XDP, PROG_TC]));
+        let maps: BTreeSet<&str> = obj
+            .maps
+            .keys()
+            .map(String::as_str)
+            .filter(|m| !m.starts_with('.'))
+            .collect();
+        assert_eq!(
+            maps,
+            BTreeSet::from([MAP_CONFIG, MAP_EPOCH, MAP_KEYS, MAP_PORTS, MAP_STATS])
+        );
+    }
+}

@@ -15,18 +15,18 @@ use aya::{
     programs::{TestRun, TestRunAttrs, TestRunOptions, Xdp},
 };
 
+use syncookie_common::lab::{LabCounter, SPOOFED_NET, TEMPLATE_SIZE, map, prog};
+
 use crate::lab::Lab;
 
 /// Spoofed sources: 198.18.<random>.<random>.
-pub const SPOOF_NET: [u8; 2] = [198, 18];
+pub const SPOOF_NET: [u8; 2] = SPOOFED_NET;
 
 pub struct Flood {
     ebpf: Ebpf,
     frame: Vec<u8>,
     ctx: [u8; 24],
 }
-
-const PROG: &str = "lab_flood_syn";
 
 /// The MAC address of `iface` in `ns`.
 pub fn mac(ns: &crate::netns::Netns, iface: &str) -> [u8; 6] {
@@ -91,14 +91,19 @@ impl Flood {
     ) -> Self {
         let frame = syn_template(mac(client, client_if), dst_mac, dst, port);
         let ifindex = ifindex_in(client, client_if);
-        let mut ebpf = Ebpf::load(syncookie::LAB_OBJECT).expect("lab object");
-        let mut t = [0u8; 80];
+        let mut ebpf = Ebpf::load(crate::LAB_OBJECT).expect("lab object");
+        let mut t = [0u8; TEMPLATE_SIZE];
         t[..frame.len()].copy_from_slice(&frame);
-        let mut m: aya::maps::Array<&mut aya::maps::MapData, [u8; 80]> =
-            aya::maps::Array::try_from(ebpf.map_mut("LAB_TEMPLATE").unwrap()).unwrap();
+        let mut m: aya::maps::Array<&mut aya::maps::MapData, [u8; TEMPLATE_SIZE]> =
+            aya::maps::Array::try_from(ebpf.map_mut(map::TEMPLATE).unwrap()).unwrap();
         m.set(0, t, 0).expect("SYN template");
-        let p: &mut Xdp = ebpf.program_mut(PROG).unwrap().try_into().unwrap();
-        p.load().unwrap_or_else(|e| panic!("load {PROG}: {e}"));
+        let p: &mut Xdp = ebpf
+            .program_mut(prog::FLOOD_SYN)
+            .unwrap()
+            .try_into()
+            .unwrap();
+        p.load()
+            .unwrap_or_else(|e| panic!("load {}: {e}", prog::FLOOD_SYN));
         // struct xdp_md { data, data_end, data_meta, ingress_ifindex, rx_queue_index, egress }
         let mut ctx = [0u8; 24];
         ctx[4..8].copy_from_slice(&(frame.len() as u32).to_ne_bytes());
@@ -109,14 +114,7 @@ impl Flood {
     /// SYNs sent so far (counted by the program as it sends them; readable from another thread
     /// while the flood runs).
     pub fn frames_sent(&self) -> u64 {
-        let Some(m) = self.ebpf.map("LAB_BENCH") else {
-            return 0;
-        };
-        let Ok(a) = aya::maps::PerCpuArray::<&aya::maps::MapData, u64>::try_from(m) else {
-            return 0;
-        };
-        // LAB_BENCH[3]: SYNs sent by lab_flood_syn.
-        a.get(&3, 0).map(|v| v.iter().sum()).unwrap_or(0)
+        crate::lab_counter(&self.ebpf, LabCounter::Flood)
     }
 
     /// Sends up to `count` SYNs at up to `rate` per second (0: as fast as possible), for at most
@@ -160,7 +158,12 @@ impl Flood {
         stop: &AtomicBool,
         progress: &AtomicU64,
     ) -> u64 {
-        let p: &Xdp = self.ebpf.program(PROG).unwrap().try_into().unwrap();
+        let p: &Xdp = self
+            .ebpf
+            .program(prog::FLOOD_SYN)
+            .unwrap()
+            .try_into()
+            .unwrap();
         // Frames per NAPI batch (the kernel's maximum is 256), and per syscall: large enough to
         // amortize the syscall, small enough to keep to the rate and the time bound.
         let batch = 64u32;

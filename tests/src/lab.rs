@@ -10,6 +10,8 @@ use aya::{
     programs::{SchedClassifier, TcAttachType, Xdp, XdpMode},
 };
 
+use syncookie_common::lab::{drop_ack, map, prog};
+
 use crate::netns::{Netns, unique, veth};
 
 pub struct Lab {
@@ -46,16 +48,16 @@ impl Lab {
         for ns in [&server, &client] {
             ns.sysctl("net.ipv4.tcp_syncookies", "1");
         }
-        let mut client_lab = Ebpf::load(syncookie::LAB_OBJECT).expect("lab object");
+        let mut client_lab = Ebpf::load(crate::LAB_OBJECT).expect("lab object");
         let p: &mut Xdp = client_lab
-            .program_mut("lab_pass")
+            .program_mut(prog::PASS)
             .unwrap()
             .try_into()
             .unwrap();
         p.load().expect("load lab_pass");
-        let mut server_lab = Ebpf::load(syncookie::LAB_OBJECT).expect("lab object");
+        let mut server_lab = Ebpf::load(crate::LAB_OBJECT).expect("lab object");
         let p: &mut SchedClassifier = server_lab
-            .program_mut("lab_count_synack")
+            .program_mut(prog::COUNT_SYNACK)
             .unwrap()
             .try_into()
             .unwrap();
@@ -90,7 +92,7 @@ impl Lab {
             let _in = self.client.enter();
             let p: &mut Xdp = self
                 .client_lab
-                .program_mut("lab_pass")
+                .program_mut(prog::PASS)
                 .unwrap()
                 .try_into()
                 .unwrap();
@@ -100,7 +102,7 @@ impl Lab {
         let _in = self.server.enter();
         let p: &mut SchedClassifier = self
             .server_lab
-            .program_mut("lab_count_synack")
+            .program_mut(prog::COUNT_SYNACK)
             .unwrap()
             .try_into()
             .unwrap();
@@ -117,7 +119,7 @@ impl Lab {
 
     /// SYN-ACKs the server's own stack sent (not those from XDP).
     pub fn kernel_synacks(&self) -> u64 {
-        let m = self.server_lab.map("LAB_SYNACKS").unwrap();
+        let m = self.server_lab.map(map::SYNACKS).unwrap();
         let a: Array<&MapData, u64> = Array::try_from(m).unwrap();
         a.get(&0, 0).unwrap()
     }
@@ -126,7 +128,7 @@ impl Lab {
     pub fn drop_next_acks(&mut self, n: u32, port: u16) {
         if self
             .client_lab
-            .program("lab_drop_ack")
+            .program(prog::DROP_ACK)
             .unwrap()
             .fd()
             .is_err()
@@ -134,22 +136,22 @@ impl Lab {
             let _in = self.client.enter();
             attach_tc(
                 &mut self.client_lab,
-                "lab_drop_ack",
+                prog::DROP_ACK,
                 &self.client_if,
                 TcAttachType::Egress,
             );
         }
-        let m = self.client_lab.map_mut("LAB_DROP").unwrap();
+        let m = self.client_lab.map_mut(map::DROP).unwrap();
         let mut a: Array<&mut MapData, u32> = Array::try_from(m).unwrap();
-        a.set(1, port as u32, 0).unwrap();
-        a.set(0, n, 0).unwrap();
+        a.set(drop_ack::PORT, port as u32, 0).unwrap();
+        a.set(drop_ack::LEFT, n, 0).unwrap();
     }
 
     /// How many bare ACKs `drop_next_acks` has dropped so far.
     pub fn dropped_acks(&self) -> u32 {
-        let m = self.client_lab.map("LAB_DROP").unwrap();
+        let m = self.client_lab.map(map::DROP).unwrap();
         let a: Array<&MapData, u32> = Array::try_from(m).unwrap();
-        a.get(&2, 0).unwrap()
+        a.get(&drop_ack::DROPPED, 0).unwrap()
     }
 }
 

@@ -46,23 +46,24 @@ pub fn build_and_load(o: LoadOptions) -> anyhow::Result<()> {
     )
 }
 
-fn lab_bin(name: &str, args: &[String]) -> anyhow::Result<()> {
+/// Builds the daemon and `package`'s binaries, then runs `name` from the latter.
+fn lab_bin(package: &str, name: &str, args: &[String]) -> anyhow::Result<()> {
     exec(cargo().current_dir(root()).args([
         "build",
         "--release",
         "-p",
         "syncookie-user",
         "-p",
-        "syncookie-tests",
+        package,
         "--bins",
     ]))?;
     exec(Command::new(root().join("target/release").join(name)).args(args))
 }
 
 pub fn demo() -> anyhow::Result<()> {
-    lab_bin("demo", &[])
+    lab_bin("syncookie-tests", "demo", &[])
 }
 
 pub fn bench(o: BenchOptions) -> anyhow::Result<()> {
-    lab_bin("bench", &o.rest)
+    lab_bin("syncookie-bench", "bench", &o.rest)
 }

@@ -13,13 +13,12 @@ pub struct Options {
     rest: Vec<String>,
 }
 
+/// The eBPF crates: each its own workspace (nightly, `bpfel-unknown-none`, build-std).
+const EBPF_CRATES: &[&str] = &["syncookie-ebpf", "lab-ebpf"];
+
 pub fn run(o: Options) -> anyhow::Result<()> {
     if !o.no_lint {
-        exec(
-            cargo()
-                .current_dir(root())
-                .args(["fmt", "--all", "--", "--check"]),
-        )?;
+        fmt_check()?;
         clippy()?;
     }
     // The netns tests run the `syncookie` binary: build it first (cargo test alone does not).
@@ -36,6 +35,30 @@ pub fn run(o: Options) -> anyhow::Result<()> {
     )
 }
 
+/// rustfmt on the host workspace and on each eBPF crate.
+fn fmt_check() -> anyhow::Result<()> {
+    exec(
+        cargo()
+            .current_dir(root())
+            .args(["fmt", "--all", "--", "--check"]),
+    )?;
+    for dir in EBPF_CRATES {
+        exec(nightly_cargo(dir).args(["fmt", "--", "--check"]))?;
+    }
+    Ok(())
+}
+
+/// `cargo` on the nightly toolchain in an eBPF crate's directory (its `.cargo/config.toml`
+/// sets the target, build-std and the flags the build uses).
+fn nightly_cargo(dir: &str) -> std::process::Command {
+    let mut c = std::process::Command::new("rustup");
+    c.current_dir(root().join(dir))
+        .args(["run", "nightly", "cargo"])
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .env_remove("CARGO");
+    c
+}
+
 pub fn clippy() -> anyhow::Result<()> {
     exec(cargo().current_dir(root()).args([
         "clippy",
@@ -45,21 +68,8 @@ pub fn clippy() -> anyhow::Result<()> {
         "-D",
         "warnings",
     ]))?;
-    // The eBPF crate: nightly, its own target and build-std (see syncookie-ebpf/.cargo).
-    exec(
-        std::process::Command::new("rustup")
-            .current_dir(root().join("syncookie-ebpf"))
-            .args([
-                "run",
-                "nightly",
-                "cargo",
-                "clippy",
-                "--release",
-                "--",
-                "-D",
-                "warnings",
-            ])
-            .env_remove("RUSTUP_TOOLCHAIN")
-            .env_remove("CARGO"),
-    )
+    for dir in EBPF_CRATES {
+        exec(nightly_cargo(dir).args(["clippy", "--release", "--", "-D", "warnings"]))?;
+    }
+    Ok(())
 }

@@ -19,7 +19,7 @@ use syncookie::{
 use syncookie_common::stats::Counter;
 use syncookie_tests::flood::Flood;
 
-use super::{
+use crate::{
     cpu,
     lab::{BenchLab, Cpus},
     prober::{self, ProbeConfig, ProbeStats},

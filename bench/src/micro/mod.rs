@@ -23,7 +23,7 @@ mod setup;
 
 use std::ffi::CString;
 
-use super::{
+use crate::{
     cpu,
     lab::{BenchLab, Cpus},
 };

@@ -17,7 +17,10 @@ use syncookie::{
     pins::{DEFAULT_ROOT, PinDir},
     sysctl,
 };
-use syncookie_common::maps::{Config, KEYS_LEN, Key, MAP_CONFIG, MAP_EPOCH, MAP_KEYS, PROG_XDP};
+use syncookie_common::{
+    lab,
+    maps::{Config, KEYS_LEN, Key, MAP_CONFIG, MAP_EPOCH, MAP_KEYS, PROG_XDP},
+};
 use syncookie_tests::flood::{SPOOF_NET, mac, syn_template};
 
 use super::{
@@ -90,7 +93,7 @@ impl Objects {
             .expect("keys");
 
         // The lab's variants check cookies with the same keys.
-        let mut labo = Ebpf::load(syncookie::LAB_OBJECT).expect("lab object");
+        let mut labo = Ebpf::load(syncookie_tests::LAB_OBJECT).expect("lab object");
         {
             let keys: Array<MapData, Key> =
                 Array::try_from(Map::Array(MapData::from_pin(pins.0.map(MAP_KEYS)).unwrap()))
@@ -100,7 +103,7 @@ impl Objects {
             ))
             .unwrap();
             let mut lk: Array<&mut MapData, Key> =
-                Array::try_from(labo.map_mut("LAB_KEYS").unwrap()).unwrap();
+                Array::try_from(labo.map_mut(lab::map::KEYS).unwrap()).unwrap();
             for i in 0..KEYS_LEN {
                 lk.set(i, keys.get(&i, 0).unwrap(), 0).unwrap();
             }
@@ -109,10 +112,10 @@ impl Objects {
             ))
             .unwrap();
             let mut lc: Array<&mut MapData, Config> =
-                Array::try_from(labo.map_mut("LAB_CONFIG").unwrap()).unwrap();
+                Array::try_from(labo.map_mut(lab::map::CONFIG).unwrap()).unwrap();
             lc.set(0, cfg.get(&0, 0).unwrap(), 0).unwrap();
             let mut le: Array<&mut MapData, u64> =
-                Array::try_from(labo.map_mut("LAB_EPOCH").unwrap()).unwrap();
+                Array::try_from(labo.map_mut(lab::map::EPOCH).unwrap()).unwrap();
             le.set(0, epoch.get(&0, 0).unwrap(), 0).unwrap();
         }
         Objects {
@@ -185,7 +188,7 @@ impl Frames {
             let mut t = [0u8; 80];
             t[..syn.len()].copy_from_slice(syn);
             let mut m: Array<&mut MapData, [u8; 80]> =
-                Array::try_from(o.labo.map_mut("LAB_TEMPLATE").unwrap()).unwrap();
+                Array::try_from(o.labo.map_mut(lab::map::TEMPLATE).unwrap()).unwrap();
             m.set(0, t, 0).expect("SYN template");
         }
         let ctx = xdp_ctx(syn.len(), ifindex);

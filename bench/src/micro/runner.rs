@@ -6,20 +6,12 @@ use aya::{
     programs::{SchedClassifier, TestRun, TestRunAttrs, TestRunOptions, Xdp},
     sys::{Stats, enable_stats},
 };
-use syncookie_common::maps::PROG_XDP;
+use syncookie_common::{
+    lab::{map, prog},
+    maps::PROG_XDP,
+};
 
 use super::Params;
-
-/// (path, program, TC?, live frames?, through lab_syn_fresh?, frame, verdict)
-pub(super) type Spec = (
-    &'static str,
-    &'static str,
-    bool,
-    bool,
-    bool,
-    &'static [u8],
-    u32,
-);
 
 pub(super) fn xdp<'a>(e: &'a mut Ebpf, name: &str) -> &'a mut Xdp {
     let p: &mut Xdp = e.program_mut(name).unwrap().try_into().unwrap();
@@ -78,16 +70,44 @@ pub(super) struct Case {
     pub(super) expect: u32,
 }
 
-impl From<Spec> for Case {
-    fn from((path, program, tc, live, fresh, frame, expect): Spec) -> Self {
+impl Case {
+    /// An XDP program run on `frame` in plain mode, expected to give `expect`.
+    pub(super) fn xdp(
+        path: &'static str,
+        program: &'static str,
+        frame: &'static [u8],
+        expect: u32,
+    ) -> Self {
         Case {
             path,
             program,
-            tc,
-            live,
-            fresh,
+            tc: false,
+            live: false,
+            fresh: false,
             frame,
             expect,
+        }
+    }
+
+    /// A TC program (its verdict is not checked: the handoff's is TC_ACT_UNSPEC or OK).
+    pub(super) fn tc(path: &'static str, program: &'static str, frame: &'static [u8]) -> Self {
+        Case {
+            tc: true,
+            ..Case::xdp(path, program, frame, 0)
+        }
+    }
+
+    /// Timed in live-frames mode (its verdict acts: XDP_TX transmits).
+    pub(super) fn live(self) -> Self {
+        Case { live: true, ..self }
+    }
+
+    /// Timed in live-frames mode behind `lab_syn_fresh` (for programs that rewrite the frame).
+    pub(super) fn fresh(self) -> Self {
+        Case {
+            live: true,
+            fresh: true,
+            ..self
         }
     }
 }
@@ -104,8 +124,8 @@ fn aim(c: &Case, shield: &mut Ebpf, lab: &mut Ebpf) {
         .try_clone()
         .expect("dup fd");
     let mut jmp: ProgramArray<&mut MapData> =
-        ProgramArray::try_from(lab.map_mut("LAB_JMP").unwrap()).unwrap();
-    jmp.set(0, &fd, 0).expect("LAB_JMP");
+        ProgramArray::try_from(lab.map_mut(map::JMP).unwrap()).unwrap();
+    jmp.set(0, &fd, 0).expect(map::JMP);
 }
 
 /// One test run of a case; returns (ns per repetition as the kernel timed it, verdict).
@@ -124,7 +144,7 @@ fn run_case(
     } else {
         let ctx = xdp_ctx(c.frame.len(), ifindex);
         let p = if c.fresh && !direct {
-            xdp(lab, "lab_syn_fresh")
+            xdp(lab, prog::SYN_FRESH)
         } else {
             xdp(object(c, shield, lab), c.program)
         };

@@ -14,11 +14,15 @@ use syncookie_common::{
     stats::Counter,
 };
 
-use crate::{
+use syncookie_ebpf::{
     ack::{self, AckCheck},
-    maps,
     parse::{self, Frame, Tcp},
-    sock, stats,
+    sock,
+};
+
+use crate::{
+    maps::{self, PinnedKeys},
+    stats,
 };
 
 unsafe extern "C" {
@@ -33,7 +37,7 @@ unsafe extern "C" {
 }
 
 #[inline(always)]
-pub fn tc(ctx: &TcContext) -> i32 {
+pub fn run(ctx: &TcContext) -> i32 {
     if let Some(c) = handoff(ctx) {
         stats::inc(c);
     }
@@ -74,7 +78,7 @@ fn handoff(ctx: &TcContext) -> Option<Counter> {
                 return None;
             }
             let o = parse::options(ctx.data(), ctx.data_end(), &t);
-            match ack::check(&t, &o) {
+            match ack::check(&PinnedKeys, &t, &o) {
                 AckCheck::Valid(m) => m,
                 _ => return None,
             }

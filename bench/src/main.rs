@@ -8,21 +8,22 @@
 //! when it ends, also on failure; no sysctl outside its namespaces is changed (BPF run-time
 //! statistics are switched on through a file descriptor, off again when it closes).
 
-#[path = "../bench/mod.rs"]
-mod bench;
+mod cpu;
+mod lab;
+mod micro;
+mod prober;
+mod report;
+mod scenario;
+mod server;
 
 use std::{path::PathBuf, time::Duration};
 
 use anyhow::{Context, bail};
-use bench::{
-    cpu,
-    lab::Cpus,
-    micro,
-    prober::ProbeConfig,
-    report::{self, Run},
-    scenario::{self, Kind, Params},
-};
 use clap::Parser;
+use lab::Cpus;
+use prober::ProbeConfig;
+use report::Run;
+use scenario::{Kind, Params};
 
 /// Benchmarks: the shield against the kernel's defences (tcp_syncookies=0/1/2, SYNPROXY) under
 /// the same spoofed SYN flood, and its packet paths against a bare XDP reflector.

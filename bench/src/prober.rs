@@ -10,7 +10,7 @@ use std::{
 
 use syncookie_tests::netns::Netns;
 
-use super::cpu;
+use crate::cpu;
 
 #[derive(Clone, Copy, Debug)]
 pub struct ProbeConfig {

@@ -14,20 +14,17 @@ use std::{
 
 use aya::{
     Ebpf,
-    maps::{Array, MapData, PerCpuArray},
+    maps::{Array, MapData},
     programs::{SchedClassifier, TcAttachType, Xdp, XdpMode},
 };
+use syncookie_common::lab::{LabCounter, map, prog};
 use syncookie_tests::{
     flood::mac,
+    lab_counter,
     netns::{Netns, sh, veth},
 };
 
-use super::cpu;
-
-/// `LAB_BENCH` indices (syncookie-ebpf/src/bin/lab/bench.rs).
-const BENCH_SYN: u32 = 0;
-const BENCH_SINK_SYNACK: u32 = 1;
-const BENCH_REFLECT: u32 = 4;
+use crate::cpu;
 
 /// Where things run: the attacker, the clients and the bench itself on one CPU, the server on
 /// another.
@@ -53,7 +50,7 @@ pub struct BenchLab {
 }
 
 fn load_lab() -> Ebpf {
-    Ebpf::load(syncookie::LAB_OBJECT).expect("lab object")
+    Ebpf::load(syncookie_tests::LAB_OBJECT).expect("lab object")
 }
 
 fn attach_xdp(ebpf: &mut Ebpf, prog: &str, iface: &str) {
@@ -61,12 +58,6 @@ fn attach_xdp(ebpf: &mut Ebpf, prog: &str, iface: &str) {
     p.load().unwrap_or_else(|e| panic!("load {prog}: {e}"));
     p.attach(iface, XdpMode::Driver)
         .unwrap_or_else(|e| panic!("attach {prog} to {iface}: {e}"));
-}
-
-fn per_cpu_sum(ebpf: &Ebpf, map: &str, i: u32) -> u64 {
-    let m = ebpf.map(map).unwrap_or_else(|| panic!("no map {map}"));
-    let a: PerCpuArray<&MapData, u64> = PerCpuArray::try_from(m).unwrap();
-    a.get(&i, 0).map(|v| v.iter().sum()).unwrap_or(0)
 }
 
 impl BenchLab {
@@ -108,7 +99,7 @@ impl BenchLab {
         let client_lab = {
             let _in = client.enter();
             let mut e = load_lab();
-            attach_xdp(&mut e, "lab_sink", &client_if);
+            attach_xdp(&mut e, prog::SINK, &client_if);
             e
         };
         // Threaded NAPI once both ends have NAPI instances (GRO, an XDP program, link up).
@@ -143,9 +134,9 @@ impl BenchLab {
     pub fn attach_kernel_counters(&mut self) {
         let _in = self.server.enter();
         let mut e = load_lab();
-        attach_xdp(&mut e, "lab_count_syn", &self.server_if);
+        attach_xdp(&mut e, prog::COUNT_SYN, &self.server_if);
         let p: &mut SchedClassifier = e
-            .program_mut("lab_count_synack")
+            .program_mut(prog::COUNT_SYNACK)
             .unwrap()
             .try_into()
             .unwrap();
@@ -159,7 +150,7 @@ impl BenchLab {
     pub fn attach_reflector(&mut self) {
         let _in = self.server.enter();
         let mut e = load_lab();
-        attach_xdp(&mut e, "lab_reflect_count", &self.server_if);
+        attach_xdp(&mut e, prog::REFLECT_COUNT, &self.server_if);
         self.server_lab = Some(e);
         self.reflector = true;
     }
@@ -167,7 +158,7 @@ impl BenchLab {
     /// Frames `lab_reflect_count` sent back, in the reflector scenario.
     pub fn reflected(&self) -> Option<u64> {
         let e = self.server_lab.as_ref().filter(|_| self.reflector)?;
-        Some(per_cpu_sum(e, "LAB_BENCH", BENCH_REFLECT))
+        Some(lab_counter(e, LabCounter::Reflected))
     }
 
     /// Pins the NAPI threads: the server's to the server's CPU, the client's to the other.
@@ -194,13 +185,13 @@ impl BenchLab {
     pub fn syns_seen(&self) -> u64 {
         self.server_lab
             .as_ref()
-            .map_or(0, |e| per_cpu_sum(e, "LAB_BENCH", BENCH_SYN))
+            .map_or(0, |e| lab_counter(e, LabCounter::Syn))
     }
 
     /// SYN-ACKs the server's own stack sent (kernel scenarios).
     pub fn kernel_synacks(&self) -> u64 {
         self.server_lab.as_ref().map_or(0, |e| {
-            let m = e.map("LAB_SYNACKS").unwrap();
+            let m = e.map(map::SYNACKS).unwrap();
             let a: Array<&MapData, u64> = Array::try_from(m).unwrap();
             a.get(&0, 0).unwrap_or(0)
         })
@@ -208,6 +199,6 @@ impl BenchLab {
 
     /// SYN-ACKs that reached the attacker's side (sent to the spoofed range).
     pub fn sink_synacks(&self) -> u64 {
-        per_cpu_sum(&self.client_lab, "LAB_BENCH", BENCH_SINK_SYNACK)
+        lab_counter(&self.client_lab, LabCounter::SinkSynack)
     }
 }

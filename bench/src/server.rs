@@ -16,7 +16,7 @@ use std::{
 
 use syncookie_tests::netns::Netns;
 
-use super::cpu;
+use crate::cpu;
 
 pub struct EchoServer {
     listener: Arc<TcpListener>,

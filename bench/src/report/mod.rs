@@ -9,7 +9,7 @@ mod paths;
 mod readme;
 mod table;
 
-use super::{
+use crate::{
     micro,
     scenario::{Kind, Outcome},
 };

@@ -5,13 +5,16 @@ use core::ffi::c_void;
 use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
 use syncookie_common::{proto::*, stats::Counter};
 
-use crate::{
+use syncookie_ebpf::{
     ack::{self, AckCheck},
-    maps,
     parse::{self, Frame, Tcp},
     sock::{self, Sock},
-    stats,
     synack::{self, Syn},
+};
+
+use crate::{
+    maps::{self, PinnedKeys},
+    stats,
 };
 
 /// One verdict type inside; translated to `XDP_*` only here.
@@ -23,7 +26,7 @@ enum Verdict {
 }
 
 #[inline(always)]
-pub fn xdp(ctx: &XdpContext) -> u32 {
+pub fn run(ctx: &XdpContext) -> u32 {
     let (v, why) = judge(ctx);
     if let Some(c) = why {
         stats::inc(c);
@@ -79,7 +82,7 @@ fn syn(
     if o.kernel_only || sock::classify(ctx.ctx as *mut c_void, t) != Sock::Listener {
         return (Verdict::Pass, Some(Counter::SynPassed));
     }
-    match synack::answer(ctx, cfg, t, &o) {
+    match synack::answer(ctx, &PinnedKeys, cfg, t, &o) {
         Some(Syn::Sent) => (Verdict::Tx, Some(Counter::SynackSent)),
         Some(Syn::Pass) => (Verdict::Pass, Some(Counter::SynPassed)),
         // The frame was resized but could not be rewritten whole: never let it out half-done.
@@ -95,7 +98,7 @@ fn handshake_ack(ctx: &XdpContext, t: &Tcp) -> (Verdict, Option<Counter>) {
         Sock::Listener => {}
     }
     let o = parse::options(ctx.data(), ctx.data_end(), t);
-    match ack::check(t, &o) {
+    match ack::check(&PinnedKeys, t, &o) {
         AckCheck::Valid(m) => {
             ack::hand_to_tc(ctx, m);
             (Verdict::Pass, Some(Counter::AckValid))

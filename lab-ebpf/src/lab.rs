@@ -1,0 +1,81 @@
+//! The test lab's wire: `lab_pass` on the client's veth (XDP_TX on a veth needs a program on
+//! the receiving peer), `lab_drop_ack` (a lost handshake ACK), `lab_count_synack` (SYN-ACKs
+//! from the server's own stack: XDP_TX frames never pass TC egress, so it sees only those).
+
+use aya_ebpf::{
+    bindings::{TC_ACT_OK, TC_ACT_SHOT, xdp_action},
+    macros::{classifier, xdp},
+    programs::{TcContext, XdpContext},
+};
+use syncookie_common::{lab::drop_ack, proto::*};
+use syncookie_ebpf::parse::read;
+
+use crate::maps::{LAB_DROP, LAB_SYNACKS};
+
+#[xdp]
+pub fn lab_pass(_ctx: XdpContext) -> u32 {
+    xdp_action::XDP_PASS
+}
+
+/// Ethernet, a 20-byte IPv4 header and the TCP header through the flags, read at once (no
+/// Options kept across branches: LLVM may then read an uninitialized register, which the
+/// verifier refuses).
+const HDR: usize = ETH_HLEN + IPV4_HLEN + 14;
+
+/// The headers of an IPv4 TCP frame without IP options, or `None`.
+#[inline(always)]
+pub fn ipv4_tcp(data: usize, end: usize) -> Option<[u8; HDR]> {
+    let h = read::<HDR>(data, end, 0)?;
+    let ok = u16::from_be_bytes([h[12], h[13]]) == ETH_P_IP
+        && h[ETH_HLEN] == 0x45
+        && h[ETH_HLEN + 9] == IPPROTO_TCP;
+    ok.then_some(h)
+}
+
+/// The TCP flags of headers returned by [`ipv4_tcp`].
+#[inline(always)]
+pub const fn tcp_flags(h: &[u8; HDR]) -> u8 {
+    h[HDR - 1]
+}
+
+#[classifier]
+pub fn lab_drop_ack(ctx: TcContext) -> i32 {
+    let (data, end) = (ctx.data(), ctx.data_end());
+    let Some(h) = ipv4_tcp(data, end) else {
+        return TC_ACT_OK;
+    };
+    let th = ETH_HLEN + IPV4_HLEN;
+    let tot = u16::from_be_bytes([h[ETH_HLEN + 2], h[ETH_HLEN + 3]]) as usize;
+    let hlen = ((h[th + 12] >> 4) as usize) * 4;
+    let bare_ack = tcp_flags(&h) == TCP_ACK && tot == IPV4_HLEN + hlen;
+    let dport = u16::from_be_bytes([h[th + 2], h[th + 3]]) as u32;
+    let (Some(left), Some(port)) = (
+        LAB_DROP.get_ptr_mut(drop_ack::LEFT),
+        LAB_DROP.get(drop_ack::PORT),
+    ) else {
+        return TC_ACT_OK;
+    };
+    // SAFETY: map values of this array.
+    unsafe {
+        if bare_ack && *left > 0 && dport == *port {
+            *left -= 1;
+            if let Some(n) = LAB_DROP.get_ptr_mut(drop_ack::DROPPED) {
+                *n += 1;
+            }
+            return TC_ACT_SHOT;
+        }
+    }
+    TC_ACT_OK
+}
+
+#[classifier]
+pub fn lab_count_synack(ctx: TcContext) -> i32 {
+    if let Some(h) = ipv4_tcp(ctx.data(), ctx.data_end())
+        && tcp_flags(&h) & (TCP_SYN | TCP_ACK) == TCP_SYN | TCP_ACK
+        && let Some(n) = LAB_SYNACKS.get_ptr_mut(0)
+    {
+        // SAFETY: map value of this array.
+        unsafe { *n += 1 };
+    }
+    TC_ACT_OK
+}

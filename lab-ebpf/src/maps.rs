@@ -1,0 +1,57 @@
+//! The lab's maps (names in `syncookie_common::lab::map`). None is pinned: tests load the lab
+//! beside a running shield, many times over.
+
+use aya_ebpf::{
+    macros::map,
+    maps::{Array, PerCpuArray, ProgramArray},
+};
+use syncookie_common::{
+    lab::{LabCounter, TEMPLATE_SIZE, drop_ack},
+    maps::{Config, KEYS_LEN, Key},
+};
+use syncookie_ebpf::keys::Keys;
+
+#[map]
+pub static LAB_COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(LabCounter::COUNT, 0);
+#[map]
+pub static LAB_DROP: Array<u32> = Array::with_max_entries(drop_ack::LEN, 0);
+#[map]
+pub static LAB_SYNACKS: Array<u64> = Array::with_max_entries(1, 0);
+#[map]
+pub static LAB_TEMPLATE: Array<[u8; TEMPLATE_SIZE]> = Array::with_max_entries(1, 0);
+#[map]
+pub static LAB_JMP: ProgramArray = ProgramArray::with_max_entries(1, 0);
+#[map]
+pub static LAB_CONFIG: Array<Config> = Array::with_max_entries(1, 0);
+#[map]
+pub static LAB_KEYS: Array<Key> = Array::with_max_entries(KEYS_LEN, 0);
+#[map]
+pub static LAB_EPOCH: Array<u64> = Array::with_max_entries(1, 0);
+
+#[inline(always)]
+pub fn inc(c: LabCounter) {
+    if let Some(p) = LAB_COUNTERS.get_ptr_mut(c as u32) {
+        // SAFETY: this CPU's slot; nothing else writes it while we run.
+        unsafe { *p += 1 };
+    }
+}
+
+#[inline(always)]
+pub fn config() -> Option<&'static Config> {
+    LAB_CONFIG.get(0)
+}
+
+/// The bench's keys, filled by the bench as the daemon fills the shield's.
+pub struct LabKeys;
+
+impl Keys for LabKeys {
+    #[inline(always)]
+    fn key(&self, slot: u32) -> Option<Key> {
+        LAB_KEYS.get(slot).copied()
+    }
+
+    #[inline(always)]
+    fn current_epoch(&self) -> u64 {
+        LAB_EPOCH.get(0).copied().unwrap_or(0)
+    }
+}

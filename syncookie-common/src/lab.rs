@@ -1,0 +1,123 @@
+//! The lab's programs (lab-ebpf/: test and benchmark helpers, never part of the shield): their
+//! program and map names and map indices, used by the eBPF side and by the tests and the bench,
+//! so no name or index is typed twice. Behind the `lab` feature: the shield does not see it.
+
+/// Program names (the functions in lab-ebpf/src).
+pub mod prog {
+    /// XDP pass-all for the veth peer (XDP_TX on a veth needs a program on the receiving peer).
+    pub const PASS: &str = "lab_pass";
+    /// TC egress: drops the next N bare ACKs to a port (a lost handshake ACK).
+    pub const DROP_ACK: &str = "lab_drop_ack";
+    /// TC egress: counts the SYN-ACKs a host's own stack sends (XDP_TX frames skip TC egress).
+    pub const COUNT_SYNACK: &str = "lab_count_synack";
+    /// XDP for live-frames test runs: the spoofed SYN flood.
+    pub const FLOOD_SYN: &str = "lab_flood_syn";
+    /// XDP for live-frames test runs: writes a fresh SYN, then tail-calls `map::JMP[0]`.
+    pub const SYN_FRESH: &str = "lab_syn_fresh";
+    /// XDP pass-all that counts arriving SYNs (the kernel's scenarios of the bench).
+    pub const COUNT_SYN: &str = "lab_count_syn";
+    /// XDP on the attacker's side: drops what comes back to the spoofed range, counting SYN-ACKs.
+    pub const SINK: &str = "lab_sink";
+    /// The minimal XDP reflector (swap MACs, addresses, ports; XDP_TX): the bench's floor.
+    pub const REFLECT: &str = "lab_reflect";
+    /// `REFLECT` that counts what it sends back.
+    pub const REFLECT_COUNT: &str = "lab_reflect_count";
+    /// The shield's ACK handling in the orders the bench compares.
+    pub const ACK_LOOKUP_FIRST: &str = "lab_ack_lookup_first";
+    pub const ACK_COOKIE_FIRST: &str = "lab_ack_cookie_first";
+    pub const ACK_META: &str = "lab_ack_meta";
+    pub const ACK_NO_META: &str = "lab_ack_no_meta";
+    /// TC handoff with XDP metadata, or with a second cookie check.
+    pub const TC_META: &str = "lab_tc_meta";
+    pub const TC_RECHECK: &str = "lab_tc_recheck";
+    /// The shield's SYN path step by step.
+    pub const SYN_ALL: &str = "lab_syn_all";
+    pub const SYN_NO_LOOKUP: &str = "lab_syn_no_lookup";
+    pub const SYN_NO_CSUM: &str = "lab_syn_no_csum";
+    pub const SYN_MAC: &str = "lab_syn_mac";
+    pub const SYN_PARSE: &str = "lab_syn_parse";
+
+    pub const ALL: &[&str] = &[
+        PASS,
+        DROP_ACK,
+        COUNT_SYNACK,
+        FLOOD_SYN,
+        SYN_FRESH,
+        COUNT_SYN,
+        SINK,
+        REFLECT,
+        REFLECT_COUNT,
+        ACK_LOOKUP_FIRST,
+        ACK_COOKIE_FIRST,
+        ACK_META,
+        ACK_NO_META,
+        TC_META,
+        TC_RECHECK,
+        SYN_ALL,
+        SYN_NO_LOOKUP,
+        SYN_NO_CSUM,
+        SYN_MAC,
+        SYN_PARSE,
+    ];
+}
+
+/// Map names (the statics in lab-ebpf/src/maps.rs).
+pub mod map {
+    /// Per-CPU `u64` counters, indexed by [`super::LabCounter`].
+    pub const COUNTERS: &str = "LAB_COUNTERS";
+    /// `lab_drop_ack`'s state, indexed by `super::drop_ack::*`.
+    pub const DROP: &str = "LAB_DROP";
+    /// `[0]`: SYN-ACKs seen by `lab_count_synack`.
+    pub const SYNACKS: &str = "LAB_SYNACKS";
+    /// `[0]`: the SYN template written over live frames ([`super::TEMPLATE_SIZE`] bytes).
+    pub const TEMPLATE: &str = "LAB_TEMPLATE";
+    /// `[0]`: the program `lab_syn_fresh` tail-calls.
+    pub const JMP: &str = "LAB_JMP";
+    /// What the shield's ACK and SYN code reads in the bench programs (as `SC_CONFIG`,
+    /// `SC_KEYS`, `SC_EPOCH`; not pinned, so the lab can be loaded beside a running shield).
+    pub const CONFIG: &str = "LAB_CONFIG";
+    pub const KEYS: &str = "LAB_KEYS";
+    pub const EPOCH: &str = "LAB_EPOCH";
+
+    pub const ALL: &[&str] = &[COUNTERS, DROP, SYNACKS, TEMPLATE, JMP, CONFIG, KEYS, EPOCH];
+}
+
+/// Indices of `LAB_COUNTERS`.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LabCounter {
+    /// SYNs seen by `lab_count_syn`.
+    Syn,
+    /// SYN-ACKs to the spoofed range dropped by `lab_sink`.
+    SinkSynack,
+    /// Other frames to the spoofed range dropped by `lab_sink` (RSTs, retransmissions...).
+    SinkOther,
+    /// SYNs sent by `lab_flood_syn`.
+    Flood,
+    /// Frames sent back by `lab_reflect_count`.
+    Reflected,
+}
+
+impl LabCounter {
+    pub const COUNT: u32 = 5;
+}
+
+/// Indices of `LAB_DROP`.
+pub mod drop_ack {
+    /// Bare ACKs still to drop.
+    pub const LEFT: u32 = 0;
+    /// Their destination port.
+    pub const PORT: u32 = 1;
+    /// How many were dropped.
+    pub const DROPPED: u32 = 2;
+    pub const LEN: u32 = 3;
+}
+
+/// The SYN template's length: Ethernet, IPv4, TCP with MSS, SACK-permitted, timestamps, NOP
+/// and window scale (Linux's SYN).
+pub const SYN_LEN: usize = 14 + 20 + 20 + 20;
+/// The template map's value size (room for `SYN_LEN`).
+pub const TEMPLATE_SIZE: usize = 80;
+/// Spoofed floods come from 198.18.0.0/16 (RFC 2544's benchmarking range); `lab_sink` drops
+/// what is sent back there.
+pub const SPOOFED_NET: [u8; 2] = [198, 18];

@@ -8,31 +8,33 @@
 
 use std::{fs, time::Instant};
 
+use nix::{
+    sched::{CpuSet, sched_setaffinity},
+    unistd::{Pid, SysconfVar, sysconf},
+};
+
 /// Pins thread `tid` (0: the calling thread) to `cpu`.
 pub fn pin(tid: i32, cpu: usize) -> std::io::Result<()> {
-    // SAFETY: a zeroed cpu_set_t filled with CPU_SET, passed with its size.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        if libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-    }
+    let mut set = CpuSet::new();
+    set.set(cpu)?;
+    sched_setaffinity(Pid::from_raw(tid), &set)?;
     Ok(())
 }
 
 /// CPUs online (not only those this thread may run on).
 pub fn online_cpus() -> usize {
-    // SAFETY: sysconf has no preconditions.
-    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
-    n.max(1) as usize
+    match sysconf(SysconfVar::_NPROCESSORS_ONLN) {
+        Ok(Some(n)) if n > 0 => n as usize,
+        _ => 1,
+    }
 }
 
 /// Clock ticks per second of /proc/stat (USER_HZ).
 fn clk_tck() -> f64 {
-    // SAFETY: sysconf has no preconditions.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 { t as f64 } else { 100.0 }
+    match sysconf(SysconfVar::CLK_TCK) {
+        Ok(Some(t)) if t > 0 => t as f64,
+        _ => 100.0,
+    }
 }
 
 /// Idle ticks (idle + iowait) of every CPU, from /proc/stat. With NO_HZ these come from the

@@ -1,7 +1,7 @@
 //! `cargo xtask bench`: the shield against the kernel's own SYN-flood defences, side by side in
 //! one run, then the shield's packet paths timed with BPF_PROG_TEST_RUN beside a minimal XDP
-//! reflector. Writes bench/results/results.md, bench/results/chart.svg and
-//! bench/README-section.md. A benchmark, not a test: it prints ratios measured side by side.
+//! reflector. Writes bench/results/results.md and bench/results/chart.svg; the method is in
+//! bench/README.md. A benchmark, not a test: it prints ratios measured side by side.
 //!
 //! Everything happens in network namespaces it creates (a server and an attacker/client joined by
 //! a veth pair); the spoofed flood never leaves them. Namespaces, programs and pins are removed
@@ -76,8 +76,7 @@ struct Args {
     /// TCP port of the server.
     #[arg(long, default_value_t = 8080)]
     port: u16,
-    /// Where results.md and chart.svg go (default: bench/results in the workspace);
-    /// README-section.md goes to its parent.
+    /// Where results.md and chart.svg go (default: bench/results in the workspace).
     #[arg(long)]
     out: Option<PathBuf>,
     /// Print only; write no files.
@@ -119,8 +118,7 @@ fn now_utc() -> String {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !nix::unistd::geteuid().is_root() {
         bail!("bench: needs root (network namespaces and BPF)");
     }
     let n = cpu::online_cpus();
@@ -241,22 +239,17 @@ fn main() -> anyhow::Result<()> {
         println!("goal {status}: {goal}: {text}");
     }
     if !args.no_write {
-        let out = args.out.unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .parent()
-                .unwrap()
-                .join("bench/results")
-        });
+        // This crate is bench/ in the workspace.
+        let out = args
+            .out
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("results"));
         std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
         std::fs::write(out.join("results.md"), run.markdown())?;
         std::fs::write(out.join("chart.svg"), run.svg())?;
-        let section = out.parent().unwrap_or(&out).join("README-section.md");
-        std::fs::write(&section, run.readme_section())?;
         println!(
-            "bench: wrote {}, {} and {}",
+            "bench: wrote {} and {}",
             out.join("results.md").display(),
             out.join("chart.svg").display(),
-            section.display()
         );
     }
     Ok(())

@@ -5,7 +5,7 @@
 use std::{
     io::{Read, Write},
     net::{SocketAddrV4, TcpListener, TcpStream},
-    os::fd::{AsRawFd, FromRawFd},
+    os::fd::AsRawFd,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -14,6 +14,10 @@ use std::{
     time::Duration,
 };
 
+use nix::sys::socket::{
+    AddressFamily, Backlog, Shutdown, SockFlag, SockType, SockaddrIn, bind, setsockopt, shutdown,
+    socket, sockopt,
+};
 use syncookie_tests::netns::Netns;
 
 use crate::cpu;
@@ -26,43 +30,18 @@ pub struct EchoServer {
 
 /// A listening TCP socket on `addr` with `backlog` (std's `bind` picks its own backlog).
 fn listen(addr: SocketAddrV4, backlog: i32) -> std::io::Result<TcpListener> {
-    let err = std::io::Error::last_os_error;
-    // SAFETY: socket/setsockopt/bind/listen on a descriptor we own; on success it is handed to
-    // TcpListener, which closes it; on failure it is closed here.
-    unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
-        if fd < 0 {
-            return Err(err());
-        }
-        let one: libc::c_int = 1;
-        let sa = libc::sockaddr_in {
-            sin_family: libc::AF_INET as u16,
-            sin_port: addr.port().to_be(),
-            sin_addr: libc::in_addr {
-                s_addr: u32::from(*addr.ip()).to_be(),
-            },
-            sin_zero: [0; 8],
-        };
-        if libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_REUSEADDR,
-            &one as *const _ as *const libc::c_void,
-            std::mem::size_of_val(&one) as u32,
-        ) != 0
-            || libc::bind(
-                fd,
-                &sa as *const _ as *const libc::sockaddr,
-                std::mem::size_of_val(&sa) as u32,
-            ) != 0
-            || libc::listen(fd, backlog) != 0
-        {
-            let e = err();
-            libc::close(fd);
-            return Err(e);
-        }
-        Ok(TcpListener::from_raw_fd(fd))
-    }
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+    bind(fd.as_raw_fd(), &SockaddrIn::from(addr))?;
+    // The kernel caps the backlog at net.core.somaxconn anyway; nix refuses more than SOMAXCONN.
+    let backlog = Backlog::new(backlog.min(i32::from(Backlog::MAXCONN)))?;
+    nix::sys::socket::listen(&fd, backlog)?;
+    Ok(TcpListener::from(fd))
 }
 
 fn serve(mut s: TcpStream) {
@@ -109,8 +88,7 @@ impl Drop for EchoServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         // Wakes the workers blocked in accept().
-        // SAFETY: shutdown on a descriptor the listener still owns.
-        unsafe { libc::shutdown(self.listener.as_raw_fd(), libc::SHUT_RDWR) };
+        let _ = shutdown(self.listener.as_raw_fd(), Shutdown::Both);
         for w in self.workers.drain(..) {
             let _ = w.join();
         }

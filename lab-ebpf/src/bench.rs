@@ -97,8 +97,7 @@ fn ack_variant<const LOOKUP_FIRST: bool, const META: bool>(ctx: &XdpContext, val
     if t.flags & (TCP_SYN | TCP_RST) != 0 || t.flags & TCP_ACK == 0 {
         return xdp_action::XDP_PASS;
     }
-    let c = ctx.ctx as *mut c_void;
-    if LOOKUP_FIRST && sock::classify(c, &t) != sock::Sock::Listener {
+    if LOOKUP_FIRST && sock::classify(ctx, &t) != sock::Sock::Listener {
         return xdp_action::XDP_PASS;
     }
     let o = parse::options(ctx.data(), ctx.data_end(), &t);
@@ -111,7 +110,7 @@ fn ack_variant<const LOOKUP_FIRST: bool, const META: bool>(ctx: &XdpContext, val
         }
         _ if LOOKUP_FIRST => xdp_action::XDP_DROP,
         // Cookie-first: a bad cookie is dropped only if a listener, not a connection, owns it.
-        _ if sock::classify(c, &t) == sock::Sock::Listener => xdp_action::XDP_DROP,
+        _ if sock::classify(ctx, &t) == sock::Sock::Listener => xdp_action::XDP_DROP,
         _ => xdp_action::XDP_PASS,
     }
 }
@@ -150,7 +149,7 @@ fn tc_variant<const RECHECK: bool>(ctx: &TcContext) -> i32 {
     }
     let skb = ctx.skb.skb;
     let ok = if RECHECK {
-        sock::classify(skb as *mut c_void, &t) == sock::Sock::Listener
+        sock::classify(ctx, &t) == sock::Sock::Listener
             && matches!(
                 ack::check(
                     &LabKeys,
@@ -169,7 +168,7 @@ fn tc_variant<const RECHECK: bool>(ctx: &TcContext) -> i32 {
         meta + LEN > data || unsafe { (*(meta as *const HandoffMeta)).magic } == HANDOFF_MAGIC
     };
     if ok {
-        let sk = sock::lookup(skb as *mut c_void, &t);
+        let sk = sock::lookup(ctx, &t);
         if !sk.is_null() {
             // SAFETY: a referenced socket from the lookup, released once.
             unsafe { aya_ebpf::helpers::bpf_sk_release(sk as *mut c_void) };
@@ -222,7 +221,7 @@ fn syn_steps<const CSUM: bool, const LOOKUP: bool, const ANSWER: bool, const MAC
         return xdp_action::XDP_DROP;
     }
     let o = parse::options(ctx.data(), ctx.data_end(), &t);
-    if LOOKUP && sock::classify(ctx.ctx as *mut c_void, &t) != sock::Sock::Listener {
+    if LOOKUP && sock::classify(ctx, &t) != sock::Sock::Listener {
         return xdp_action::XDP_PASS;
     }
     if ANSWER {

@@ -124,6 +124,8 @@ const _: () = assert!(size_of::<ReqAttrs>() == 20);
 mod pod {
     // SAFETY: plain-old-data, repr(C), no padding (sizes asserted above).
     unsafe impl aya::Pod for super::Key {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for super::Config {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for super::HandoffMeta {}
 }

@@ -5,6 +5,7 @@
 use core::ffi::c_void;
 
 use aya_ebpf::{
+    EbpfContext,
     bindings::{
         bpf_sock, bpf_sock_tuple, bpf_sock_tuple__bindgen_ty_1,
         bpf_sock_tuple__bindgen_ty_1__bindgen_ty_1,
@@ -28,7 +29,7 @@ pub enum Sock {
 
 /// Looks up the socket for `t` and returns it still referenced: release with `bpf_sk_release`.
 #[inline(always)]
-pub fn lookup(ctx: *mut c_void, t: &Tcp) -> *mut bpf_sock {
+pub fn lookup(ctx: &impl EbpfContext, t: &Tcp) -> *mut bpf_sock {
     let v4 = bpf_sock_tuple__bindgen_ty_1__bindgen_ty_1 {
         saddr: t.saddr.to_be(),
         daddr: t.daddr.to_be(),
@@ -41,17 +42,18 @@ pub fn lookup(ctx: *mut c_void, t: &Tcp) -> *mut bpf_sock {
     };
     let size = core::mem::size_of_val(&v4) as u32;
     // SAFETY: helper call with a valid context and tuple.
-    unsafe { bpf_skc_lookup_tcp(ctx, &mut tuple, size, CURRENT_NETNS, 0) }
+    unsafe { bpf_skc_lookup_tcp(ctx.as_ptr(), &mut tuple, size, CURRENT_NETNS, 0) }
 }
 
 #[inline(always)]
-pub fn classify(ctx: *mut c_void, t: &Tcp) -> Sock {
+pub fn classify(ctx: &impl EbpfContext, t: &Tcp) -> Sock {
     let sk = lookup(ctx, t);
     if sk.is_null() {
         return Sock::None;
     }
-    // SAFETY: non-null socket returned by the lookup; released right after reading its state.
+    // SAFETY: non-null socket returned by the lookup, still referenced.
     let state = unsafe { (*sk).state };
+    // SAFETY: the reference the lookup took, released once.
     unsafe { bpf_sk_release(sk as *mut c_void) };
     if state == TCP_LISTEN {
         Sock::Listener

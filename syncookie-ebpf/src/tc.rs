@@ -74,7 +74,7 @@ fn handoff(ctx: &TcContext) -> Option<Counter> {
         None if cfg.flags & flags::TC_RECHECK != 0 && maps::port_protected(t.dport) => {
             // Generic XDP gave us no metadata: check the cookie again (the lookup first, so
             // established traffic costs one lookup, not a MAC).
-            if sock::classify(ctx.skb.skb as *mut c_void, &t) != sock::Sock::Listener {
+            if sock::classify(ctx, &t) != sock::Sock::Listener {
                 return None;
             }
             let o = parse::options(ctx.data(), ctx.data_end(), &t);
@@ -92,7 +92,7 @@ fn handoff(ctx: &TcContext) -> Option<Counter> {
 #[inline(always)]
 fn assign(ctx: &TcContext, t: &Tcp, attrs: &mut ReqAttrs) -> Counter {
     let skb = ctx.skb.skb;
-    let sk = sock::lookup(skb as *mut c_void, t);
+    let sk = sock::lookup(ctx, t);
     if sk.is_null() {
         return Counter::HandoffFailed;
     }

@@ -1,7 +1,5 @@
 //! The XDP entry: classify the frame, act, and count the reason at one exit point.
 
-use core::ffi::c_void;
-
 use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
 use syncookie_common::{proto::*, stats::Counter};
 
@@ -79,7 +77,7 @@ fn syn(
         None => return (Verdict::Pass, Some(Counter::SynPassed)),
     }
     let o = parse::options(ctx.data(), ctx.data_end(), t);
-    if o.kernel_only || sock::classify(ctx.ctx as *mut c_void, t) != Sock::Listener {
+    if o.kernel_only || sock::classify(ctx, t) != Sock::Listener {
         return (Verdict::Pass, Some(Counter::SynPassed));
     }
     match synack::answer(ctx, &PinnedKeys, cfg, t, &o) {
@@ -92,7 +90,7 @@ fn syn(
 
 #[inline(always)]
 fn handshake_ack(ctx: &XdpContext, t: &Tcp) -> (Verdict, Option<Counter>) {
-    match sock::classify(ctx.ctx as *mut c_void, t) {
+    match sock::classify(ctx, t) {
         Sock::None => return (Verdict::Pass, Some(Counter::AckNoListener)),
         Sock::Other => return (Verdict::Pass, Some(Counter::AckPassedSocket)),
         Sock::Listener => {}

@@ -3,9 +3,10 @@
 
 use std::{
     fs::File,
-    os::fd::AsRawFd,
     path::{Path, PathBuf},
 };
+
+use nix::fcntl::{Flock, FlockArg};
 
 /// Default pin root; `--pin-root` overrides it (tests, or a bpffs elsewhere).
 pub const DEFAULT_ROOT: &str = "/sys/fs/bpf/syncookie";
@@ -84,13 +85,13 @@ impl PinDir {
 
     /// Takes the shield's instance lock (non-blocking): one `run` per interface. Held until the
     /// returned file is dropped.
-    pub fn lock(&self) -> Result<File, PinError> {
-        flock(&self.lock, libc::LOCK_EX | libc::LOCK_NB)
+    pub fn lock(&self) -> Result<Flock<File>, PinError> {
+        flock(&self.lock, FlockArg::LockExclusiveNonblock)
     }
 
     /// Serializes key changes (the daemon's timer, `syncookie rotate`): blocks briefly.
-    pub fn keys_lock(&self) -> Result<File, PinError> {
-        flock(&self.lock.with_extension("keys.lock"), libc::LOCK_EX)
+    pub fn keys_lock(&self) -> Result<Flock<File>, PinError> {
+        flock(&self.lock.with_extension("keys.lock"), FlockArg::LockExclusive)
     }
 
     pub fn remove_lock(&self) {
@@ -101,7 +102,7 @@ impl PinDir {
     }
 }
 
-fn flock(path: &Path, op: i32) -> Result<File, PinError> {
+fn flock(path: &Path, op: FlockArg) -> Result<Flock<File>, PinError> {
     std::fs::create_dir_all(LOCK_DIR).map_err(io(Path::new(LOCK_DIR)))?;
     let f = File::options()
         .create(true)
@@ -109,11 +110,7 @@ fn flock(path: &Path, op: i32) -> Result<File, PinError> {
         .write(true)
         .open(path)
         .map_err(io(path))?;
-    // SAFETY: flock on an fd we own.
-    if unsafe { libc::flock(f.as_raw_fd(), op) } != 0 {
-        return Err(PinError::Busy { path: path.into() });
-    }
-    Ok(f)
+    Flock::lock(f, op).map_err(|_| PinError::Busy { path: path.into() })
 }
 
 /// Mounts a bpffs at `at` unless one is there already.

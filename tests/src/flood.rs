@@ -194,7 +194,5 @@ impl Flood {
 
 fn ifindex_in(ns: &crate::netns::Netns, iface: &str) -> u32 {
     let _in = ns.enter();
-    let name = std::ffi::CString::new(iface).unwrap();
-    // SAFETY: NUL-terminated name.
-    unsafe { libc::if_nametoindex(name.as_ptr()) }
+    nix::net::if_::if_nametoindex(iface).unwrap_or_else(|e| panic!("no interface {iface}: {e}"))
 }

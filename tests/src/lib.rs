@@ -23,14 +23,15 @@ pub fn lab_counter(ebpf: &aya::Ebpf, c: syncookie_common::lab::LabCounter) -> u6
     a.get(&(c as u32), 0).map_or(0, |v| v.iter().sum())
 }
 
-/// Skips (with a printed reason) when not root: these tests need CAP_NET_ADMIN and CAP_BPF.
+/// Fails the test, with the reason, when not root: these tests need CAP_NET_ADMIN and CAP_BPF,
+/// and a run without them must not pass having tested nothing.
 #[macro_export]
 macro_rules! require_root {
     () => {
-        if unsafe { libc::geteuid() } != 0 {
-            eprintln!("skipped: needs root (run `cargo xtask test`)");
-            return;
-        }
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "needs root (CAP_BPF, CAP_NET_ADMIN, network namespaces): run `sudo cargo xtask test`"
+        );
     };
 }
 

@@ -41,28 +41,16 @@ pub fn send_raw_tcp(
     let b = if flags_syn { b.syn() } else { b.ack(ack) };
     let mut pkt = Vec::new();
     b.write(&mut pkt, &[]).expect("build segment");
-    // SAFETY: raw socket, sendto with a sockaddr_in we build, closed right after.
-    unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_RAW);
-        assert!(fd >= 0, "raw socket: {}", std::io::Error::last_os_error());
-        let sa = libc::sockaddr_in {
-            sin_family: libc::AF_INET as u16,
-            sin_port: 0,
-            sin_addr: libc::in_addr {
-                s_addr: u32::from(*dst.ip()).to_be(),
-            },
-            sin_zero: [0; 8],
-        };
-        let r = libc::sendto(
-            fd,
-            pkt.as_ptr() as *const libc::c_void,
-            pkt.len(),
-            0,
-            &sa as *const _ as *const libc::sockaddr,
-            std::mem::size_of::<libc::sockaddr_in>() as u32,
-        );
-        let e = std::io::Error::last_os_error();
-        libc::close(fd);
-        assert_eq!(r as usize, pkt.len(), "sendto: {e}");
-    }
+    use nix::sys::socket::{AddressFamily, MsgFlags, SockFlag, SockProtocol, SockType, SockaddrIn};
+    // IPPROTO_RAW: the kernel sends our IP header as it is.
+    let fd = nix::sys::socket::socket(
+        AddressFamily::Inet,
+        SockType::Raw,
+        SockFlag::SOCK_CLOEXEC,
+        SockProtocol::Raw,
+    )
+    .expect("raw socket");
+    let to = SockaddrIn::from(std::net::SocketAddrV4::new(*dst.ip(), 0));
+    let n = nix::sys::socket::sendto(fd.as_raw_fd(), &pkt, &to, MsgFlags::empty()).expect("sendto");
+    assert_eq!(n, pkt.len(), "sendto sent part of the segment");
 }

@@ -21,8 +21,6 @@ mod paths;
 mod runner;
 mod setup;
 
-use std::ffi::CString;
-
 use crate::{
     cpu,
     lab::{BenchLab, Cpus},
@@ -89,11 +87,8 @@ pub fn run(p: &Params) -> Results {
     // the other CPU (lab_sink drops it), so it is not part of the figures.
     let _ = cpu::pin(0, p.cpus.server);
     let _in = lab.server.enter();
-    let ifindex = {
-        let n = CString::new(lab.server_if.as_str()).unwrap();
-        // SAFETY: NUL-terminated name.
-        unsafe { libc::if_nametoindex(n.as_ptr()) }
-    };
+    let ifindex = nix::net::if_::if_nametoindex(lab.server_if.as_str())
+        .unwrap_or_else(|e| panic!("ifindex of {}: {e}", lab.server_if));
 
     let sockets = Sockets::open(&lab, p.port);
     let mut objects = Objects::load(&lab, p.port);

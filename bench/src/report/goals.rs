@@ -94,9 +94,3 @@ impl Run {
         s
     }
 }
-
-pub(super) const GOALS_NOTE: &str = "\n\"Partly met\" means met by one of the measures named and not by \
-the other. On this lab the veth driver's own receive and transmit cost about as much per packet \
-as the whole SYN program (the reflector's row), so the CPU-per-SYN ratio against the kernel is \
-capped near what the kernel's path costs over that floor; the figures above the floor show how \
-the paths themselves compare.\n";

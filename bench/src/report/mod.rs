@@ -1,12 +1,13 @@
 //! The report of one run: what it measured (`Run`) and the number formats its parts share.
 //!
 //! The parts: the scenario table, the micro-benchmark tables, the ratios and the goals, as
-//! Markdown (bench/results/results.md and the README section) and an SVG chart drawn by hand.
+//! Markdown (bench/results/results.md) and an SVG chart drawn by hand (bench/results/chart.svg).
+//! How it all is measured is written once, for readers, in bench/README.md.
 
 mod chart;
+mod document;
 mod goals;
 mod paths;
-mod readme;
 mod table;
 
 use crate::{

@@ -156,19 +156,3 @@ impl Run {
         s
     }
 }
-
-pub(super) const MICRO_METHOD: &str = "\
-BPF_PROG_TEST_RUN on the server's veth in the lab, all programs in one run, each figure the \
-median of several rounds run in turn, ns per packet as the kernel's test timer measured the \
-repetitions (without the call's setup: a run with repetitions swaps the XDP dispatcher, \
-milliseconds). The SYN path and the reflector rewrite the frame, so they run in live-frames mode \
-(`--live-repeat` repetitions), where XDP_TX really transmits onto the veth (the transmission is in the \
-figure; the attacker's side drains it on the other CPU). Live-frames runs recycle their pages \
-with the bytes left in them (a SYN answered once comes back as our SYN-ACK), so both go through \
-`lab_syn_fresh`, which writes the SYN over the frame and tail-calls the program timed. The other \
-paths do not rewrite the frame and run with a plain repeat (`--plain-repeat`). `lab_reflect` is the \
-minimal reflector (checks Ethernet/IPv4/TCP, swaps MACs, addresses and ports, XDP_TX); \
-`lab_pass` returns XDP_PASS. *Program alone* is the program's own run time from the kernel's \
-BPF statistics (run_time_ns / run_cnt) over `--stats-runs` single runs on fresh copies of the frame, in \
-a separate pass; it includes the statistics' own cost, which is what the pass-only program \
-shows.\n";

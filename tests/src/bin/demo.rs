@@ -26,7 +26,7 @@ const FLOOD_RATE: u64 = 0;
 const FORGED_ACKS: u16 = 100;
 
 fn main() {
-    if unsafe { libc::geteuid() } != 0 {
+    if !nix::unistd::geteuid().is_root() {
         eprintln!("demo: needs root (network namespaces and BPF)");
         std::process::exit(1);
     }

@@ -123,16 +123,9 @@ fn expected_option_elements(w: &Want, our_tsval: u32) -> Vec<TcpOptionElement> {
 /// The program's TSval clock: CLOCK_MONOTONIC_COARSE (bpf_ktime_get_coarse_ns) through
 /// `cookie::ts_clock`.
 fn monotonic_ms() -> u32 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes the timespec we pass.
-    assert_eq!(
-        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) },
-        0
-    );
-    syncookie_common::cookie::ts_clock(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
+    let ts = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC_COARSE)
+        .expect("CLOCK_MONOTONIC_COARSE");
+    syncookie_common::cookie::ts_clock(ts.tv_sec() as u64 * 1_000_000_000 + ts.tv_nsec() as u64)
 }
 
 /// Runs `syn` through XDP and checks every byte of the SYN-ACK; returns it parsed.

@@ -1,16 +1,20 @@
 //! The test lab's wire: `lab_pass` on the client's veth (XDP_TX on a veth needs a program on
-//! the receiving peer), `lab_drop_ack` (a lost handshake ACK), `lab_count_synack` (SYN-ACKs
+//! the receiving peer), `lab_drop_ack` (a lost handshake ACK), `lab_count_tc` (TCP seen after
+//! the shield on TC ingress), `lab_count_synack` (SYN-ACKs
 //! from the server's own stack: XDP_TX frames never pass TC egress, so it sees only those).
 
 use aya_ebpf::{
-    bindings::{TC_ACT_OK, TC_ACT_SHOT, xdp_action},
+    bindings::{TC_ACT_OK, TC_ACT_SHOT, TC_ACT_UNSPEC, xdp_action},
     macros::{classifier, xdp},
     programs::{TcContext, XdpContext},
 };
-use syncookie_common::{lab::drop_ack, proto::*};
+use syncookie_common::{
+    lab::{LabCounter, drop_ack},
+    proto::*,
+};
 use syncookie_ebpf::parse::read;
 
-use crate::maps::{LAB_DROP, LAB_SYNACKS};
+use crate::maps::{self, LAB_DROP, LAB_SYNACKS};
 
 #[xdp]
 pub fn lab_pass(_ctx: XdpContext) -> u32 {
@@ -78,4 +82,13 @@ pub fn lab_count_synack(ctx: TcContext) -> i32 {
         unsafe { *n += 1 };
     }
     TC_ACT_OK
+}
+
+/// Counts the IPv4 TCP segments it sees, and leaves them to the next program (or the stack).
+#[classifier]
+pub fn lab_count_tc(ctx: TcContext) -> i32 {
+    if ipv4_tcp(ctx.data(), ctx.data_end()).is_some() {
+        maps::inc(LabCounter::TcSeen);
+    }
+    TC_ACT_UNSPEC
 }

@@ -155,11 +155,16 @@ pub fn mac(key: &Key, flow: &Flow, client_isn: u32, attrs: u32, ts: bool) -> u64
     }
 }
 
-/// What a SYN-ACK carries: the ISN, and the 8 bits for the low byte of TSval.
+/// What a SYN-ACK carries: the ISN, the 8 bits for the low byte of TSval, and the
+/// connection's TSval offset.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Cookie {
     pub isn: u32,
     pub ts_bits: u8,
+    /// Added to the clock in our TSval so that it does not tell the host's uptime (as the
+    /// kernel's `secure_tcp_ts_off()`): keyed and per connection, from MAC bits 32..63, which
+    /// nothing else uses. Nothing checks it: the ACK's TSecr is checked by its low byte only.
+    pub ts_off: u32,
 }
 
 /// The cookie for a SYN. `ts` says whether the SYN-ACK will carry timestamps.
@@ -177,6 +182,7 @@ pub fn encode(
     Cookie {
         isn: (((m & MAC_ISN_MASK) as u32) << ATTR_BITS) | attrs,
         ts_bits: (m >> 23) as u8,
+        ts_off: (m >> 32) as u32,
     }
 }
 
@@ -188,10 +194,10 @@ pub const fn ts_clock(coarse_ns: u64) -> u32 {
     (coarse_ns >> 20) as u32
 }
 
-/// Our TSval: the [`ts_clock`] with its low byte replaced by MAC bits.
+/// Our TSval: the [`ts_clock`] plus the connection's offset, its low byte replaced by MAC bits.
 #[inline(always)]
-pub const fn tsval(now_ms: u32, ts_bits: u8) -> u32 {
-    (now_ms & !0xff) | ts_bits as u32
+pub const fn tsval(now_ms: u32, c: &Cookie) -> u32 {
+    (now_ms.wrapping_add(c.ts_off) & !0xff) | c.ts_bits as u32
 }
 
 /// Checks the cookie in an ACK against `key` (the key in the cookie's slot).
@@ -267,7 +273,7 @@ mod tests {
         ) {
             let k = key(k0, k1, epoch);
             let c = encode(&k, slot, &flow, isn, &a, ts);
-            let tsecr = ts.then(|| tsval(clock, c.ts_bits));
+            let tsecr = ts.then(|| tsval(clock, &c));
             prop_assert_eq!(cookie_slot(c.isn), slot);
             prop_assert_eq!(check(&k, &flow, isn, c.isn, tsecr), Some(a));
         }
@@ -304,7 +310,7 @@ mod tests {
         ) {
             let k = key(k0, k1, 7);
             let c = encode(&k, 1, &flow, isn, &a, true);
-            let good_ts = tsval(123_456, c.ts_bits);
+            let good_ts = tsval(123_456, &c);
             // Any flipped bit of the ISN (MAC or attributes) is caught...
             prop_assert_eq!(check(&k, &flow, isn, c.isn ^ (1 << flip), Some(good_ts)), None);
             // ...so is a flipped MAC bit in the echoed TSval, and the wrong key or epoch.
@@ -354,7 +360,22 @@ mod tests {
     }
 
     #[test]
-    fn tsval_keeps_the_clock_and_takes_the_mac_byte() {
-        assert_eq!(tsval(0x1234_5678, 0xab), 0x1234_56ab);
+    fn tsval_adds_the_offset_and_takes_the_mac_byte() {
+        let c = Cookie {
+            isn: 0,
+            ts_bits: 0xab,
+            ts_off: 0x1000_0100,
+        };
+        assert_eq!(tsval(0x1234_5678, &c), 0x2234_57ab);
+    }
+
+    /// Two connections from the same client differ in their TSval offsets: the clock is hidden.
+    #[test]
+    fn ts_offsets_differ_per_connection() {
+        let k = key(1, 2, 3);
+        let a = SynAttrs::default();
+        let c1 = encode(&k, 1, &Flow::v4(1, 2, 1000, 80), 5, &a, true);
+        let c2 = encode(&k, 1, &Flow::v4(1, 2, 1001, 80), 5, &a, true);
+        assert_ne!(c1.ts_off, c2.ts_off);
     }
 }

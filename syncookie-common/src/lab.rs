@@ -10,6 +10,9 @@ pub mod prog {
     pub const DROP_ACK: &str = "lab_drop_ack";
     /// TC egress: counts the SYN-ACKs a host's own stack sends (XDP_TX frames skip TC egress).
     pub const COUNT_SYNACK: &str = "lab_count_synack";
+    /// TC ingress, attached after the shield: counts the TCP segments it gets (the shield must
+    /// leave the TCX chain to later programs).
+    pub const COUNT_TC: &str = "lab_count_tc";
     /// XDP for live-frames test runs: the spoofed SYN flood.
     pub const FLOOD_SYN: &str = "lab_flood_syn";
     /// XDP for live-frames test runs: writes a fresh SYN, then tail-calls `map::JMP[0]`.
@@ -41,6 +44,7 @@ pub mod prog {
         PASS,
         DROP_ACK,
         COUNT_SYNACK,
+        COUNT_TC,
         FLOOD_SYN,
         SYN_FRESH,
         COUNT_SYN,
@@ -96,10 +100,12 @@ pub enum LabCounter {
     Flood,
     /// Frames sent back by `lab_reflect_count`.
     Reflected,
+    /// TCP segments seen by `lab_count_tc`.
+    TcSeen,
 }
 
 impl LabCounter {
-    pub const COUNT: u32 = 5;
+    pub const COUNT: u32 = 6;
 }
 
 /// Indices of `LAB_DROP`.

@@ -7,6 +7,7 @@ pub const MAP_EPOCH: &str = "SC_EPOCH";
 pub const MAP_KEYS: &str = "SC_KEYS";
 pub const MAP_PORTS: &str = "SC_PORTS";
 pub const MAP_STATS: &str = "SC_STATS";
+pub const MAP_BUDGET: &str = "SC_BUDGET";
 pub const PROG_XDP: &str = "syncookie_xdp";
 /// Pinned bpf_links (next to the maps): the shield stays attached if the daemon dies, and the
 /// next `run` takes the links over and swaps its programs in atomically.
@@ -59,7 +60,9 @@ pub mod flags {
     pub const WSCALE: u32 = 1 << 2;
     /// Accept ECN when the client asks (net.ipv4.tcp_ecn != 0).
     pub const ECN: u32 = 1 << 3;
-    /// TC re-checks cookies itself when no XDP metadata arrives (generic XDP).
+    /// TC re-checks cookies itself when no XDP metadata arrives: set by the daemon for generic
+    /// XDP; native drivers without metadata room are detected by the XDP program itself
+    /// (`SC_NO_META`).
     pub const TC_RECHECK: u32 = 1 << 4;
 }
 
@@ -68,8 +71,15 @@ pub mod flags {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Config {
     pub flags: u32,
-    /// The (unscaled) window of our SYN-ACK.
+    /// Handshake ACKs with a bad or expired cookie passed to the kernel per second and CPU, so
+    /// that it resets them as it would without us (a client with a stale cookie learns at once);
+    /// beyond this budget they are dropped (we are not a reflector).
+    pub rst_per_sec: u32,
+    /// The (unscaled) window of our SYN-ACK, as the kernel computes it for its own
+    /// (tcp_openreq_init_rwin()): the receive space rounded down to a multiple of the MSS less
+    /// the timestamp option, so it differs with and without timestamps.
     pub window: u16,
+    pub window_ts: u16,
     /// Our own MSS, advertised in the SYN-ACK, per family.
     pub mss_v4: u16,
     pub mss_v6: u16,
@@ -77,8 +87,18 @@ pub struct Config {
     pub wscale: u8,
     /// TTL / hop limit of the SYN-ACK.
     pub ttl: u8,
+    pub reserved: [u8; 2],
 }
-const _: () = assert!(size_of::<Config>() == 12);
+const _: () = assert!(size_of::<Config>() == 20);
+
+/// `SC_BUDGET`: per CPU, the current second (in 2^30 ns units) and the bad ACKs passed in it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Budget {
+    pub second: u64,
+    pub used: u64,
+}
+const _: () = assert!(size_of::<Budget>() == 16);
 
 /// What XDP hands to TC in the frame's metadata for an ACK whose cookie it checked.
 #[repr(C)]

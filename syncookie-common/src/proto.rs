@@ -40,7 +40,12 @@ pub const TCPOPT_MPTCP: u8 = 30;
 /// The kernel's TCP socket states we look at (include/net/tcp_states.h).
 pub const TCP_LISTEN: u32 = 10;
 
-/// The window we advertise on the SYN-ACK when the daemon is not told otherwise: what Linux sends
-/// for MSS 1460 with timestamps (45 × 1448).
-pub const DEFAULT_WINDOW: u16 = 65160;
+/// The windows Linux advertises on a SYN-ACK with its default receive buffer and MTU 1500:
+/// 65536 rounded down to a multiple of 1460 (64240), or of 1448 with timestamps (65160).
+pub const DEFAULT_WINDOW: u16 = 64240;
+pub const DEFAULT_WINDOW_TS: u16 = 65160;
+/// The TCP timestamps option's room in a segment (TCPOLEN_TSTAMP_ALIGNED).
+pub const TCPOLEN_TSTAMP_ALIGNED: u16 = 12;
+/// The ECN field of the IPv4 TOS / IPv6 traffic class: not ECT.
+pub const IP_ECN_MASK: u8 = 0x03;
 pub const DEFAULT_TTL: u8 = 64;

@@ -33,21 +33,30 @@ counters! {
     SynackSent = "synack_sent",
     /// SYNs to protected ports left to the kernel (no listener, existing socket, TCP-MD5/AO).
     SynPassed = "syn_passed",
-    /// SYNs dropped for a bad TCP checksum.
+    /// SYNs whose TCP checksum does not verify, left to the kernel: it knows whether the sum is
+    /// only partial (a local sender with TX checksum offload) or wrong.
     SynBadChecksum = "syn_bad_checksum",
+    /// SYNs and handshake ACKs for MPTCP listeners, left to the kernel (the handoff refuses them).
+    MptcpPassed = "mptcp_passed",
     /// Handshake ACKs with a valid cookie, passed on to the handoff.
     AckValid = "ack_valid",
-    /// Handshake ACKs dropped: the cookie is not one of ours.
+    /// Handshake ACKs dropped: the cookie is not one of ours (beyond the reset budget).
     AckBadCookie = "ack_bad_cookie",
-    /// Handshake ACKs dropped: the cookie's key has been rotated out.
+    /// Handshake ACKs dropped: the cookie's key has been rotated out (beyond the reset budget).
     AckExpired = "ack_expired",
+    /// Handshake ACKs with a bad or expired cookie passed to the kernel, which resets them, within
+    /// the per-second budget.
+    AckReset = "ack_reset",
+    /// Handshake ACKs carrying the kernel's own SYN cookie (for SYNs left to it), passed to it.
+    AckKernelCookie = "ack_kernel_cookie",
     /// ACKs to protected ports of existing connections, passed untouched.
     AckPassedSocket = "ack_passed_socket",
     /// ACKs to protected ports with no socket at all, left to the kernel (it resets them).
     AckNoListener = "ack_no_listener",
     /// Connections created from a cookie by bpf_sk_assign_tcp_reqsk.
     HandoffOk = "handoff_ok",
-    /// Cookie ACKs bpf_sk_assign_tcp_reqsk refused (no listener any more, a kernel setting changed).
+    /// Cookie ACKs bpf_sk_assign_tcp_reqsk refused (no listener any more, a kernel setting
+    /// changed): left to the kernel, which resets them.
     HandoffFailed = "handoff_failed",
     /// Dropped: TCP to a protected port with an inconsistent header, or a SYN-ACK not written whole.
     Malformed = "malformed",

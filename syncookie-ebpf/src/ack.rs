@@ -74,19 +74,20 @@ pub fn req_attrs(cfg: &Config, m: &HandoffMeta) -> ReqAttrs {
     }
 }
 
-/// Puts the decoded attributes in front of the frame for TC. Without room for metadata (some
-/// drivers, generic XDP) TC re-checks the cookie itself when the daemon asked it to.
+/// Puts the decoded attributes in front of the frame for TC; false when the driver has no room
+/// for metadata (TC must then re-check the cookie itself).
 #[inline(always)]
-pub fn hand_to_tc(ctx: &XdpContext, m: HandoffMeta) {
+pub fn hand_to_tc(ctx: &XdpContext, m: HandoffMeta) -> bool {
     const LEN: usize = core::mem::size_of::<HandoffMeta>();
     // SAFETY: helper call on our own context; pointers re-read below.
     if unsafe { bpf_xdp_adjust_meta(ctx.ctx, -(LEN as i32)) } != 0 {
-        return;
+        return false;
     }
     let (meta, data) = (ctx.metadata(), ctx.data());
     if meta + LEN > data {
-        return;
+        return false;
     }
     // SAFETY: [meta, meta + LEN) is the metadata area, checked against data above.
     unsafe { *(meta as *mut HandoffMeta) = m };
+    true
 }

@@ -50,6 +50,10 @@ pub struct Tcp {
     pub seq: u32,
     pub ack: u32,
     pub flags: u8,
+    /// The TCP header's four reserved bits (the low nibble of the data-offset byte).
+    pub res1: u8,
+    /// The ECN field of the IP header (TOS & 3).
+    pub ip_ecn: u8,
 }
 
 pub enum Frame {
@@ -124,6 +128,8 @@ pub fn parse(data: usize, end: usize) -> Frame {
         seq: u32::from_be_bytes([th[4], th[5], th[6], th[7]]),
         ack: u32::from_be_bytes([th[8], th[9], th[10], th[11]]),
         flags: th[13],
+        res1: th[12] & 0x0f,
+        ip_ecn: ip[1] & IP_ECN_MASK,
     })
 }
 

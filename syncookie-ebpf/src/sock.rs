@@ -10,11 +10,11 @@ use aya_ebpf::{
         bpf_sock, bpf_sock_tuple, bpf_sock_tuple__bindgen_ty_1,
         bpf_sock_tuple__bindgen_ty_1__bindgen_ty_1,
     },
-    helpers::{bpf_sk_release, bpf_skc_lookup_tcp},
+    helpers::{bpf_sk_release, bpf_skc_lookup_tcp, bpf_skc_to_mptcp_sock, bpf_tcp_check_syncookie},
 };
-use syncookie_common::proto::TCP_LISTEN;
+use syncookie_common::proto::{IPV4_HLEN, TCP_HLEN, TCP_LISTEN};
 
-use crate::parse::Tcp;
+use crate::parse::{Tcp, opaque};
 
 /// `BPF_F_CURRENT_NETNS`: the netns of the device (XDP) or of the skb (TC).
 const CURRENT_NETNS: u64 = u64::MAX;
@@ -23,6 +23,9 @@ const CURRENT_NETNS: u64 = u64::MAX;
 pub enum Sock {
     None,
     Listener,
+    /// A listener of an MPTCP socket: bpf_sk_assign_tcp_reqsk refuses it (sk_is_mptcp), so its
+    /// handshakes, plain TCP ones included, stay the kernel's.
+    MptcpListener,
     /// Established, time-wait, or the kernel's own request socket.
     Other,
 }
@@ -53,11 +56,48 @@ pub fn classify(ctx: &impl EbpfContext, t: &Tcp) -> Sock {
     }
     // SAFETY: non-null socket returned by the lookup, still referenced.
     let state = unsafe { (*sk).state };
+    let s = if state != TCP_LISTEN {
+        Sock::Other
+    // SAFETY: a referenced socket from the lookup; the cast returns a plain (unreferenced)
+    // pointer we only test for null.
+    } else if unsafe { !bpf_skc_to_mptcp_sock(sk as *mut c_void).is_null() } {
+        Sock::MptcpListener
+    } else {
+        Sock::Listener
+    };
     // SAFETY: the reference the lookup took, released once.
     unsafe { bpf_sk_release(sk as *mut c_void) };
-    if state == TCP_LISTEN {
-        Sock::Listener
-    } else {
-        Sock::Other
+    s
+}
+
+/// Whether the ACK `t` (in the frame `data..end`) carries a valid SYN cookie of the kernel's
+/// own: one it sent for a SYN we left to it (TCP-MD5, MPTCP, no key yet) when its queue
+/// overflowed or with tcp_syncookies=2. `bpf_tcp_check_syncookie` checks it as the kernel would,
+/// and refuses unless the listener overflowed recently, so it costs little when unused.
+#[inline(always)]
+pub fn kernel_cookie_ok(ctx: &impl EbpfContext, data: usize, end: usize, t: &Tcp) -> bool {
+    // Opaque: the bounds check must be made on the very registers passed to the helper (LLVM
+    // would otherwise check a re-derived sum the verifier cannot relate to them).
+    let (ip, th) = (opaque(data + t.l3_off), opaque(data + t.l4_off));
+    if ip + IPV4_HLEN > end || th + TCP_HLEN > end {
+        return false;
     }
+    let sk = lookup(ctx, t);
+    if sk.is_null() {
+        return false;
+    }
+    // SAFETY: a referenced socket from the lookup; both headers lie inside the frame (checked
+    // above) and are passed with their fixed sizes.
+    let r = unsafe {
+        bpf_tcp_check_syncookie(
+            sk as *mut c_void,
+            ip as *mut c_void,
+            IPV4_HLEN as u32,
+            th as *mut _,
+            TCP_HLEN as u32,
+        )
+    };
+    // SAFETY: the reference the lookup took, released once.
+    unsafe { bpf_sk_release(sk as *mut c_void) };
+    r == 0
 }

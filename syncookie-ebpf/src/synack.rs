@@ -63,6 +63,16 @@ impl<const N: usize> Span<N> {
     }
 }
 
+/// Whether the kernel would agree to ECN for this SYN (tcp_ecn_create_request()): the client
+/// asks with ECE and CWR, tcp_ecn is on, and the SYN itself is not ECT-marked (unless it sets a
+/// reserved bit, which the kernel takes as a newer ECN flavour).
+#[inline(always)]
+fn ecn_ok(cfg: &Config, t: &Tcp) -> bool {
+    t.flags & (TCP_ECE | TCP_CWR) == (TCP_ECE | TCP_CWR)
+        && cfg.flags & flags::ECN != 0
+        && (t.ip_ecn == 0 || t.res1 != 0)
+}
+
 /// The SYN's options as far as we offer them, given the kernel's settings in `cfg`.
 #[inline(always)]
 fn offered(cfg: &Config, t: &Tcp, o: &Options) -> (SynAttrs, bool) {
@@ -81,7 +91,7 @@ fn offered(cfg: &Config, t: &Tcp, o: &Options) -> (SynAttrs, bool) {
             WSCALE_NONE
         },
         sack: o.sack_perm && cfg.flags & flags::SACK != 0,
-        ecn: t.flags & (TCP_ECE | TCP_CWR) == (TCP_ECE | TCP_CWR) && cfg.flags & flags::ECN != 0,
+        ecn: ecn_ok(cfg, t),
     };
     (a, o.ts.is_some() && cfg.flags & flags::TIMESTAMPS != 0)
 }
@@ -117,7 +127,7 @@ pub fn answer(
         // SAFETY: helper call without arguments.
         let now = cookie::ts_clock(unsafe { aya_ebpf::helpers::bpf_ktime_get_coarse_ns() });
         opt1 = if a.sack { 0x0402_080a } else { 0x0101_080a };
-        opt2 = cookie::tsval(now, c.ts_bits);
+        opt2 = cookie::tsval(now, &c);
         opt3 = o.ts.map_or(0, |(val, _)| val);
         words = 4;
     } else if a.sack {
@@ -136,6 +146,8 @@ pub fn answer(
         words += 1;
     }
     let tcp_len = TCP_HLEN + 4 * words;
+    // The kernel's window for this SYN: its MSS less the timestamps' room decides the rounding.
+    let window = if ts { cfg.window_ts } else { cfg.window };
     let l4_off = t.l3_off + IPV4_HLEN;
     let new_len = l4_off + tcp_len;
 
@@ -175,7 +187,7 @@ pub fn answer(
         + w32(c.isn)
         + w32(ack)
         + off_flags as u64
-        + cfg.window as u64
+        + window as u64
         + w32(opt0)
         + w32(opt1)
         + w32(opt2)
@@ -186,7 +198,7 @@ pub fn answer(
     th.u32(0, ports);
     th.u32(4, c.isn);
     th.u32(8, ack);
-    th.u32(12, ((off_flags as u32) << 16) | cfg.window as u32);
+    th.u32(12, ((off_flags as u32) << 16) | window as u32);
     th.u32(16, (tcp_csum as u32) << 16); // checksum, urgent pointer 0
     let opts = l4_off + TCP_HLEN;
     Span::<4>::at(data, end, opts)?.u32(0, opt0);

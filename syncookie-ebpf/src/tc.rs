@@ -4,7 +4,7 @@
 use core::ffi::c_void;
 
 use aya_ebpf::{
-    bindings::{__sk_buff, TC_ACT_OK, bpf_sock},
+    bindings::{__sk_buff, TC_ACT_OK, TC_ACT_UNSPEC, bpf_sock},
     helpers::{bpf_sk_release, bpf_skc_to_tcp_sock},
     programs::TcContext,
 };
@@ -38,11 +38,18 @@ unsafe extern "C" {
 
 #[inline(always)]
 pub fn run(ctx: &TcContext) -> i32 {
-    if let Some(c) = handoff(ctx) {
+    let c = handoff(ctx);
+    if let Some(c) = c {
         stats::inc(c);
     }
     // Never drop here: XDP judged already; what we cannot hand off goes to the kernel as is.
-    TC_ACT_OK
+    // TCX_NEXT (TC_ACT_UNSPEC) for all but a handoff, so that later TCX programs and legacy
+    // clsact filters on the interface still see the traffic; TC_ACT_OK would end the chain.
+    if c == Some(Counter::HandoffOk) {
+        TC_ACT_OK
+    } else {
+        TC_ACT_UNSPEC
+    }
 }
 
 #[inline(always)]
@@ -71,9 +78,13 @@ fn handoff(ctx: &TcContext) -> Option<Counter> {
     let cfg = maps::config()?;
     let m = match metadata(ctx) {
         Some(m) => m,
-        None if cfg.flags & flags::TC_RECHECK != 0 && maps::port_protected(t.dport) => {
-            // Generic XDP gave us no metadata: check the cookie again (the lookup first, so
-            // established traffic costs one lookup, not a MAC).
+        None if (cfg.flags & flags::TC_RECHECK != 0 || maps::no_meta())
+            && maps::port_protected(t.dport) =>
+        {
+            // No metadata can arrive: generic XDP, or a driver that prepares its XDP buffers
+            // without metadata room (bpf_xdp_adjust_meta fails there; XDP noted it). Check the
+            // cookie again (the lookup first, so established traffic costs one lookup, not a
+            // MAC). Elsewhere a valid ACK always brings metadata: no lookup on every segment.
             if sock::classify(ctx, &t) != sock::Sock::Listener {
                 return None;
             }

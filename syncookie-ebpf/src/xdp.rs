@@ -58,7 +58,7 @@ fn judge(ctx: &XdpContext) -> (Verdict, Option<Counter>) {
         return syn(ctx, cfg, &t);
     }
     if t.flags & (TCP_SYN | TCP_RST) == 0 && t.flags & TCP_ACK != 0 {
-        return handshake_ack(ctx, &t);
+        return handshake_ack(ctx, cfg, &t);
     }
     // RST, SYN-ACK, bare FIN...: the kernel's business.
     (Verdict::Pass, None)
@@ -73,12 +73,20 @@ fn syn(
     stats::inc(Counter::SynSeen);
     match synack::checksum_ok(ctx.data(), ctx.data_end(), t) {
         Some(true) => {}
-        Some(false) => return (Verdict::Drop, Some(Counter::SynBadChecksum)),
+        // A sum that does not verify may be a partial one (CHECKSUM_PARTIAL from a local sender
+        // with TX offload, which the kernel accepts) or a wrong one (which it drops): only the
+        // kernel knows the skb's checksum state, so it decides.
+        Some(false) => return (Verdict::Pass, Some(Counter::SynBadChecksum)),
         None => return (Verdict::Pass, Some(Counter::SynPassed)),
     }
     let o = parse::options(ctx.data(), ctx.data_end(), t);
-    if o.kernel_only || sock::classify(ctx, t) != Sock::Listener {
+    if o.kernel_only {
         return (Verdict::Pass, Some(Counter::SynPassed));
+    }
+    match sock::classify(ctx, t) {
+        Sock::Listener => {}
+        Sock::MptcpListener => return (Verdict::Pass, Some(Counter::MptcpPassed)),
+        Sock::None | Sock::Other => return (Verdict::Pass, Some(Counter::SynPassed)),
     }
     match synack::answer(ctx, &PinnedKeys, cfg, t, &o) {
         Some(Syn::Sent) => (Verdict::Tx, Some(Counter::SynackSent)),
@@ -89,19 +97,36 @@ fn syn(
 }
 
 #[inline(always)]
-fn handshake_ack(ctx: &XdpContext, t: &Tcp) -> (Verdict, Option<Counter>) {
+fn handshake_ack(
+    ctx: &XdpContext,
+    cfg: &syncookie_common::maps::Config,
+    t: &Tcp,
+) -> (Verdict, Option<Counter>) {
     match sock::classify(ctx, t) {
         Sock::None => return (Verdict::Pass, Some(Counter::AckNoListener)),
         Sock::Other => return (Verdict::Pass, Some(Counter::AckPassedSocket)),
+        Sock::MptcpListener => return (Verdict::Pass, Some(Counter::MptcpPassed)),
         Sock::Listener => {}
     }
     let o = parse::options(ctx.data(), ctx.data_end(), t);
-    match ack::check(&PinnedKeys, t, &o) {
+    let dropped = match ack::check(&PinnedKeys, t, &o) {
         AckCheck::Valid(m) => {
-            ack::hand_to_tc(ctx, m);
-            (Verdict::Pass, Some(Counter::AckValid))
+            if !ack::hand_to_tc(ctx, m) {
+                maps::set_no_meta();
+            }
+            return (Verdict::Pass, Some(Counter::AckValid));
         }
-        AckCheck::Expired => (Verdict::Drop, Some(Counter::AckExpired)),
-        AckCheck::Bad => (Verdict::Drop, Some(Counter::AckBadCookie)),
+        AckCheck::Expired => Counter::AckExpired,
+        AckCheck::Bad => Counter::AckBadCookie,
+    };
+    // Not one of ours. The kernel's own cookie (for a SYN we left to it) is its to check.
+    if sock::kernel_cookie_ok(ctx, ctx.data(), ctx.data_end(), t) {
+        return (Verdict::Pass, Some(Counter::AckKernelCookie));
     }
+    // Without us the kernel would reset it: a client with a stale cookie learns at once. Within
+    // a budget only, so that an ACK flood neither reaches the stack nor makes us a reflector.
+    if maps::take_reset_budget(cfg.rst_per_sec) {
+        return (Verdict::Pass, Some(Counter::AckReset));
+    }
+    (Verdict::Drop, Some(dropped))
 }

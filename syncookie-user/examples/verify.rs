@@ -37,6 +37,12 @@ fn verify(obj: &[u8], pins: &syncookie::pins::PinDir) -> anyhow::Result<()> {
 fn summary(r: Result<(), String>) -> String {
     match r {
         Ok(()) => "loaded".into(),
-        Err(e) => e.lines().rev().take(6).collect::<Vec<_>>().join(" | "),
+        Err(e) => {
+            let n = std::env::var("VERIFY_LINES")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(6);
+            e.lines().rev().take(n).collect::<Vec<_>>().join(" | ")
+        }
     }
 }

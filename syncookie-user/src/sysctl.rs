@@ -5,8 +5,12 @@ use std::path::PathBuf;
 
 use syncookie_common::{
     maps::{Config, flags},
-    proto::{DEFAULT_TTL, DEFAULT_WINDOW},
+    proto::{DEFAULT_TTL, TCPOLEN_TSTAMP_ALIGNED},
 };
+
+/// Handshake ACKs with a bad or expired cookie passed to the kernel (which resets them) per
+/// second and CPU; the rest are dropped.
+pub const DEFAULT_RST_PER_SEC: u32 = 100;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SysctlError {
@@ -59,6 +63,8 @@ pub struct Kernel {
     pub ecn: bool,
     /// The receive buffer the kernel may grow to: decides its window-scale shift.
     pub rmem_max: i64,
+    /// A listener's receive buffer (tcp_rmem[1]): decides the SYN-ACK's window.
+    pub rmem_default: i64,
     pub ttl: u8,
 }
 
@@ -72,6 +78,7 @@ impl Kernel {
             window_scaling: one("ipv4.tcp_window_scaling")? != 0,
             ecn: one("ipv4.tcp_ecn")? != 0,
             rmem_max: rmem.get(2).copied().unwrap_or(0).max(one("core.rmem_max")?),
+            rmem_default: rmem.get(1).copied().unwrap_or(131_072),
             ttl: u8::try_from(one("ipv4.ip_default_ttl")?).unwrap_or(DEFAULT_TTL),
         })
     }
@@ -95,6 +102,27 @@ impl Kernel {
         ws
     }
 
+    /// The SYN-ACK's window for our MSS `mss`, without and with timestamps, as
+    /// tcp_openreq_init_rwin() and tcp_select_initial_window() compute it: the listener's receive
+    /// space (tcp_win_from_space() of tcp_rmem[1]: half of it at the default scaling ratio)
+    /// rounded down to a multiple of the MSS less the timestamps' room; at most 65535.
+    pub fn windows(&self, mss: u16) -> (u16, u16) {
+        let space = (self.rmem_default.max(0) as u64) / 2;
+        let w = |mss: u64| {
+            let mss = mss.max(1);
+            let s = if space > mss {
+                space - space % mss
+            } else {
+                space
+            };
+            s.min(65535) as u16
+        };
+        (
+            w(mss as u64),
+            w(mss.saturating_sub(TCPOLEN_TSTAMP_ALIGNED) as u64),
+        )
+    }
+
     /// The SYN-ACK configuration for an interface of MTU `mtu`.
     pub fn config(&self, mtu: u32, tc_recheck: bool) -> Config {
         let mut f = 0;
@@ -109,13 +137,18 @@ impl Kernel {
                 f |= bit;
             }
         }
+        let mss_v4 = mtu.saturating_sub(40).clamp(536, 65535) as u16;
+        let (window, window_ts) = self.windows(mss_v4);
         Config {
             flags: f,
-            window: DEFAULT_WINDOW,
-            mss_v4: mtu.saturating_sub(40).clamp(536, 65535) as u16,
+            rst_per_sec: DEFAULT_RST_PER_SEC,
+            window,
+            window_ts,
+            mss_v4,
             mss_v6: mtu.saturating_sub(60).clamp(1220, 65535) as u16,
             wscale: self.wscale(),
             ttl: self.ttl,
+            reserved: [0; 2],
         }
     }
 }
@@ -163,8 +196,26 @@ mod tests {
             window_scaling: true,
             ecn: false,
             rmem_max: 6 * 1024 * 1024,
+            rmem_default: 131_072,
             ttl: 64,
         }
+    }
+
+    /// What Linux 6.18 sends with the default tcp_rmem and MTU 1500 (seen in a differential
+    /// run): 64240 without timestamps, 65160 with.
+    #[test]
+    fn windows_match_the_kernels() {
+        assert_eq!(kernel().windows(1460), (64240, 65160));
+        let small = Kernel {
+            rmem_default: 4096,
+            ..kernel()
+        };
+        assert_eq!(small.windows(1460), (1460, 1448));
+        let big = Kernel {
+            rmem_default: 1 << 20,
+            ..kernel()
+        };
+        assert_eq!(big.windows(1460), (65535, 65535));
     }
 
     #[test]

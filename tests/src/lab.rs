@@ -7,10 +7,10 @@ use std::net::Ipv4Addr;
 use aya::{
     Ebpf,
     maps::{Array, MapData},
-    programs::{SchedClassifier, TcAttachType, Xdp, XdpMode},
+    programs::{LinkOrder, SchedClassifier, TcAttachType, Xdp, XdpMode, tc::TcAttachOptions},
 };
 
-use syncookie_common::lab::{drop_ack, map, prog};
+use syncookie_common::lab::{LabCounter, drop_ack, map, prog};
 
 use crate::netns::{Netns, unique, veth};
 
@@ -25,6 +25,9 @@ pub struct Lab {
     pub client_lab: Ebpf,
     /// Server side: `lab_count_synack` on the veth's egress.
     pub server_lab: Ebpf,
+    /// The client's TX checksum offload stays on (the veth and container default): its SYNs
+    /// then carry only the pseudo-header sum.
+    client_tx_offload: bool,
 }
 
 fn attach_tc(ebpf: &mut Ebpf, prog: &str, iface: &str, at: TcAttachType) {
@@ -35,7 +38,17 @@ fn attach_tc(ebpf: &mut Ebpf, prog: &str, iface: &str, at: TcAttachType) {
 }
 
 impl Lab {
+    /// A lab whose client sends full checksums (TX offload off): XDP can verify them.
     pub fn new() -> Self {
+        Self::build(false)
+    }
+
+    /// A lab whose client keeps TX checksum offload on, as containers and veth peers do.
+    pub fn with_client_tx_offload() -> Self {
+        Self::build(true)
+    }
+
+    fn build(client_tx_offload: bool) -> Self {
         let base = unique("sc");
         let server = Netns::new(&format!("{base}s"));
         let client = Netns::new(&format!("{base}c"));
@@ -71,6 +84,7 @@ impl Lab {
             client_ip: Ipv4Addr::new(net[0], net[1], net[2], 2),
             client_lab,
             server_lab,
+            client_tx_offload,
         };
         lab.wire();
         lab
@@ -86,8 +100,10 @@ impl Lab {
             ns.exec(&["ip", "addr", "add", &format!("{ip}/24"), "dev", ifc]);
             ns.exec(&["ip", "link", "set", ifc, "up"]);
         }
-        self.client
-            .exec(&["ethtool", "-K", &self.client_if, "tx", "off"]);
+        if !self.client_tx_offload {
+            self.client
+                .exec(&["ethtool", "-K", &self.client_if, "tx", "off"]);
+        }
         {
             let _in = self.client.enter();
             let p: &mut Xdp = self
@@ -122,6 +138,30 @@ impl Lab {
         let m = self.server_lab.map(map::SYNACKS).unwrap();
         let a: Array<&MapData, u64> = Array::try_from(m).unwrap();
         a.get(&0, 0).unwrap()
+    }
+
+    /// Attaches `lab_count_tc` to the server's TC ingress after every program already there
+    /// (the shield's): it counts the TCP segments the chain leaves to it.
+    pub fn count_tc_after_shield(&mut self) {
+        let _in = self.server.enter();
+        let p: &mut SchedClassifier = self
+            .server_lab
+            .program_mut(prog::COUNT_TC)
+            .unwrap()
+            .try_into()
+            .unwrap();
+        p.load().expect("load lab_count_tc");
+        p.attach_with_options(
+            &self.server_if,
+            TcAttachType::Ingress,
+            TcAttachOptions::TcxOrder(LinkOrder::default()),
+        )
+        .expect("attach lab_count_tc after the shield");
+    }
+
+    /// TCP segments `lab_count_tc` saw.
+    pub fn tc_seen(&self) -> u64 {
+        crate::lab_counter(&self.server_lab, LabCounter::TcSeen)
     }
 
     /// Drops the client's next `n` bare ACKs to `port` (a lost handshake ACK).

@@ -101,7 +101,7 @@ fn bad_ack_is_dropped() {
     let _l = s.listen();
     let syn = linux_syn();
     let c = cookie_for(&KEY1, &syn, linux_attrs(), true);
-    let good_ts = cookie::tsval(0x0055_5500, c.ts_bits);
+    let good_ts = cookie::tsval(0x0055_5500, &c);
     let mut random_isn = rand::random::<u32>();
     if random_isn == c.isn {
         random_isn ^= 1;

@@ -13,6 +13,7 @@ use syncookie_tests::frames::{
 use crate::{
     CLIENT_ISN, CLIENT_PORT, CLIENT_TSVAL, CLIENT_WSCALE, CONFIG, KEY1, MSS, PORT, XDP_TX,
     harness::{Shield, assert_action},
+    window,
 };
 
 fn flow_of(seg: &Segment) -> Flow {
@@ -143,7 +144,7 @@ pub(crate) fn assert_synack_for(s: &Shield, syn: &Segment, c: Cookie, want: &Wan
     let r = parse_synack(&run.frame)
         .unwrap_or_else(|e| panic!("the reply is not a valid SYN-ACK: {e}\n{:02x?}", run.frame));
     assert_link_and_ip(&run.frame, &r, syn);
-    assert_tcp_fields(&r, syn, c, want.ece);
+    assert_tcp_fields(&r, syn, c, want);
     let our_tsval = assert_timestamps(&r, c, want, (before, after));
     let opts = expected_options(want, our_tsval);
     assert_eq!(r.tcp.options.as_slice(), &opts[..], "SYN-ACK option bytes");
@@ -152,7 +153,14 @@ pub(crate) fn assert_synack_for(s: &Shield, syn: &Segment, c: Cookie, want: &Wan
         expected_option_elements(want, our_tsval),
         "SYN-ACK options"
     );
-    let expected = expected_synack(syn, c.isn, CONFIG.window, CONFIG.ttl, want.ece, &opts);
+    let expected = expected_synack(
+        syn,
+        c.isn,
+        window(want.tsecr.is_some()),
+        CONFIG.ttl,
+        want.ece,
+        &opts,
+    );
     assert_eq!(run.frame, expected, "the SYN-ACK, byte for byte");
     r
 }
@@ -197,7 +205,8 @@ fn assert_link_and_ip(frame: &[u8], r: &SynAck, syn: &Segment) {
     );
 }
 
-fn assert_tcp_fields(r: &SynAck, syn: &Segment, c: Cookie, ece: bool) {
+fn assert_tcp_fields(r: &SynAck, syn: &Segment, c: Cookie, want: &Want) {
+    let ece = want.ece;
     let t = &r.tcp;
     assert_eq!(
         (t.source_port, t.destination_port),
@@ -220,7 +229,11 @@ fn assert_tcp_fields(r: &SynAck, syn: &Segment, c: Cookie, ece: bool) {
         (true, true, false, false, false, false, ece, false, false),
         "flags exactly SYN|ACK (ECE: {ece})"
     );
-    assert_eq!(t.window_size, CONFIG.window, "window");
+    assert_eq!(
+        t.window_size,
+        window(want.tsecr.is_some()),
+        "window: the kernel's for this SYN"
+    );
     assert_eq!(t.urgent_pointer, 0, "urgent pointer");
 }
 
@@ -236,8 +249,12 @@ fn assert_timestamps(r: &SynAck, c: Cookie, want: &Want, clock: (u32, u32)) -> u
         val as u8, c.ts_bits,
         "TSval low byte: the cookie's MAC bits"
     );
-    // The rest is the program's TSval clock, read between our two clock readings.
-    let (lo, hi) = (clock.0 & !0xff, clock.1 & !0xff);
+    // The rest is the program's TSval clock plus the connection's offset, read between our two
+    // clock readings.
+    let (lo, hi) = (
+        clock.0.wrapping_add(c.ts_off) & !0xff,
+        clock.1.wrapping_add(c.ts_off) & !0xff,
+    );
     assert!(
         (val & !0xff).wrapping_sub(lo) <= hi.wrapping_sub(lo),
         "TSval {val:#x} is not the monotonic clock in ms ({:#x}..{:#x})",
@@ -272,7 +289,7 @@ pub(crate) fn synack_of_linux_syn(s: &Shield) -> (u32, u32) {
 pub(crate) fn epoch1_ack() -> (Vec<u8>, HandoffMeta) {
     let syn = linux_syn();
     let c = cookie_for(&KEY1, &syn, linux_attrs(), true);
-    let our_tsval = cookie::tsval(0x0012_3400, c.ts_bits);
+    let our_tsval = cookie::tsval(0x0012_3400, &c);
     (
         handshake_ack(&syn, c.isn, Some(our_tsval)).frame(),
         linux_meta(our_tsval),

@@ -20,6 +20,7 @@ use crate::{
     CLIENT_PORT, CONFIG, KEY1, PORT, XDP_DROP, XDP_PASS, XDP_TX,
     expect::{Want, cookie_for, expected_options, handshake_ack, linux_syn, synack_of_linux_syn},
     harness::{Shield, XdpRun, action_name, assert_action, assert_untouched},
+    window,
 };
 
 const FUZZ_RUNS: usize = 30_000;
@@ -182,7 +183,10 @@ fn check_fuzzed_reply(input: &[u8], run: &XdpRun) -> Result<(), String> {
             r.tcp.acknowledgment_number == seq.wrapping_add(1),
         ),
         ("TTL", r.ip.time_to_live == CONFIG.ttl),
-        ("window", r.tcp.window_size == CONFIG.window),
+        (
+            "window",
+            r.tcp.window_size == window(r.timestamps().is_some()),
+        ),
     ];
     if let Some((what, _)) = checks.iter().find(|(_, ok)| !ok) {
         return Err(format!("{what}: {r:?}"));
@@ -304,7 +308,14 @@ fn expected_reply(syn: &Segment, o: &Offer, reply_tsval: u32) -> (Vec<u8>, Cooki
     };
     let tsval = (reply_tsval & !0xff) | u32::from(c.ts_bits);
     let opts = expected_options(&want, tsval);
-    let frame = expected_synack(syn, c.isn, CONFIG.window, CONFIG.ttl, false, &opts);
+    let frame = expected_synack(
+        syn,
+        c.isn,
+        window(o.tsval.is_some()),
+        CONFIG.ttl,
+        false,
+        &opts,
+    );
     (frame, c)
 }
 

@@ -21,7 +21,7 @@ mod tc;
 
 use syncookie_common::{
     maps::{Config, Key, flags},
-    proto::{DEFAULT_TTL, DEFAULT_WINDOW},
+    proto::{DEFAULT_TTL, DEFAULT_WINDOW, DEFAULT_WINDOW_TS},
 };
 
 /// The protected port, and one that is not.
@@ -43,18 +43,30 @@ const KEY1: Key = Key {
 /// What the daemon writes on a default Linux host: timestamps, SACK and window scaling on.
 const CONFIG: Config = Config {
     flags: flags::TIMESTAMPS | flags::SACK | flags::WSCALE,
+    rst_per_sec: RST_PER_SEC,
     window: DEFAULT_WINDOW,
+    window_ts: DEFAULT_WINDOW_TS,
     mss_v4: MSS,
     mss_v6: 1440,
     wscale: 7,
     ttl: DEFAULT_TTL,
+    reserved: [0; 2],
 };
+
+/// Bad-cookie ACKs passed to the kernel per second and CPU: none, unless a test says otherwise.
+const RST_PER_SEC: u32 = 0;
+
+/// The SYN-ACK's window for a SYN with or without timestamps.
+const fn window(ts: bool) -> u16 {
+    if ts { CONFIG.window_ts } else { CONFIG.window }
+}
 
 const PIN_ROOT: &str = "/sys/fs/bpf/syncookie-test";
 
-/// `enum xdp_action` and `TC_ACT_OK` (include/uapi/linux/bpf.h, pkt_cls.h).
+/// `enum xdp_action` (include/uapi/linux/bpf.h).
 const XDP_ABORTED: u32 = 0;
 const XDP_DROP: u32 = 1;
 const XDP_PASS: u32 = 2;
 const XDP_TX: u32 = 3;
-const TC_ACT_OK: u32 = 0;
+/// `TC_ACT_UNSPEC` (-1): TCX_NEXT, the next program on the hook (or the stack) decides.
+const TCX_NEXT: u32 = u32::MAX;

@@ -22,7 +22,7 @@ use syncookie_tests::{
 };
 
 use crate::{
-    CLIENT_PORT, CLIENT_WSCALE, CONFIG, KEY1, MSS, PORT, TC_ACT_OK,
+    CLIENT_PORT, CLIENT_WSCALE, CONFIG, KEY1, MSS, PORT, TCX_NEXT,
     expect::{cookie_for, epoch1_ack, handshake_ack, linux_attrs, linux_syn, synack_of_linux_syn},
     harness::Shield,
 };
@@ -42,7 +42,8 @@ fn tc_passes_frames_without_metadata_and_counts_nothing() {
     ];
     for (what, input) in &frames {
         let (verdict, out) = s.tc(input);
-        assert_eq!(verdict, TC_ACT_OK, "TC verdict for {what}");
+        // TCX_NEXT, never TC_ACT_OK: later TCX programs and clsact filters still run.
+        assert_eq!(verdict, TCX_NEXT, "TC verdict for {what}");
         assert_eq!(&out, input, "TC changed {what}");
     }
     s.assert_counters(&[], "TC on frames without metadata");
@@ -53,7 +54,7 @@ fn tc_passes_frames_without_metadata_and_counts_nothing() {
 /// recheck only reaches the kfunc after finding the listener, and `handoff_failed` is counted.
 /// By the kernel's source the reason is that the kfunc first requires `skb_at_tc_ingress()`
 /// (-EINVAL otherwise), which the test-run skb is not (its `skb->sk` is a dummy socket, too).
-/// That is the documented outcome: `handoff_failed`, `TC_ACT_OK` (the ACK goes to the kernel as
+/// That is the documented outcome: `handoff_failed`, TCX_NEXT (the ACK goes on to the kernel as
 /// is). The real handoff is tested below through live frames.
 #[test]
 fn tc_recheck_hands_off_only_at_real_ingress() {
@@ -71,18 +72,18 @@ fn tc_recheck_hands_off_only_at_real_ingress() {
     let (verdict, out) = s.tc(&valid_ack);
     assert_eq!(
         (verdict, &out),
-        (TC_ACT_OK, &valid_ack),
+        (TCX_NEXT, &valid_ack),
         "TC on a valid cookie ACK"
     );
     s.assert_counters(&[(Counter::HandoffFailed, 1)], "a valid ACK in test run");
 
     for (what, input) in [("a bad cookie ACK", &bad_ack), ("a SYN", &syn.frame())] {
         let (verdict, out) = s.tc(input);
-        assert_eq!((verdict, &out), (TC_ACT_OK, input), "TC on {what}");
+        assert_eq!((verdict, &out), (TCX_NEXT, input), "TC on {what}");
     }
     drop(l);
     let (verdict, _) = s.tc(&valid_ack);
-    assert_eq!(verdict, TC_ACT_OK, "TC on a valid ACK without listener");
+    assert_eq!(verdict, TCX_NEXT, "TC on a valid ACK without listener");
     s.assert_counters(&[(Counter::HandoffFailed, 1)], "bad ACK, SYN, no listener");
 }
 

@@ -1,0 +1,228 @@
+//! Setups common on production hosts that the lab's defaults hide: clients with TX checksum
+//! offload, MPTCP listeners and clients, the kernel's own cookies, another TC program after
+//! ours, forged ACKs that the kernel would reset.
+
+use std::{
+    io::{Read, Write},
+    net::{SocketAddr, SocketAddrV4, TcpListener, TcpStream},
+    os::fd::{FromRawFd, OwnedFd},
+    thread,
+    time::{Duration, Instant},
+};
+
+use syncookie::{
+    counters,
+    pins::{DEFAULT_ROOT, PinDir},
+};
+use syncookie_common::stats::Counter;
+use syncookie_tests::{daemon::Daemon, lab::Lab, packets::send_raw_tcp, require_root};
+
+const PORT: u16 = 8080;
+/// IPPROTO_MPTCP (include/uapi/linux/in.h).
+const IPPROTO_MPTCP: i32 = 262;
+
+fn stats(lab: &Lab) -> counters::Snapshot {
+    counters::read(
+        &PinDir::new(DEFAULT_ROOT.as_ref(), &lab.server_if),
+        &lab.server_if,
+    )
+    .expect("counters")
+}
+
+/// A TCP (or MPTCP) stream socket, as std cannot make MPTCP ones.
+fn stream_socket(mptcp: bool) -> OwnedFd {
+    let proto = if mptcp { IPPROTO_MPTCP } else { 0 };
+    // SAFETY: socket(2) with constant arguments; the fd is owned right away.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, proto) };
+    assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+    // SAFETY: a fresh fd that nothing else owns.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+/// An echo server on the server's address, on a TCP or an MPTCP listener.
+fn echo_server(lab: &Lab, mptcp: bool) -> SocketAddr {
+    let _in = lab.server.enter();
+    let fd = stream_socket(mptcp);
+    let addr = SocketAddrV4::new(lab.server_ip, PORT);
+    nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::ReuseAddr, &true).unwrap();
+    nix::sys::socket::bind(
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+        &nix::sys::socket::SockaddrIn::from(addr),
+    )
+    .expect("bind");
+    nix::sys::socket::listen(&fd, nix::sys::socket::Backlog::new(128).unwrap()).expect("listen");
+    let l = TcpListener::from(fd);
+    thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { break };
+            thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = s.read(&mut buf) {
+                    if n == 0 || s.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    SocketAddr::V4(addr)
+}
+
+/// Connects from the client (TCP or MPTCP), echoes `payload`; panics on failure.
+fn exchange(lab: &Lab, addr: SocketAddr, mptcp: bool, payload: &[u8]) {
+    let _in = lab.client.enter();
+    let fd = stream_socket(mptcp);
+    let SocketAddr::V4(a) = addr else {
+        unreachable!()
+    };
+    nix::sys::socket::connect(
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+        &nix::sys::socket::SockaddrIn::from(a),
+    )
+    .unwrap_or_else(|e| panic!("connect to {addr} (MPTCP client: {mptcp}): {e}"));
+    let mut s = TcpStream::from(fd);
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(payload).unwrap();
+    let mut back = vec![0u8; payload.len()];
+    s.read_exact(&mut back).expect("echo");
+    assert_eq!(back, payload);
+}
+
+/// Containers and veth peers send with TX checksum offload on: their SYNs carry only the
+/// pseudo-header sum, which the kernel accepts (CHECKSUM_PARTIAL). The shield leaves such SYNs
+/// to the kernel instead of dropping them (before: 0 of 20 connected).
+#[test]
+fn clients_with_tx_checksum_offload_connect() {
+    require_root!();
+    let lab = Lab::with_client_tx_offload();
+    let addr = echo_server(&lab, false);
+    let _d = Daemon::start(&lab.server, &lab.server_if, &["--ports", &PORT.to_string()]);
+    for i in 0..20u8 {
+        exchange(&lab, addr, false, &[i; 100]);
+    }
+    let c = stats(&lab);
+    assert_eq!(c.get(Counter::SynBadChecksum), 20, "{}", c.table());
+    assert_eq!(c.get(Counter::AckBadCookie), 0, "{}", c.table());
+}
+
+/// MPTCP listeners (Go 1.24+ listens with MPTCP by default): the handoff refuses them, so their
+/// handshakes stay the kernel's, for plain TCP clients (before: 0 of 5) and MPTCP ones alike.
+#[test]
+fn mptcp_listener_serves_tcp_and_mptcp_clients() {
+    require_root!();
+    let lab = Lab::new();
+    for ns in [&lab.server, &lab.client] {
+        ns.sysctl("net.mptcp.enabled", "1");
+    }
+    let addr = echo_server(&lab, true);
+    let _d = Daemon::start(&lab.server, &lab.server_if, &["--ports", &PORT.to_string()]);
+    for i in 0..5u8 {
+        exchange(&lab, addr, false, &[i; 100]);
+        exchange(&lab, addr, true, &[i; 100]);
+    }
+    let c = stats(&lab);
+    assert_eq!(c.get(Counter::HandoffFailed), 0, "{}", c.table());
+    assert_eq!(c.get(Counter::SynackSent), 0, "{}", c.table());
+    // Plain clients' SYNs: left to the kernel for the MPTCP listener (their ACKs then find the
+    // kernel's request socket); MPTCP clients' SYNs carry MP_CAPABLE, the kernel's anyway.
+    assert_eq!(c.get(Counter::MptcpPassed), 5, "{}", c.table());
+    assert_eq!(c.get(Counter::SynPassed), 5, "{}", c.table());
+}
+
+/// An MPTCP client's SYN (MP_CAPABLE) to a plain listener is the kernel's; with
+/// tcp_syncookies=2 the kernel answers it with its own cookie, and the ACK (after the client's
+/// fallback to TCP) must reach the kernel, not be dropped as a bad cookie of ours.
+#[test]
+fn acks_with_the_kernels_own_cookie_reach_the_kernel() {
+    require_root!();
+    let lab = Lab::new();
+    lab.server.sysctl("net.ipv4.tcp_syncookies", "2");
+    for ns in [&lab.server, &lab.client] {
+        ns.sysctl("net.mptcp.enabled", "1");
+    }
+    let addr = echo_server(&lab, false);
+    let _d = Daemon::start(&lab.server, &lab.server_if, &["--ports", &PORT.to_string()]);
+    for i in 0..5u8 {
+        exchange(&lab, addr, true, &[i; 100]);
+    }
+    let c = stats(&lab);
+    assert_eq!(c.get(Counter::AckKernelCookie), 5, "{}", c.table());
+    assert_eq!(c.get(Counter::AckBadCookie), 0, "{}", c.table());
+}
+
+/// TCX: the shield leaves every packet but a handoff to the next program (TCX_NEXT), so a
+/// program attached after it still sees the traffic (before: it saw nothing).
+#[test]
+fn a_tc_program_after_the_shield_still_sees_traffic() {
+    require_root!();
+    let mut lab = Lab::new();
+    let addr = echo_server(&lab, false);
+    let _d = Daemon::start(&lab.server, &lab.server_if, &["--ports", &PORT.to_string()]);
+    lab.count_tc_after_shield();
+    for i in 0..5u8 {
+        exchange(&lab, addr, false, &[i; 100]);
+    }
+    let c = stats(&lab);
+    assert_eq!(c.get(Counter::HandoffOk), 5, "{}", c.table());
+    // Each connection: the data segment, its ACKs and the FIN handshake at least.
+    assert!(
+        lab.tc_seen() >= 10,
+        "the next TC program saw {} TCP segments",
+        lab.tc_seen()
+    );
+}
+
+fn out_rsts(lab: &Lab) -> u64 {
+    let snmp = lab.server.exec(&["cat", "/proc/net/snmp"]);
+    let mut tcp = snmp.lines().filter(|l| l.starts_with("Tcp:"));
+    let (names, values) = (tcp.next().unwrap(), tcp.next().unwrap());
+    let i = names
+        .split_whitespace()
+        .position(|n| n == "OutRsts")
+        .unwrap();
+    values.split_whitespace().nth(i).unwrap().parse().unwrap()
+}
+
+/// Forged (or expired) cookie ACKs: as many as the budget allows go to the kernel, which resets
+/// them as it would without us; the rest of a flood is dropped before the stack.
+#[test]
+fn bad_acks_are_reset_within_the_budget_and_dropped_beyond() {
+    require_root!();
+    let lab = Lab::new();
+    let addr = echo_server(&lab, false);
+    let _d = Daemon::start(&lab.server, &lab.server_if, &["--ports", &PORT.to_string()]);
+    let SocketAddr::V4(dst) = addr else {
+        unreachable!()
+    };
+    let rsts_before = out_rsts(&lab);
+    let forged = 1000u64;
+    let start = Instant::now();
+    {
+        let _in = lab.client.enter();
+        for i in 0..forged {
+            let src = SocketAddrV4::new(lab.client_ip, 20000 + i as u16);
+            send_raw_tcp(src, dst, rand::random(), rand::random(), false);
+        }
+    }
+    let seconds = start.elapsed().as_secs() + 1;
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let judged = |c: &counters::Snapshot| c.get(Counter::AckBadCookie) + c.get(Counter::AckReset);
+    while judged(&stats(&lab)) < forged && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+    }
+    let c = stats(&lab);
+    assert_eq!(judged(&c), forged, "{}", c.table());
+    let reset = c.get(Counter::AckReset);
+    let budget = syncookie::sysctl::DEFAULT_RST_PER_SEC as u64;
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+    assert!(reset >= 1, "no bad ACK reached the kernel: {}", c.table());
+    assert!(
+        reset <= budget * cpus * (seconds + 1),
+        "{reset} bad ACKs passed in {seconds} s: {}",
+        c.table()
+    );
+    // The kernel answered those it got with resets.
+    let rsts = out_rsts(&lab) - rsts_before;
+    assert!(rsts >= reset, "{rsts} resets for {reset} bad ACKs passed");
+    assert_eq!(c.get(Counter::HandoffOk), 0);
+}

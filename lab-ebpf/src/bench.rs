@@ -5,6 +5,7 @@ use core::ffi::c_void;
 
 use aya_ebpf::{
     bindings::{TC_ACT_OK, xdp_action},
+    helpers::bpf_get_prandom_u32,
     macros::{classifier, xdp},
     programs::{TcContext, XdpContext},
 };
@@ -281,4 +282,24 @@ pub fn lab_syn_mac(ctx: XdpContext) -> u32 {
 #[xdp]
 pub fn lab_syn_parse(ctx: XdpContext) -> u32 {
     syn_steps::<false, false, false, false>(&ctx)
+}
+
+/// Forgery odds: the shield's cookie check on this ACK with a random acknowledgment number (and,
+/// with timestamps, a random TSecr) on every run, as an attacker guessing blind would send them.
+#[xdp]
+pub fn lab_forge_ack(ctx: XdpContext) -> u32 {
+    let mut t = match parse::parse(ctx.data(), ctx.data_end()) {
+        parse::Frame::Tcp(t) => t,
+        _ => return xdp_action::XDP_ABORTED,
+    };
+    let mut o = parse::options(ctx.data(), ctx.data_end(), &t);
+    // SAFETY: helper calls without arguments.
+    let (r, r2) = unsafe { (bpf_get_prandom_u32(), bpf_get_prandom_u32()) };
+    t.ack = r;
+    o.ts = o.ts.map(|(val, _)| (val, r2));
+    maps::inc(LabCounter::ForgeTries);
+    if let ack::AckCheck::Valid(_) = ack::check(&LabKeys, &t, &o) {
+        maps::inc(LabCounter::Forged);
+    }
+    xdp_action::XDP_DROP
 }

@@ -33,6 +33,9 @@ pub mod prog {
     /// TC handoff with XDP metadata, or with a second cookie check.
     pub const TC_META: &str = "lab_tc_meta";
     pub const TC_RECHECK: &str = "lab_tc_recheck";
+    /// XDP: the shield's cookie check on the frame's ACK with a random `ack` (and TSecr) each
+    /// run: forgery odds, counted in `Forged` out of `ForgeTries`.
+    pub const FORGE_ACK: &str = "lab_forge_ack";
     /// The shield's SYN path step by step.
     pub const SYN_ALL: &str = "lab_syn_all";
     pub const SYN_NO_LOOKUP: &str = "lab_syn_no_lookup";
@@ -57,6 +60,7 @@ pub mod prog {
         ACK_NO_META,
         TC_META,
         TC_RECHECK,
+        FORGE_ACK,
         SYN_ALL,
         SYN_NO_LOOKUP,
         SYN_NO_CSUM,
@@ -102,10 +106,13 @@ pub enum LabCounter {
     Reflected,
     /// TCP segments seen by `lab_count_tc`.
     TcSeen,
+    /// Random ACKs tried by `lab_forge_ack`, and those whose cookie passed.
+    ForgeTries,
+    Forged,
 }
 
 impl LabCounter {
-    pub const COUNT: u32 = 6;
+    pub const COUNT: u32 = 8;
 }
 
 /// Indices of `LAB_DROP`.

@@ -13,6 +13,7 @@
 
 mod ack;
 mod expect;
+mod forgery;
 mod fuzz;
 mod harness;
 mod passthrough;

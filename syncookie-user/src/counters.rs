@@ -26,6 +26,15 @@ impl Snapshot {
         Counter::ALL.iter().map(|c| (*c, self.get(*c)))
     }
 
+    /// What grew since `earlier` (0 where a counter went back, as after a restart).
+    pub fn delta(&self, earlier: &Snapshot) -> Snapshot {
+        Snapshot(
+            self.iter()
+                .map(|(c, v)| v.saturating_sub(earlier.get(c)))
+                .collect(),
+        )
+    }
+
     /// `{"syn_seen": 1, ...}`
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::Value::Object(

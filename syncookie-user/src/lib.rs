@@ -5,6 +5,7 @@ pub mod counters;
 pub mod keys;
 pub mod kfunc;
 pub mod loader;
+pub mod metrics;
 pub mod pins;
 pub mod sysctl;
 

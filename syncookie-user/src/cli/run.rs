@@ -31,6 +31,9 @@ pub struct Args {
     /// Seconds between counter summaries in the log (0: only at exit).
     #[arg(long, default_value_t = 0)]
     report_secs: u64,
+    /// Serve Prometheus metrics on this address (GET /metrics), e.g. 127.0.0.1:9813.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<std::net::SocketAddr>,
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
@@ -48,6 +51,14 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     // Signal handlers first: a SIGTERM during the (seconds-long) load is then handled after
     // attaching, with a clean detach, instead of killing us with half-made pins.
     let signals = rt.block_on(async { Signals::new() })?;
+    // Bound before attaching: a taken port fails the command before it changes anything.
+    let metrics = match a.metrics {
+        Some(addr) => Some(
+            rt.block_on(tokio::net::TcpListener::bind(addr))
+                .with_context(|| format!("--metrics {addr}: cannot listen there"))?,
+        ),
+        None => None,
+    };
     let shield = Shield::attach(&opts).context(format!("attaching to {}", opts.iface))?;
     log::info!(
         "protecting TCP ports {:?} on {} (XDP {:?}); keys rotate every {} s",
@@ -58,6 +69,14 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     );
     // Tests and scripts wait for this line.
     println!("attached");
+    if let Some(l) = metrics {
+        log::info!("metrics on http://{}/metrics", l.local_addr()?);
+        rt.spawn(syncookie::metrics::serve(
+            l,
+            pins.clone(),
+            opts.iface.clone(),
+        ));
+    }
     let res = rt.block_on(serve(&a, &pins, signals));
     let summary = counters::read(&pins, &opts.iface);
     shield.detach();

@@ -1,0 +1,85 @@
+//! Prometheus metrics of a shield (`syncookie run --metrics ADDR`): every counter with its reason
+//! as a label, the key epoch and whether the shield is attached, read from the pins at each
+//! scrape (so they are the same numbers `syncookie stats` shows). Keys never appear here.
+
+use std::sync::Arc;
+
+use prometheus_client::{
+    encoding::{EncodeLabelSet, text::encode},
+    metrics::{counter::Counter, family::Family, gauge::Gauge},
+    registry::Registry,
+};
+
+use crate::{counters, keys::Keys, pins::PinDir};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Reason {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Iface {
+    iface: String,
+}
+
+/// The metrics text (OpenMetrics, which Prometheus reads) of the shield pinned at `pins`.
+pub fn render(pins: &PinDir, iface: &str) -> String {
+    let mut reg = Registry::with_prefix("syncookie");
+    let attached = Family::<Iface, Gauge>::default();
+    reg.register(
+        "attached",
+        "1 while the shield's pins exist on the interface",
+        attached.clone(),
+    );
+    let label = Iface {
+        iface: iface.into(),
+    };
+    attached.get_or_create(&label).set(pins.exists() as i64);
+    if let Ok(snap) = counters::read(pins, iface) {
+        let packets = Family::<Reason, Counter>::default();
+        reg.register(
+            "packets",
+            "Packets to protected ports by the reason for their verdict (see `syncookie stats`)",
+            packets.clone(),
+        );
+        for (c, v) in snap.iter() {
+            packets
+                .get_or_create(&Reason { reason: c.name() })
+                .inc_by(v);
+        }
+    }
+    if let Ok(epoch) = Keys::open(pins).and_then(|k| k.current_epoch()) {
+        let g = Gauge::<i64>::default();
+        reg.register("key_epoch", "The current cookie key epoch", g.clone());
+        g.set(epoch as i64);
+    }
+    let mut out = String::new();
+    // Writing to a String cannot fail.
+    let _ = encode(&mut out, &reg);
+    out
+}
+
+/// Serves `GET /metrics` on `addr` until the runtime stops.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    pins: PinDir,
+    iface: String,
+) -> std::io::Result<()> {
+    let state = Arc::new((pins, iface));
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let state = state.clone();
+            async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
+                    render(&state.0, &state.1),
+                )
+            }
+        }),
+    );
+    axum::serve(listener, app).await
+}

@@ -8,6 +8,9 @@ pub const MAP_KEYS: &str = "SC_KEYS";
 pub const MAP_PORTS: &str = "SC_PORTS";
 pub const MAP_STATS: &str = "SC_STATS";
 pub const MAP_BUDGET: &str = "SC_BUDGET";
+pub const MAP_AUTO: &str = "SC_AUTO";
+pub const MAP_PREFIX_BUDGET: &str = "SC_PREFIX_BUDGET";
+pub const MAP_SYNACK_BUDGET: &str = "SC_SYNACK_BUDGET";
 pub const PROG_XDP: &str = "syncookie_xdp";
 /// Pinned bpf_links (next to the maps): the shield stays attached if the daemon dies, and the
 /// next `run` takes the links over and swaps its programs in atomically.
@@ -75,6 +78,13 @@ pub struct Config {
     /// that it resets them as it would without us (a client with a stale cookie learns at once);
     /// beyond this budget they are dropped (we are not a reflector).
     pub rst_per_sec: u32,
+    /// `auto` mode: SYNs per second and CPU to protected ports that engage the shield (it stays
+    /// engaged while they stay above half of it, and [`AUTO_HOLD_NS`] after).
+    pub engage_per_sec: u32,
+    /// SYN-ACK budget: per second and CPU in all (0: no limit), and per second to one client
+    /// prefix (/24 for IPv4; 0: no limit). SYNs beyond it are dropped: we are no reflector.
+    pub synack_per_sec: u32,
+    pub synack_per_prefix: u32,
     /// The (unscaled) window of our SYN-ACK, as the kernel computes it for its own
     /// (tcp_openreq_init_rwin()): the receive space rounded down to a multiple of the MSS less
     /// the timestamp option, so it differs with and without timestamps.
@@ -87,9 +97,52 @@ pub struct Config {
     pub wscale: u8,
     /// TTL / hop limit of the SYN-ACK.
     pub ttl: u8,
-    pub reserved: [u8; 2],
+    /// [`Mode`] as a byte; the daemon changes it live (`syncookie mode`).
+    pub mode: u8,
+    pub reserved: u8,
 }
-const _: () = assert!(size_of::<Config>() == 20);
+const _: () = assert!(size_of::<Config>() == 32);
+
+/// How the shield treats SYNs.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Every SYN to a protected port gets a cookie.
+    Always = 0,
+    /// SYNs go to the kernel until their rate passes `engage_per_sec`, then cookies.
+    Auto = 1,
+    /// Nothing answered, nothing dropped: the counters say what would have been done.
+    Monitor = 2,
+}
+
+impl Mode {
+    pub const fn from_u8(v: u8) -> Option<Mode> {
+        match v {
+            0 => Some(Mode::Always),
+            1 => Some(Mode::Auto),
+            2 => Some(Mode::Monitor),
+            _ => None,
+        }
+    }
+}
+
+/// How long `auto` stays engaged after the SYN rate fell below half the threshold.
+pub const AUTO_HOLD_NS: u64 = 10_000_000_000;
+
+/// `SC_AUTO`, per CPU: the SYN rate of the current second (2^30 ns units) and until when the
+/// shield is engaged (coarse ns).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AutoState {
+    pub second: u64,
+    pub syns: u64,
+    pub engaged_until: u64,
+}
+const _: () = assert!(size_of::<AutoState>() == 24);
+
+/// `SC_PREFIX_BUDGET` entries (an LRU hash keyed by the client prefix): SYN-ACKs sent to the
+/// prefix in the current second. Shared by the CPUs (approximate under races).
+pub const PREFIX_BUDGET_ENTRIES: u32 = 65536;
 
 /// `SC_BUDGET`: per CPU, the current second (in 2^30 ns units) and the bad ACKs passed in it.
 #[repr(C)]
@@ -148,4 +201,6 @@ mod pod {
     unsafe impl aya::Pod for super::Config {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::HandoffMeta {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::AutoState {}
 }

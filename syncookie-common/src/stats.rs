@@ -33,6 +33,14 @@ counters! {
     SynackSent = "synack_sent",
     /// SYNs to protected ports left to the kernel (no listener, existing socket, TCP-MD5/AO).
     SynPassed = "syn_passed",
+    /// SYNs left to the kernel while `auto` mode is not engaged (a quiet time).
+    SynIdle = "syn_idle",
+    /// SYNs dropped: the SYN-ACK budget (in all, or to the client's prefix) is spent.
+    SynDroppedBudget = "syn_dropped_budget",
+    /// `monitor` mode: SYNs it would have answered with a cookie (left to the kernel).
+    MonitorSynack = "monitor_synack",
+    /// `monitor` mode: packets it would have dropped (passed).
+    MonitorDrop = "monitor_drop",
     /// SYNs whose TCP checksum does not verify, left to the kernel: it knows whether the sum is
     /// only partial (a local sender with TX checksum offload) or wrong.
     SynBadChecksum = "syn_bad_checksum",

@@ -1,11 +1,14 @@
 //! The maps, pinned by name so a restarted daemon finds the same keys and counters.
 
 use aya_ebpf::{
+    helpers::bpf_ktime_get_coarse_ns,
     macros::map,
-    maps::{Array, PerCpuArray},
+    maps::{Array, LruHashMap, PerCpuArray},
 };
 use syncookie_common::{
-    maps::{Budget, Config, KEYS_LEN, Key, PORTS_LEN},
+    maps::{
+        AUTO_HOLD_NS, AutoState, Budget, Config, KEYS_LEN, Key, PORTS_LEN, PREFIX_BUDGET_ENTRIES,
+    },
     stats::Counter,
 };
 use syncookie_ebpf::keys::Keys;
@@ -25,6 +28,15 @@ pub static SC_STATS: PerCpuArray<u64> = PerCpuArray::pinned(Counter::COUNT, 0);
 /// without room for it), so TC must re-check cookies. Learned again after a restart.
 #[map]
 pub static SC_NO_META: Array<u32> = Array::with_max_entries(1, 0);
+/// `auto` mode's state per CPU (pinned: `status` and metrics read whether it is engaged).
+#[map]
+pub static SC_AUTO: PerCpuArray<AutoState> = PerCpuArray::pinned(1, 0);
+/// The SYN-ACK budget in all, per CPU, and per client prefix (not pinned: budgets restart).
+#[map]
+pub static SC_SYNACK_BUDGET: PerCpuArray<Budget> = PerCpuArray::with_max_entries(1, 0);
+#[map]
+pub static SC_PREFIX_BUDGET: LruHashMap<u32, Budget> =
+    LruHashMap::with_max_entries(PREFIX_BUDGET_ENTRIES, 0);
 /// The reset budget's state (not pinned: a restart may start a fresh second).
 #[map]
 pub static SC_BUDGET: PerCpuArray<Budget> = PerCpuArray::with_max_entries(1, 0);
@@ -55,14 +67,19 @@ pub fn port_protected(port: u16) -> bool {
     matches!(SC_PORTS.get(word), Some(w) if w & bit != 0)
 }
 
-/// Takes one of this second's `per_sec` bad ACKs that may go to the kernel; false when spent.
 #[inline(always)]
-pub fn take_reset_budget(per_sec: u32) -> bool {
-    let Some(b) = SC_BUDGET.get_ptr_mut(0) else {
+fn now_ns() -> u64 {
+    // SAFETY: a helper call without arguments.
+    unsafe { bpf_ktime_get_coarse_ns() }
+}
+
+/// Takes one of this second's `per_sec` from a per-CPU budget; false when spent.
+#[inline(always)]
+fn take(map: &PerCpuArray<Budget>, per_sec: u32) -> bool {
+    let Some(b) = map.get_ptr_mut(0) else {
         return false;
     };
-    // SAFETY: a helper call without arguments.
-    let second = unsafe { aya_ebpf::helpers::bpf_ktime_get_coarse_ns() } >> 30;
+    let second = now_ns() >> 30;
     // SAFETY: this CPU's slot; nothing else writes it while we run.
     let b = unsafe { &mut *b };
     if b.second != second {
@@ -74,6 +91,73 @@ pub fn take_reset_budget(per_sec: u32) -> bool {
     }
     b.used += 1;
     true
+}
+
+/// Takes one of this second's bad ACKs that may go to the kernel; false when spent.
+#[inline(always)]
+pub fn take_reset_budget(per_sec: u32) -> bool {
+    take(&SC_BUDGET, per_sec)
+}
+
+/// Takes one SYN-ACK from the budget in all and from `prefix`'s; false when either is spent.
+#[inline(always)]
+pub fn take_synack_budget(cfg: &Config, prefix: u32) -> bool {
+    if cfg.synack_per_sec != 0 && !take(&SC_SYNACK_BUDGET, cfg.synack_per_sec) {
+        return false;
+    }
+    if cfg.synack_per_prefix == 0 {
+        return true;
+    }
+    let second = now_ns() >> 30;
+    let Some(b) = SC_PREFIX_BUDGET.get_ptr_mut(prefix) else {
+        // First SYN from this prefix (or evicted): a fresh second. Insert failures (a race
+        // with another CPU) only cost this one SYN-ACK its accounting.
+        let _ = SC_PREFIX_BUDGET.insert(prefix, Budget { second, used: 1 }, 0);
+        return true;
+    };
+    // SAFETY: a value of the hash map, valid while we run; other CPUs may update it at the same
+    // time (see below).
+    let b = unsafe { &mut *b };
+    if b.second != second {
+        b.second = second;
+        b.used = 0;
+    }
+    if b.used >= cfg.synack_per_prefix as u64 {
+        return false;
+    }
+    // Not atomic (the BPF target has no atomic read-modify-write in Rust's core): CPUs racing
+    // on one prefix may count one SYN-ACK each as one, a small excess over the budget.
+    b.used += 1;
+    true
+}
+
+/// `auto` mode: counts this SYN in its CPU's rate; whether the shield is engaged.
+#[inline(always)]
+pub fn auto_engaged(cfg: &Config) -> bool {
+    let Some(s) = SC_AUTO.get_ptr_mut(0) else {
+        return true;
+    };
+    let now = now_ns();
+    let second = now >> 30;
+    // SAFETY: this CPU's slot; nothing else writes it while we run.
+    let s = unsafe { &mut *s };
+    if s.second != second {
+        s.second = second;
+        s.syns = 0;
+    }
+    s.syns += 1;
+    let engaged = now < s.engaged_until;
+    // Engage at the threshold; once engaged, half of it keeps the shield up (hysteresis).
+    let keep = if engaged {
+        cfg.engage_per_sec / 2
+    } else {
+        cfg.engage_per_sec
+    };
+    if s.syns >= keep as u64 {
+        s.engaged_until = now + AUTO_HOLD_NS;
+        return true;
+    }
+    engaged
 }
 
 #[inline(always)]

@@ -1,7 +1,11 @@
 //! The XDP entry: classify the frame, act, and count the reason at one exit point.
 
 use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
-use syncookie_common::{proto::*, stats::Counter};
+use syncookie_common::{
+    maps::{Config, Mode},
+    proto::*,
+    stats::Counter,
+};
 
 use syncookie_ebpf::{
     ack::{self, AckCheck},
@@ -43,7 +47,12 @@ fn judge(ctx: &XdpContext) -> (Verdict, Option<Counter>) {
         Frame::Other => return (Verdict::Pass, None),
         Frame::NotInspected => return (Verdict::Pass, Some(Counter::NotInspected)),
         Frame::Malformed(port) if maps::port_protected(port) => {
-            return (Verdict::Drop, Some(Counter::Malformed));
+            return match maps::config() {
+                Some(c) if c.mode == Mode::Monitor as u8 => {
+                    (Verdict::Pass, Some(Counter::MonitorDrop))
+                }
+                _ => (Verdict::Drop, Some(Counter::Malformed)),
+            };
         }
         Frame::Malformed(_) => return (Verdict::Pass, None),
     };
@@ -65,12 +74,13 @@ fn judge(ctx: &XdpContext) -> (Verdict, Option<Counter>) {
 }
 
 #[inline(always)]
-fn syn(
-    ctx: &XdpContext,
-    cfg: &syncookie_common::maps::Config,
-    t: &Tcp,
-) -> (Verdict, Option<Counter>) {
+fn syn(ctx: &XdpContext, cfg: &Config, t: &Tcp) -> (Verdict, Option<Counter>) {
     stats::inc(Counter::SynSeen);
+    let mode = Mode::from_u8(cfg.mode).unwrap_or(Mode::Always);
+    if mode == Mode::Auto && !maps::auto_engaged(cfg) {
+        // Quiet times: the kernel's own handshake, untouched.
+        return (Verdict::Pass, Some(Counter::SynIdle));
+    }
     match synack::checksum_ok(ctx.data(), ctx.data_end(), t) {
         Some(true) => {}
         // A sum that does not verify may be a partial one (CHECKSUM_PARTIAL from a local sender
@@ -88,6 +98,13 @@ fn syn(
         Sock::MptcpListener => return (Verdict::Pass, Some(Counter::MptcpPassed)),
         Sock::None | Sock::Other => return (Verdict::Pass, Some(Counter::SynPassed)),
     }
+    if mode == Mode::Monitor {
+        return (Verdict::Pass, Some(Counter::MonitorSynack));
+    }
+    // The client's /24: one victim of spoofed SYNs gets at most its budget of SYN-ACKs.
+    if !maps::take_synack_budget(cfg, t.saddr & 0xffff_ff00) {
+        return (Verdict::Drop, Some(Counter::SynDroppedBudget));
+    }
     match synack::answer(ctx, &PinnedKeys, cfg, t, &o) {
         Some(Syn::Sent) => (Verdict::Tx, Some(Counter::SynackSent)),
         Some(Syn::Pass) => (Verdict::Pass, Some(Counter::SynPassed)),
@@ -97,11 +114,7 @@ fn syn(
 }
 
 #[inline(always)]
-fn handshake_ack(
-    ctx: &XdpContext,
-    cfg: &syncookie_common::maps::Config,
-    t: &Tcp,
-) -> (Verdict, Option<Counter>) {
+fn handshake_ack(ctx: &XdpContext, cfg: &Config, t: &Tcp) -> (Verdict, Option<Counter>) {
     match sock::classify(ctx, t) {
         Sock::None => return (Verdict::Pass, Some(Counter::AckNoListener)),
         Sock::Other => return (Verdict::Pass, Some(Counter::AckPassedSocket)),
@@ -122,6 +135,9 @@ fn handshake_ack(
     // Not one of ours. The kernel's own cookie (for a SYN we left to it) is its to check.
     if sock::kernel_cookie_ok(ctx, ctx.data(), ctx.data_end(), t) {
         return (Verdict::Pass, Some(Counter::AckKernelCookie));
+    }
+    if cfg.mode == Mode::Monitor as u8 {
+        return (Verdict::Pass, Some(Counter::MonitorDrop));
     }
     // Without us the kernel would reset it: a client with a stale cookie learns at once. Within
     // a budget only, so that an ACK flood neither reaches the stack nor makes us a reflector.

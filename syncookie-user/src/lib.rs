@@ -7,6 +7,7 @@ pub mod kfunc;
 pub mod loader;
 pub mod metrics;
 pub mod pins;
+pub mod policy;
 pub mod sysctl;
 
 /// The shield's eBPF object (syncookie-ebpf), built by build.rs: the only object the daemon

@@ -78,6 +78,7 @@ pub struct Options {
     pub ports: Vec<u16>,
     pub xdp_mode: XdpModeArg,
     pub pins: PinDir,
+    pub policy: crate::policy::Policy,
 }
 
 pub struct Shield {
@@ -203,7 +204,8 @@ impl Shield {
             sysctl::mtu(&opts.iface).map_err(|_| LoadError::NoInterface(opts.iface.clone()))?;
         let mut ebpf = load(&opts.pins)?;
         // Generic XDP may deliver no metadata to TC: let TC re-check the cookie then.
-        let config = kernel.config(mtu, opts.xdp_mode == XdpModeArg::Skb);
+        let mut config = kernel.config(mtu, opts.xdp_mode == XdpModeArg::Skb);
+        opts.policy.apply(&mut config);
         write_config(&mut ebpf, config)?;
         write_ports(&mut ebpf, &opts.ports)?;
         Keys::open(&opts.pins)?.ensure()?;

@@ -8,10 +8,6 @@ use syncookie_common::{
     proto::{DEFAULT_TTL, TCPOLEN_TSTAMP_ALIGNED},
 };
 
-/// Handshake ACKs with a bad or expired cookie passed to the kernel (which resets them) per
-/// second and CPU; the rest are dropped.
-pub const DEFAULT_RST_PER_SEC: u32 = 100;
-
 #[derive(Debug, thiserror::Error)]
 pub enum SysctlError {
     #[error("cannot read {path}: {source}")]
@@ -123,7 +119,8 @@ impl Kernel {
         )
     }
 
-    /// The SYN-ACK configuration for an interface of MTU `mtu`.
+    /// The SYN-ACK configuration for an interface of MTU `mtu`, with the default policy (see
+    /// `policy::Policy::apply`).
     pub fn config(&self, mtu: u32, tc_recheck: bool) -> Config {
         let mut f = 0;
         for (on, bit) in [
@@ -139,17 +136,23 @@ impl Kernel {
         }
         let mss_v4 = mtu.saturating_sub(40).clamp(536, 65535) as u16;
         let (window, window_ts) = self.windows(mss_v4);
-        Config {
+        let mut c = Config {
             flags: f,
-            rst_per_sec: DEFAULT_RST_PER_SEC,
+            rst_per_sec: 0,
+            engage_per_sec: 0,
+            synack_per_sec: 0,
+            synack_per_prefix: 0,
             window,
             window_ts,
             mss_v4,
             mss_v6: mtu.saturating_sub(60).clamp(1220, 65535) as u16,
             wscale: self.wscale(),
             ttl: self.ttl,
-            reserved: [0; 2],
-        }
+            mode: 0,
+            reserved: 0,
+        };
+        crate::policy::Policy::default().apply(&mut c);
+        c
     }
 }
 

@@ -213,7 +213,7 @@ fn bad_acks_are_reset_within_the_budget_and_dropped_beyond() {
     let c = stats(&lab);
     assert_eq!(judged(&c), forged, "{}", c.table());
     let reset = c.get(Counter::AckReset);
-    let budget = syncookie::sysctl::DEFAULT_RST_PER_SEC as u64;
+    let budget = syncookie::policy::DEFAULT_RST_PER_SEC as u64;
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
     assert!(reset >= 1, "no bad ACK reached the kernel: {}", c.table());
     assert!(

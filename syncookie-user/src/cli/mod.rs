@@ -1,6 +1,7 @@
 //! The command line: one module per subcommand.
 
 mod detach;
+mod mode;
 mod rotate;
 mod run;
 mod stats;
@@ -27,6 +28,7 @@ enum Cmd {
     Status(status::Args),
     Rotate(rotate::Args),
     Detach(detach::Args),
+    Mode(mode::Args),
 }
 
 /// Where an interface's shield keeps its pinned maps.
@@ -53,5 +55,6 @@ pub fn main() -> anyhow::Result<()> {
         Cmd::Status(a) => status::run(a),
         Cmd::Rotate(a) => rotate::run(a),
         Cmd::Detach(a) => detach::run(a),
+        Cmd::Mode(a) => mode::run(a),
     }
 }

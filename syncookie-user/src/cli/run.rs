@@ -7,6 +7,7 @@ use syncookie::{
     counters,
     keys::Keys,
     loader::{Options, Shield, XdpModeArg},
+    policy::{self, ModeArg, Policy},
 };
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -31,6 +32,23 @@ pub struct Args {
     /// Seconds between counter summaries in the log (0: only at exit).
     #[arg(long, default_value_t = 0)]
     report_secs: u64,
+    /// always: cookies for every SYN; auto: only while SYNs come faster than --engage-rate;
+    /// monitor: answer and drop nothing, count what would be done. `syncookie mode` switches
+    /// a running shield.
+    #[arg(long, value_enum, default_value = "always")]
+    mode: ModeArg,
+    /// auto mode: SYNs per second and CPU to protected ports that engage the shield.
+    #[arg(long, value_name = "SYNS", default_value_t = policy::DEFAULT_ENGAGE_PER_SEC)]
+    engage_rate: u32,
+    /// SYN-ACKs per second and CPU in all; beyond it SYNs are dropped (0: no limit).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    synack_rate: u32,
+    /// SYN-ACKs per second to one client /24: a spoofed victim gets no more (0: no limit).
+    #[arg(long, value_name = "N", default_value_t = policy::DEFAULT_SYNACK_PER_PREFIX)]
+    synack_prefix_rate: u32,
+    /// Bad-cookie ACKs per second and CPU left to the kernel to reset; the rest are dropped.
+    #[arg(long, value_name = "N", default_value_t = policy::DEFAULT_RST_PER_SEC)]
+    reset_rate: u32,
     /// Serve Prometheus metrics on this address (GET /metrics), e.g. 127.0.0.1:9813.
     #[arg(long, value_name = "ADDR")]
     metrics: Option<std::net::SocketAddr>,
@@ -44,6 +62,13 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         ports: a.ports.clone(),
         xdp_mode: a.xdp_mode,
         pins: pins.clone(),
+        policy: Policy {
+            mode: a.mode,
+            engage_per_sec: a.engage_rate,
+            synack_per_sec: a.synack_rate,
+            synack_per_prefix: a.synack_prefix_rate,
+            rst_per_sec: a.reset_rate,
+        },
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -17,6 +17,7 @@ mod forgery;
 mod fuzz;
 mod harness;
 mod passthrough;
+mod policy;
 mod syn;
 mod tc;
 
@@ -51,7 +52,11 @@ const CONFIG: Config = Config {
     mss_v6: 1440,
     wscale: 7,
     ttl: DEFAULT_TTL,
-    reserved: [0; 2],
+    engage_per_sec: 0,
+    synack_per_sec: 0,
+    synack_per_prefix: 0,
+    mode: 0,
+    reserved: 0,
 };
 
 /// Bad-cookie ACKs passed to the kernel per second and CPU: none, unless a test says otherwise.

@@ -1,7 +1,9 @@
 //! The syncookie daemon as a library: load and attach the programs, rotate cookie keys, read
 //! counters. The `syncookie` binary is a thin CLI over it; the tests use it directly.
 
+pub mod config;
 pub mod counters;
+pub mod fleet;
 pub mod keys;
 pub mod kfunc;
 pub mod loader;

@@ -57,7 +57,8 @@ pub enum LoadError {
 }
 
 /// How XDP runs: in the driver (native) or on the skb (generic, any interface).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum XdpModeArg {
     Native,
     Skb,

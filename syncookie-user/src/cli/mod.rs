@@ -9,7 +9,7 @@ mod status;
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use syncookie::pins::{DEFAULT_ROOT, PinDir};
 
 /// SYN-flood shield: answers SYNs to protected TCP ports from XDP with SYN cookies and hands
@@ -49,8 +49,11 @@ impl Target {
 }
 
 pub fn main() -> anyhow::Result<()> {
-    match Cli::parse().cmd {
-        Cmd::Run(a) => run::run(a),
+    let m = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&m).unwrap_or_else(|e| e.exit());
+    match cli.cmd {
+        // `run` needs its matches: flags given on the command line override the config file.
+        Cmd::Run(a) => run::run(a, m.subcommand_matches("run").expect("the run subcommand")),
         Cmd::Stats(a) => stats::run(a),
         Cmd::Status(a) => status::run(a),
         Cmd::Rotate(a) => rotate::run(a),

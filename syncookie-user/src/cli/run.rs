@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use syncookie::{
+    config::RunFile,
     counters,
     keys::Keys,
     loader::{Options, Shield, XdpModeArg},
@@ -20,9 +21,13 @@ use super::Target;
 pub struct Args {
     #[command(flatten)]
     target: Target,
-    /// TCP ports to protect, comma-separated.
-    #[arg(long, short, value_delimiter = ',', required = true)]
+    /// TCP ports to protect, comma-separated (here or in the config file).
+    #[arg(long, short, value_delimiter = ',')]
     ports: Vec<u16>,
+    /// A TOML file with any of these flags by their long names (e.g. `ports = [80, 443]`,
+    /// `mode = "auto"`); flags given here override it. See packaging/syncookie.toml.
+    #[arg(long, value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
     /// native: in the driver (fastest); skb: generic XDP, works on any interface.
     #[arg(long, value_enum, default_value = "native")]
     xdp_mode: XdpModeArg,
@@ -54,7 +59,44 @@ pub struct Args {
     metrics: Option<std::net::SocketAddr>,
 }
 
-pub fn run(a: Args) -> anyhow::Result<()> {
+/// Takes from the config file what the command line did not set.
+fn merge(mut a: Args, m: &clap::ArgMatches) -> anyhow::Result<Args> {
+    let Some(path) = a.config.clone() else {
+        return Ok(a);
+    };
+    let f = RunFile::read(&path)?;
+    let unset = |id: &str| m.value_source(id) != Some(clap::parser::ValueSource::CommandLine);
+    macro_rules! take {
+        ($($field:ident),+) => {$(
+            if unset(stringify!($field)) && let Some(v) = f.$field {
+                a.$field = v;
+            }
+        )+};
+    }
+    take!(
+        ports,
+        xdp_mode,
+        mode,
+        engage_rate,
+        synack_rate,
+        synack_prefix_rate,
+        reset_rate,
+        rotate_secs,
+        report_secs
+    );
+    if unset("metrics") && f.metrics.is_some() {
+        a.metrics = f.metrics;
+    }
+    Ok(a)
+}
+
+pub fn run(a: Args, m: &clap::ArgMatches) -> anyhow::Result<()> {
+    let a = merge(a, m)?;
+    if a.ports.is_empty() {
+        anyhow::bail!(
+            "no ports to protect: name them with --ports 80,443 or `ports = [80, 443]` in the config file"
+        );
+    }
     let pins = a.target.pins();
     let lock = pins.lock()?;
     let opts = Options {

@@ -107,7 +107,8 @@ pub fn load_retrying(
     loop {
         match load() {
             Err(aya::programs::ProgramError::LoadError { io_error, .. })
-                if io_error.raw_os_error() == Some(nix::errno::Errno::EAGAIN as i32) && attempt < ATTEMPTS =>
+                if io_error.raw_os_error() == Some(nix::errno::Errno::EAGAIN as i32)
+                    && attempt < ATTEMPTS =>
             {
                 log::debug!("program load interrupted (EAGAIN), attempt {attempt}");
                 attempt += 1;

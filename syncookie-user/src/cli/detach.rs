@@ -15,7 +15,7 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    let pins = a.target.pins();
+    let pins = a.target.pins()?;
     let lock = pins.lock().with_context(|| {
         format!(
             "`syncookie run` is active on {}: stop it with SIGTERM instead",

@@ -34,7 +34,7 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    let pins = a.target.pins();
+    let pins = a.target.pins()?;
     let lock = pins.lock()?;
     let opts = Options {
         iface: a.target.iface.clone(),

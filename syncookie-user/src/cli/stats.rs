@@ -18,7 +18,7 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    let snap = counters::read(&a.target.pins(), &a.target.iface).context("reading counters")?;
+    let snap = counters::read(&a.target.pins()?, &a.target.iface).context("reading counters")?;
     if a.json {
         println!("{}", snap.to_json());
     } else {

@@ -102,12 +102,26 @@ impl Daemon {
         }
     }
 
+    /// The daemon's process id while it runs.
+    pub fn pid(&self) -> Option<Pid> {
+        self.child.as_ref().map(|c| Pid::from_raw(c.id() as i32))
+    }
+
+    /// Sends `sig` to the daemon while it runs.
+    pub fn signal(&self, sig: Signal) {
+        if let Some(pid) = self.pid() {
+            kill(pid, sig).expect("signal the daemon");
+        }
+    }
+
     /// SIGTERM, then waits; returns the exit status's success.
     pub fn stop(&mut self) -> bool {
         let Some(mut c) = self.child.take() else {
             return true;
         };
         let _ = kill(Pid::from_raw(c.id() as i32), Signal::SIGTERM);
+        // A daemon a test stopped (SIGSTOP) handles the SIGTERM only once continued.
+        let _ = kill(Pid::from_raw(c.id() as i32), Signal::SIGCONT);
         c.wait().map(|s| s.success()).unwrap_or(false)
     }
 }

@@ -1,5 +1,5 @@
-//! The daemon on real hosts (issue 7): several network namespaces with the same interface
-//! names.
+//! The daemon on real hosts (issue 7): a stalled daemon, several network namespaces with the
+//! same interface names.
 
 use std::{
     io::{Read, Write},
@@ -10,7 +10,7 @@ use std::{
 };
 
 use nix::{sys::signal::Signal, unistd::Pid};
-use syncookie::{counters, pins::PinDir};
+use syncookie::{counters, keys::Keys, pins::PinDir};
 use syncookie_common::stats::Counter;
 use syncookie_tests::{
     daemon::{Daemon, command_in, pins, syncookie_in},
@@ -70,6 +70,78 @@ impl Drop for Unpin {
     fn drop(&mut self) {
         let _ = self.0.remove();
     }
+}
+
+/// Waits until the process is stopped (state `T` in /proc/PID/stat).
+fn wait_stopped(pid: Pid) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("daemon stat");
+        // The state follows the command name, which is in parentheses.
+        if stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('T')
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the daemon did not stop: {stat}");
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A daemon stopped (SIGSTOP, a frozen cgroup) for several rotation periods must rotate once on
+/// resume, not once per missed period: a burst would expire the cookies it issued just before.
+#[test]
+fn stalled_daemon_rotates_once_on_resume() {
+    require_root!();
+    let mut lab = Lab::new();
+    let addr = echo_server(&lab.server, lab.server_ip);
+    let d = Daemon::start(
+        &lab.server,
+        &lab.server_if,
+        &["--ports", &PORT.to_string(), "--rotate-secs", "1"],
+    );
+    let keys = Keys::open(&pins(&lab.server, &lab.server_if)).expect("keys");
+    let epoch = || keys.current_epoch().expect("epoch");
+
+    d.signal(Signal::SIGSTOP);
+    wait_stopped(d.pid().unwrap());
+    let stalled_at = epoch();
+    thread::sleep(Duration::from_millis(3500));
+    assert_eq!(epoch(), stalled_at, "a stopped daemon rotated");
+
+    // A handshake whose SYN-ACK the shield sends now, with the stalled epoch's key. Its bare ACK
+    // is lost, so the first data segment, after the resume, is the one that must complete it.
+    lab.drop_next_acks(1, PORT);
+    let mut s = {
+        let _in = lab.client.enter();
+        TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect")
+    };
+    assert_eq!(lab.dropped_acks(), 1, "the bare ACK was not dropped");
+
+    d.signal(Signal::SIGCONT);
+    // Long enough for any burst of rotations to have happened, well within one period.
+    thread::sleep(Duration::from_millis(300));
+    let resumed_at = epoch();
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    s.write_all(b"after the stall").unwrap();
+    let mut back = [0u8; 15];
+    let echoed = s.read_exact(&mut back).is_ok() && &back == b"after the stall";
+    let c = stats(&lab);
+    assert!(
+        resumed_at - stalled_at <= 1 && echoed,
+        "after a 3.5 s stall with 1 s rotations the key epoch went {stalled_at} -> {resumed_at} \
+         (at most one rotation expected) and the handshake {}:\n{}",
+        if echoed { "completed" } else { "failed" },
+        c.table()
+    );
+    assert_eq!(
+        (c.get(Counter::HandoffOk), c.get(Counter::AckExpired)),
+        (1, 0)
+    );
 }
 
 /// Renames the lab's server interface to `name` (down, rename, up: the address stays).

@@ -26,7 +26,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         println!("{}: not attached", a.target.iface);
     } else {
         // Unpinned links nobody holds are destroyed: that detaches the programs.
-        pins.remove()?;
+        syncookie::loader::remove_pinned(&pins)?;
         println!("{}: detached", a.target.iface);
     }
     drop(lock);

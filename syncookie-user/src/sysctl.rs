@@ -48,6 +48,15 @@ pub enum SysctlError {
          (CONFIG_SYN_COOKIES), which the shield needs to hand connections over"
     )]
     NoSyncookies,
+    #[error(
+        "net.netfilter.nf_conntrack_tcp_loose is 0: conntrack never sees the SYN and SYN-ACK the \
+         shield answers from XDP, so it would call every protected connection invalid and a \
+         stateful firewall would drop it; set it to 1 (sysctl -w \
+         net.netfilter.nf_conntrack_tcp_loose=1). Rules that let only SYNs open connections \
+         (`tcp flags syn / fin,syn,rst,ack ct state new accept`) do not work with the shield \
+         either: accept `ct state new` on the protected ports whatever the flags"
+    )]
+    ConntrackStrict,
     #[error("cannot read the MTU of {iface}: {source}")]
     Mtu {
         iface: String,
@@ -121,6 +130,8 @@ pub struct Kernel {
     /// The receive buffer the kernel may grow to: decides its window-scale shift.
     pub rmem_max: i64,
     pub ttl: u8,
+    /// net.netfilter.nf_conntrack_tcp_loose; `None` without conntrack (nf_conntrack not loaded).
+    pub conntrack_tcp_loose: Option<bool>,
 }
 
 impl Kernel {
@@ -146,13 +157,23 @@ impl Kernel {
             rmem_max: rmem.get(2).copied().unwrap_or(0).max(rmem_max),
             ttl: u8::try_from(s.one_or("ipv4.ip_default_ttl", default::TTL)?)
                 .unwrap_or(DEFAULT_TTL),
+            conntrack_tcp_loose: s
+                .one_opt("netfilter.nf_conntrack_tcp_loose")?
+                .map(|v| v != 0),
         })
     }
 
-    /// tcp_syncookies >= 1 is required: bpf_sk_assign_tcp_reqsk fails at 0.
+    /// Settings the shield cannot work with. tcp_syncookies >= 1: bpf_sk_assign_tcp_reqsk fails
+    /// at 0. Conntrack, where loaded, must pick connections up mid-stream (tcp_loose=1): the
+    /// handed-off connection's first packet it sees is the client's ACK. (The netfilter kfuncs
+    /// that could register it from TC live in nf_conntrack's module BTF, which aya 0.14 cannot
+    /// link against.)
     pub fn check(&self) -> Result<(), SysctlError> {
         if self.syncookies < 1 {
             return Err(SysctlError::SyncookiesOff);
+        }
+        if self.conntrack_tcp_loose == Some(false) {
+            return Err(SysctlError::ConntrackStrict);
         }
         Ok(())
     }
@@ -237,6 +258,7 @@ mod tests {
             ecn: false,
             rmem_max: 6 * 1024 * 1024,
             ttl: 64,
+            conntrack_tcp_loose: Some(true),
         }
     }
 
@@ -292,6 +314,29 @@ mod tests {
         assert!(e.to_string().contains("set it to 1"));
     }
 
+    #[test]
+    fn strict_conntrack_is_refused_with_the_fix() {
+        let e = Kernel {
+            conntrack_tcp_loose: Some(false),
+            ..kernel()
+        }
+        .check()
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("sysctl -w net.netfilter.nf_conntrack_tcp_loose=1"),
+            "{e}"
+        );
+        assert!(e.contains("ct state new"), "{e}");
+        // No conntrack at all is fine.
+        Kernel {
+            conntrack_tcp_loose: None,
+            ..kernel()
+        }
+        .check()
+        .unwrap();
+    }
+
     /// A stand-in /proc/sys/net holding `files` (name -> contents), removed on drop.
     struct FakeProc(PathBuf);
 
@@ -324,6 +369,7 @@ mod tests {
         ("ipv4.tcp_rmem", "4096\t131072\t6291456"),
         ("ipv4.ip_default_ttl", "63"),
         ("core.rmem_max", "16777216"),
+        ("netfilter.nf_conntrack_tcp_loose", "0"),
     ];
 
     #[test]
@@ -337,6 +383,7 @@ mod tests {
                 ecn: false,
                 rmem_max: 16777216,
                 ttl: 63,
+                conntrack_tcp_loose: Some(false),
                 ..kernel()
             }
         );
@@ -348,11 +395,12 @@ mod tests {
         let files: Vec<_> = ALL
             .iter()
             .copied()
-            .filter(|(n, _)| *n != "core.rmem_max")
+            .filter(|(n, _)| !matches!(*n, "core.rmem_max" | "netfilter.nf_conntrack_tcp_loose"))
             .collect();
         let p = FakeProc::new("old", &files);
         let k = Kernel::read_from(&p.0).unwrap();
         assert_eq!(k.rmem_max, 6291456, "tcp_rmem's max is the larger one");
+        assert_eq!(k.conntrack_tcp_loose, None);
         k.check().unwrap();
         let p = FakeProc::new("bare", &[("ipv4.tcp_syncookies", "1")]);
         let k = Kernel::read_from(&p.0).unwrap();
@@ -360,6 +408,7 @@ mod tests {
             k,
             Kernel {
                 ecn: true,
+                conntrack_tcp_loose: None,
                 ..kernel()
             }
         );

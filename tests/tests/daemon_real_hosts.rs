@@ -1,9 +1,10 @@
 //! The daemon on real hosts (issue 7): a stalled daemon, several network namespaces with the
-//! same interface names.
+//! same interface names, conntrack and stateful firewalls.
 
 use std::{
     io::{Read, Write},
     net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream},
+    path::Path,
     process::{Output, Stdio},
     thread,
     time::{Duration, Instant},
@@ -266,4 +267,97 @@ fn run_to_exit(ns: &Netns, iface: &str) -> Output {
         thread::sleep(Duration::from_millis(50));
     }
     child.wait_with_output().expect("output")
+}
+
+/// The server's firewall: stateful, default drop, new connections to PORT accepted; the rule
+/// counts what it accepts.
+fn stateful_firewall(ns: &Netns) {
+    let rules = format!(
+        "table inet f {{
+            chain in {{
+                type filter hook input priority 0; policy drop;
+                ct state established,related accept
+                ct state invalid drop
+                iifname \"lo\" accept
+                tcp dport {PORT} ct state new counter accept
+            }}
+        }}"
+    );
+    let file = std::env::temp_dir().join(format!("{}.nft", unique("sc-fw")));
+    std::fs::write(&file, rules).unwrap();
+    ns.exec(&["nft", "-f", file.to_str().unwrap()]);
+    let _ = std::fs::remove_file(&file);
+}
+
+/// Connections the firewall's `ct state new` rule accepted.
+fn accepted_new(ns: &Netns) -> u64 {
+    let rules = ns.exec(&["nft", "list", "chain", "inet", "f", "in"]);
+    let line = rules
+        .lines()
+        .find(|l| l.contains("ct state new counter"))
+        .unwrap_or_else(|| panic!("no counter rule in:\n{rules}"));
+    let mut packets = line.split_whitespace().skip_while(|w| *w != "packets");
+    packets.nth(1).and_then(|n| n.parse().ok()).unwrap_or(0)
+}
+
+/// Conntrack first sees a shielded connection at its ACK; with tcp_loose=1 (the default) it
+/// picks it up, and a stateful ruleset lets every connection through.
+#[test]
+fn stateful_firewall_with_tcp_loose_passes_shielded_connections() {
+    require_root!();
+    let lab = Lab::new();
+    // The ct rules load nf_conntrack: its sysctls exist from then on.
+    stateful_firewall(&lab.server);
+    lab.server
+        .sysctl("net.netfilter.nf_conntrack_tcp_loose", "1");
+    let addr = echo_server(&lab.server, lab.server_ip);
+    let _d = Daemon::start(&lab.server, &lab.server_if, &["--ports", &PORT.to_string()]);
+    for i in 0..10u8 {
+        exchange(&lab, addr, &[i; 3000]);
+    }
+    let c = stats(&lab);
+    assert_eq!(
+        (c.get(Counter::SynackSent), c.get(Counter::HandoffOk)),
+        (10, 10),
+        "{}",
+        c.table()
+    );
+    assert_eq!(lab.kernel_synacks(), 0, "the kernel answered SYNs itself");
+    assert!(
+        accepted_new(&lab.server) >= 10,
+        "the firewall did not see the connections as new"
+    );
+}
+
+/// With tcp_loose=0 conntrack calls every shielded connection invalid: `syncookie run` refuses
+/// to start, says which sysctl to change, and leaves nothing behind.
+#[test]
+fn strict_conntrack_is_refused_before_attaching() {
+    require_root!();
+    let lab = Lab::new();
+    stateful_firewall(&lab.server);
+    lab.server
+        .sysctl("net.netfilter.nf_conntrack_tcp_loose", "0");
+    let p = pins(&lab.server, &lab.server_if);
+    let _unpin = Unpin(p.clone());
+    let out = run_to_exit(&lab.server, &lab.server_if);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("sysctl -w net.netfilter.nf_conntrack_tcp_loose=1")
+            && err.contains("ct state new"),
+        "the error must name the sysctl, the fix and the ruleset idiom: {err}"
+    );
+    assert!(!p.exists(), "pins left: {}", p.dir.display());
+    assert!(
+        !p.dir.parent().unwrap().exists(),
+        "the namespace's pin directory was left"
+    );
+    assert!(
+        !Path::new(p.lock_file()).exists(),
+        "lock file left: {}",
+        p.lock_file().display()
+    );
+    let shown = lab.server.exec(&["ip", "link", "show", &lab.server_if]);
+    assert!(!shown.contains("xdp"), "XDP attached: {shown}");
 }

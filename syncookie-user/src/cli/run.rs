@@ -48,7 +48,15 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     // Signal handlers first: a SIGTERM during the (seconds-long) load is then handled after
     // attaching, with a clean detach, instead of killing us with half-made pins.
     let signals = rt.block_on(async { Signals::new() })?;
-    let shield = Shield::attach(&opts).context(format!("attaching to {}", opts.iface))?;
+    let shield = match Shield::attach(&opts) {
+        Ok(s) => s,
+        Err(e) => {
+            // A run that never attached leaves nothing behind, its lock file neither.
+            drop(lock);
+            pins.remove_lock();
+            return Err(e).context(format!("attaching to {}", opts.iface));
+        }
+    };
     log::info!(
         "protecting TCP ports {:?} on {} (XDP {:?}); keys rotate every {} s",
         a.ports,

@@ -14,11 +14,11 @@ use std::{
 use syncookie::{
     counters::{self, Snapshot},
     loader::{Options, Shield, XdpModeArg},
-    pins::{DEFAULT_ROOT, PinDir},
+    pins::PinDir,
     policy::Policy,
 };
 use syncookie_common::stats::Counter;
-use syncookie_tests::flood::Flood;
+use syncookie_tests::{daemon, flood::Flood};
 
 use crate::{
     cpu,
@@ -331,7 +331,7 @@ pub fn run(kind: Kind, p: &Params) -> Outcome {
     let _server = EchoServer::start(&lab.server, addr, p.backlog, p.cpus.server, 4);
     let pins = kind
         .shield()
-        .map(|_| PinDir::new(DEFAULT_ROOT.as_ref(), &lab.server_if));
+        .map(|_| daemon::pins(&lab.server, &lab.server_if));
     let _shield = ShieldGuard(kind.shield().map(|mode| {
         let _in = lab.server.enter();
         Shield::attach(&Options {

@@ -13,7 +13,7 @@ fn main() -> anyhow::Result<()> {
     let pins = syncookie::pins::PinDir::new(
         "/sys/fs/bpf/syncookie-verify".as_ref(),
         &std::process::id().to_string(),
-    );
+    )?;
     pins.create()?;
     let res = verify(&obj, &pins);
     pins.remove()?;

@@ -7,7 +7,7 @@ use crate::pins::PinDir;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CounterError {
-    #[error("syncookie is not attached to {iface} (no {path})")]
+    #[error("syncookie is not attached to {iface} in this network namespace (no {path})")]
     NotAttached { iface: String, path: String },
     #[error("reading the counters: {0}")]
     Map(#[from] MapError),

@@ -13,7 +13,10 @@ use crate::pins::PinDir;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error("opening pinned map {name}: {source}; is the shield running on this interface?")]
+    #[error(
+        "opening pinned map {name}: {source}; is the shield running on this interface, in this \
+         network namespace?"
+    )]
     Open {
         name: &'static str,
         source: MapError,

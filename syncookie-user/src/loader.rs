@@ -141,6 +141,17 @@ fn stale<T>(r: Result<T, aya::programs::ProgramError>) -> Option<T> {
         .ok()
 }
 
+/// Removes a shield whose daemon is gone: its links, then its maps and pins. Each link is opened
+/// before its pin goes, and closed after: a link whose last reference goes with its pin is freed
+/// later, from a kernel work queue, and its program would stay attached for a moment after
+/// `syncookie detach` said it was gone; closing the last file does it at once.
+pub fn remove_pinned(pins: &PinDir) -> Result<(), LoadError> {
+    for name in [LINK_XDP, LINK_TC] {
+        drop(take_over(&pins.map(name))?);
+    }
+    Ok(pins.remove()?)
+}
+
 fn pin(link: FdLink, path: &Path) -> Result<PinnedLink, LoadError> {
     link.pin(path)
         .map_err(|e| LoadError::LinkPin(path.into(), e))

@@ -1,5 +1,10 @@
-//! Where the shield's maps live: `<root>/<iface>/`, on a bpffs (mounted when missing, as
+//! Where the shield's maps live: `<root>/<netns>/<iface>/`, on a bpffs (mounted when missing, as
 //! bpftool does), with a lock file so two commands never change the same shield at once.
+//!
+//! bpffs and /run are shared by every network namespace, and interface names are only unique
+//! within one: both are keyed by the namespace too (the inode of its nsfs file, the number
+//! `ls -l /proc/self/ns/net` and `lsns -t net` show), so `eth0` in a container never finds,
+//! locks or takes over the shield of the host's `eth0`.
 
 use std::{
     fs::File,
@@ -24,6 +29,11 @@ pub enum PinError {
     Mount { path: PathBuf, source: nix::Error },
     #[error("another syncookie command holds {path}; try again when it is done")]
     Busy { path: PathBuf },
+    #[error("cannot tell which network namespace this is ({path}: {source}); is /proc mounted?")]
+    Netns {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PinError + '_ {
@@ -33,7 +43,37 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PinError + '_ {
     }
 }
 
-/// The pin directory of one interface.
+/// A network namespace, named by the inode of its nsfs file: unique among the namespaces alive
+/// (one that is gone may lend its number to a new one; the stale pins it finds then are taken
+/// over as after a crash).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct NetnsId(pub u64);
+
+impl NetnsId {
+    /// The namespace of the calling thread (a thread may have moved with setns: not the
+    /// process's).
+    pub fn current() -> Result<Self, PinError> {
+        Self::of(Path::new("/proc/thread-self/ns/net"))
+    }
+
+    /// The namespace behind an nsfs file: `/proc/PID/ns/net`, `/run/netns/NAME`.
+    pub fn of(path: &Path) -> Result<Self, PinError> {
+        std::fs::metadata(path)
+            .map(|m| Self(std::os::unix::fs::MetadataExt::ino(&m)))
+            .map_err(|source| PinError::Netns {
+                path: path.into(),
+                source,
+            })
+    }
+}
+
+impl std::fmt::Display for NetnsId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// The pin directory of one interface of one network namespace.
 #[derive(Clone, Debug)]
 pub struct PinDir {
     pub dir: PathBuf,
@@ -42,11 +82,22 @@ pub struct PinDir {
 }
 
 impl PinDir {
-    pub fn new(root: &Path, iface: &str) -> Self {
+    /// The pin directory of `iface` in the calling thread's network namespace.
+    pub fn new(root: &Path, iface: &str) -> Result<Self, PinError> {
+        Ok(Self::in_netns(root, NetnsId::current()?, iface))
+    }
+
+    /// The pin directory of `iface` in the namespace `netns`.
+    pub fn in_netns(root: &Path, netns: NetnsId, iface: &str) -> Self {
         Self {
-            dir: root.join(iface),
-            lock: Path::new(LOCK_DIR).join(format!("{iface}.lock")),
+            dir: root.join(netns.to_string()).join(iface),
+            lock: Path::new(LOCK_DIR).join(format!("{netns}-{iface}.lock")),
         }
+    }
+
+    /// The instance lock's file (it exists while a command holds or last held the lock).
+    pub fn lock_file(&self) -> &Path {
+        &self.lock
     }
 
     pub fn map(&self, name: &str) -> PathBuf {
@@ -66,7 +117,8 @@ impl PinDir {
             .map_err(io(&self.dir))
     }
 
-    /// Removes the maps we pin and the directory (and the root, when empty).
+    /// Removes the maps we pin and the directory, then the namespace's directory and the root
+    /// when they are empty.
     pub fn remove(&self) -> Result<(), PinError> {
         if !self.exists() {
             return Ok(());
@@ -76,9 +128,12 @@ impl PinDir {
             std::fs::remove_file(&p).map_err(io(&p))?;
         }
         std::fs::remove_dir(&self.dir).map_err(io(&self.dir))?;
-        if let Some(root) = self.dir.parent() {
-            // Only if empty: other interfaces may be shielded too.
-            let _ = std::fs::remove_dir(root);
+        // Only if empty (remove_dir refuses otherwise): other interfaces and namespaces may be
+        // shielded too.
+        for parent in self.dir.ancestors().skip(1).take(2) {
+            if std::fs::remove_dir(parent).is_err() {
+                break;
+            }
         }
         Ok(())
     }
@@ -100,7 +155,7 @@ impl PinDir {
     pub fn remove_lock(&self) {
         let _ = std::fs::remove_file(&self.lock);
         let _ = std::fs::remove_file(self.lock.with_extension("keys.lock"));
-        // Only if empty: other interfaces may be shielded too.
+        // Only if empty: other interfaces and namespaces may be shielded too.
         let _ = std::fs::remove_dir(LOCK_DIR);
     }
 }
@@ -135,4 +190,57 @@ pub fn ensure_bpffs(at: &Path) -> Result<(), PinError> {
         path: at.into(),
         source,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pins_and_locks_are_keyed_by_namespace_and_interface() {
+        let root = Path::new("/sys/fs/bpf/syncookie");
+        let a = PinDir::in_netns(root, NetnsId(4026531840), "eth0");
+        let b = PinDir::in_netns(root, NetnsId(4026532452), "eth0");
+        assert_eq!(a.dir, Path::new("/sys/fs/bpf/syncookie/4026531840/eth0"));
+        assert_eq!(
+            a.lock_file(),
+            Path::new("/run/syncookie/4026531840-eth0.lock")
+        );
+        assert_ne!(a.dir, b.dir);
+        assert_ne!(a.lock_file(), b.lock_file());
+    }
+
+    #[test]
+    fn current_namespace_is_this_threads() {
+        let here = NetnsId::current().expect("/proc mounted");
+        assert_eq!(here, NetnsId::of(Path::new("/proc/self/ns/net")).unwrap());
+        let pins = PinDir::new(Path::new(DEFAULT_ROOT), "lo").unwrap();
+        assert!(
+            pins.dir
+                .starts_with(Path::new(DEFAULT_ROOT).join(here.to_string()))
+        );
+    }
+
+    #[test]
+    fn remove_leaves_no_empty_directories() {
+        // A plain directory tree stands in for the bpffs: remove() only unlinks.
+        let root = std::env::temp_dir().join(format!("syncookie-pins-{}", std::process::id()));
+        let a = PinDir::in_netns(&root, NetnsId(1), "eth0");
+        let b = PinDir::in_netns(&root, NetnsId(2), "eth0");
+        for p in [&a, &b] {
+            std::fs::create_dir_all(&p.dir).unwrap();
+            std::fs::write(p.map("SC_KEYS"), b"").unwrap();
+        }
+        a.remove().unwrap();
+        assert!(
+            !root.join("1").exists(),
+            "the namespace's empty directory is left"
+        );
+        assert!(
+            b.map("SC_KEYS").exists(),
+            "another namespace's pins were touched"
+        );
+        b.remove().unwrap();
+        assert!(!root.exists(), "the empty root is left");
+    }
 }

@@ -1,12 +1,33 @@
 //! The kernel settings the shield relies on, read from /proc/sys of the current network
 //! namespace, and the SYN-ACK configuration derived from them and from the interface.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use syncookie_common::{
     maps::{Config, flags},
     proto::{DEFAULT_TTL, TCPOLEN_TSTAMP_ALIGNED},
 };
+
+/// The current network namespace's sysctls (/proc/sys shows the reader's namespace).
+const PROC_SYS_NET: &str = "/proc/sys/net";
+
+/// The kernel's own defaults (Documentation/networking/ip-sysctl.rst, include/net/sock.h), for
+/// settings a namespace does not have: older kernels keep some in the initial namespace only
+/// (net.core.rmem_max: 6.1 and 6.6 show none in a child namespace, 6.11 shows the host's), and
+/// a process in a child namespace cannot read those there.
+mod default {
+    pub const TIMESTAMPS: i64 = 1;
+    pub const SACK: i64 = 1;
+    pub const WINDOW_SCALING: i64 = 1;
+    /// 2: ECN when the peer asks for it.
+    pub const ECN: i64 = 2;
+    /// tcp_rmem: min, default, max (the max is 6 MiB on any host with memory to spare).
+    pub const TCP_RMEM: [i64; 3] = [4096, 131072, 6 * 1024 * 1024];
+    /// SK_RMEM_MAX on 64-bit kernels of that age (256 packets of 256-byte truesize). It only
+    /// matters above tcp_rmem's max, which wins otherwise.
+    pub const RMEM_MAX: i64 = 212_992;
+    pub const TTL: i64 = super::DEFAULT_TTL as i64;
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SysctlError {
@@ -22,6 +43,20 @@ pub enum SysctlError {
          (sysctl -w net.ipv4.tcp_syncookies=1)"
     )]
     SyncookiesOff,
+    #[error(
+        "net.ipv4.tcp_syncookies does not exist: this kernel was built without SYN cookies \
+         (CONFIG_SYN_COOKIES), which the shield needs to hand connections over"
+    )]
+    NoSyncookies,
+    #[error(
+        "net.netfilter.nf_conntrack_tcp_loose is 0: conntrack never sees the SYN and SYN-ACK the \
+         shield answers from XDP, so it would call every protected connection invalid and a \
+         stateful firewall would drop it; set it to 1 (sysctl -w \
+         net.netfilter.nf_conntrack_tcp_loose=1). Rules that let only SYNs open connections \
+         (`tcp flags syn / fin,syn,rst,ack ct state new accept`) do not work with the shield \
+         either: accept `ct state new` on the protected ports whatever the flags"
+    )]
+    ConntrackStrict,
     #[error("cannot read the MTU of {iface}: {source}")]
     Mtu {
         iface: String,
@@ -29,24 +64,59 @@ pub enum SysctlError {
     },
 }
 
-fn read(name: &str) -> Result<Vec<i64>, SysctlError> {
-    let path = PathBuf::from("/proc/sys/net").join(name.replace('.', "/"));
-    let s = std::fs::read_to_string(&path).map_err(|source| SysctlError::Read {
-        path: path.clone(),
-        source,
-    })?;
-    s.split_whitespace()
-        .map(|v| {
-            v.parse().map_err(|_| SysctlError::Parse {
-                path: path.clone(),
-                value: s.trim().into(),
-            })
-        })
-        .collect()
+/// Sysctls under a `net` directory: /proc/sys/net, or a unit test's stand-in.
+struct Sysctls<'a> {
+    root: &'a Path,
 }
 
-fn one(name: &str) -> Result<i64, SysctlError> {
-    Ok(read(name)?.first().copied().unwrap_or(0))
+impl Sysctls<'_> {
+    fn path(&self, name: &str) -> PathBuf {
+        self.root.join(name.replace('.', "/"))
+    }
+
+    /// The values, or `None` when this namespace has no such setting.
+    fn read_opt(&self, name: &str) -> Result<Option<Vec<i64>>, SysctlError> {
+        let path = self.path(name);
+        let s = match std::fs::read_to_string(&path) {
+            Ok(s) => s,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(SysctlError::Read { path, source }),
+        };
+        s.split_whitespace()
+            .map(|v| {
+                v.parse().map_err(|_| SysctlError::Parse {
+                    path: path.clone(),
+                    value: s.trim().into(),
+                })
+            })
+            .collect::<Result<_, _>>()
+            .map(Some)
+    }
+
+    fn one_opt(&self, name: &str) -> Result<Option<i64>, SysctlError> {
+        Ok(self
+            .read_opt(name)?
+            .map(|v| v.first().copied().unwrap_or(0)))
+    }
+
+    /// The setting, or the kernel's default (logged) when this namespace does not have it.
+    fn read_or(&self, name: &str, default: &[i64]) -> Result<Vec<i64>, SysctlError> {
+        Ok(self.read_opt(name)?.unwrap_or_else(|| {
+            log::warn!(
+                "net.{name} does not exist in this network namespace (older kernels keep it in \
+                 the initial one only); using the kernel's default {default:?}"
+            );
+            default.to_vec()
+        }))
+    }
+
+    fn one_or(&self, name: &str, default: i64) -> Result<i64, SysctlError> {
+        Ok(self
+            .read_or(name, &[default])?
+            .first()
+            .copied()
+            .unwrap_or(0))
+    }
 }
 
 /// What the kernel will do with a connection we hand it.
@@ -62,27 +132,51 @@ pub struct Kernel {
     /// A listener's receive buffer (tcp_rmem[1]): decides the SYN-ACK's window.
     pub rmem_default: i64,
     pub ttl: u8,
+    /// net.netfilter.nf_conntrack_tcp_loose; `None` without conntrack (nf_conntrack not loaded).
+    pub conntrack_tcp_loose: Option<bool>,
 }
 
 impl Kernel {
+    /// The settings of the calling thread's network namespace.
     pub fn read() -> Result<Self, SysctlError> {
-        let rmem = read("ipv4.tcp_rmem")?;
+        Self::read_from(Path::new(PROC_SYS_NET))
+    }
+
+    /// The settings under `root`, a `/proc/sys/net`. Only tcp_syncookies must be there: the
+    /// kernel refuses the handoff without it, and a default could hide that.
+    fn read_from(root: &Path) -> Result<Self, SysctlError> {
+        let s = Sysctls { root };
+        let rmem = s.read_or("ipv4.tcp_rmem", &default::TCP_RMEM)?;
+        let rmem_max = s.one_or("core.rmem_max", default::RMEM_MAX)?;
         Ok(Self {
-            syncookies: one("ipv4.tcp_syncookies")?,
-            timestamps: one("ipv4.tcp_timestamps")? != 0,
-            sack: one("ipv4.tcp_sack")? != 0,
-            window_scaling: one("ipv4.tcp_window_scaling")? != 0,
-            ecn: one("ipv4.tcp_ecn")? != 0,
-            rmem_max: rmem.get(2).copied().unwrap_or(0).max(one("core.rmem_max")?),
+            syncookies: s
+                .one_opt("ipv4.tcp_syncookies")?
+                .ok_or(SysctlError::NoSyncookies)?,
+            timestamps: s.one_or("ipv4.tcp_timestamps", default::TIMESTAMPS)? != 0,
+            sack: s.one_or("ipv4.tcp_sack", default::SACK)? != 0,
+            window_scaling: s.one_or("ipv4.tcp_window_scaling", default::WINDOW_SCALING)? != 0,
+            ecn: s.one_or("ipv4.tcp_ecn", default::ECN)? != 0,
+            rmem_max: rmem.get(2).copied().unwrap_or(0).max(rmem_max),
             rmem_default: rmem.get(1).copied().unwrap_or(131_072),
-            ttl: u8::try_from(one("ipv4.ip_default_ttl")?).unwrap_or(DEFAULT_TTL),
+            ttl: u8::try_from(s.one_or("ipv4.ip_default_ttl", default::TTL)?)
+                .unwrap_or(DEFAULT_TTL),
+            conntrack_tcp_loose: s
+                .one_opt("netfilter.nf_conntrack_tcp_loose")?
+                .map(|v| v != 0),
         })
     }
 
-    /// tcp_syncookies >= 1 is required: bpf_sk_assign_tcp_reqsk fails at 0.
+    /// Settings the shield cannot work with. tcp_syncookies >= 1: bpf_sk_assign_tcp_reqsk fails
+    /// at 0. Conntrack, where loaded, must pick connections up mid-stream (tcp_loose=1): the
+    /// handed-off connection's first packet it sees is the client's ACK. (The netfilter kfuncs
+    /// that could register it from TC live in nf_conntrack's module BTF, which aya 0.14 cannot
+    /// link against.)
     pub fn check(&self) -> Result<(), SysctlError> {
         if self.syncookies < 1 {
             return Err(SysctlError::SyncookiesOff);
+        }
+        if self.conntrack_tcp_loose == Some(false) {
+            return Err(SysctlError::ConntrackStrict);
         }
         Ok(())
     }
@@ -201,6 +295,7 @@ mod tests {
             rmem_max: 6 * 1024 * 1024,
             rmem_default: 131_072,
             ttl: 64,
+            conntrack_tcp_loose: Some(true),
         }
     }
 
@@ -271,5 +366,117 @@ mod tests {
         .check()
         .unwrap_err();
         assert!(e.to_string().contains("set it to 1"));
+    }
+
+    #[test]
+    fn strict_conntrack_is_refused_with_the_fix() {
+        let e = Kernel {
+            conntrack_tcp_loose: Some(false),
+            ..kernel()
+        }
+        .check()
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("sysctl -w net.netfilter.nf_conntrack_tcp_loose=1"),
+            "{e}"
+        );
+        assert!(e.contains("ct state new"), "{e}");
+        // No conntrack at all is fine.
+        Kernel {
+            conntrack_tcp_loose: None,
+            ..kernel()
+        }
+        .check()
+        .unwrap();
+    }
+
+    /// A stand-in /proc/sys/net holding `files` (name -> contents), removed on drop.
+    struct FakeProc(PathBuf);
+
+    impl FakeProc {
+        fn new(tag: &str, files: &[(&str, &str)]) -> Self {
+            let root =
+                std::env::temp_dir().join(format!("syncookie-sysctl-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&root);
+            for (name, value) in files {
+                let p = root.join(name.replace('.', "/"));
+                std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+                std::fs::write(p, format!("{value}\n")).unwrap();
+            }
+            Self(root)
+        }
+    }
+
+    impl Drop for FakeProc {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    const ALL: &[(&str, &str)] = &[
+        ("ipv4.tcp_syncookies", "1"),
+        ("ipv4.tcp_timestamps", "1"),
+        ("ipv4.tcp_sack", "0"),
+        ("ipv4.tcp_window_scaling", "1"),
+        ("ipv4.tcp_ecn", "0"),
+        ("ipv4.tcp_rmem", "4096\t131072\t6291456"),
+        ("ipv4.ip_default_ttl", "63"),
+        ("core.rmem_max", "16777216"),
+        ("netfilter.nf_conntrack_tcp_loose", "0"),
+    ];
+
+    #[test]
+    fn reads_every_setting() {
+        let p = FakeProc::new("all", ALL);
+        let k = Kernel::read_from(&p.0).unwrap();
+        assert_eq!(
+            k,
+            Kernel {
+                sack: false,
+                ecn: false,
+                rmem_max: 16777216,
+                ttl: 63,
+                conntrack_tcp_loose: Some(false),
+                ..kernel()
+            }
+        );
+    }
+
+    /// Linux 6.1 has no net.core.rmem_max in a child namespace: the daemon used to stop there.
+    #[test]
+    fn a_setting_the_namespace_lacks_takes_the_kernels_default() {
+        let files: Vec<_> = ALL
+            .iter()
+            .copied()
+            .filter(|(n, _)| !matches!(*n, "core.rmem_max" | "netfilter.nf_conntrack_tcp_loose"))
+            .collect();
+        let p = FakeProc::new("old", &files);
+        let k = Kernel::read_from(&p.0).unwrap();
+        assert_eq!(k.rmem_max, 6291456, "tcp_rmem's max is the larger one");
+        assert_eq!(k.conntrack_tcp_loose, None);
+        k.check().unwrap();
+        let p = FakeProc::new("bare", &[("ipv4.tcp_syncookies", "1")]);
+        let k = Kernel::read_from(&p.0).unwrap();
+        assert_eq!(
+            k,
+            Kernel {
+                ecn: true,
+                conntrack_tcp_loose: None,
+                ..kernel()
+            }
+        );
+    }
+
+    #[test]
+    fn tcp_syncookies_is_mandatory() {
+        let files: Vec<_> = ALL
+            .iter()
+            .copied()
+            .filter(|(n, _)| *n != "ipv4.tcp_syncookies")
+            .collect();
+        let p = FakeProc::new("nosyncookies", &files);
+        let e = Kernel::read_from(&p.0).unwrap_err();
+        assert!(matches!(e, SysctlError::NoSyncookies), "{e}");
     }
 }

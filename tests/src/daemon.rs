@@ -12,6 +12,7 @@ use nix::{
     sys::signal::{Signal, kill},
     unistd::Pid,
 };
+use syncookie::pins::{DEFAULT_ROOT, NetnsId, PinDir};
 
 use crate::netns::Netns;
 
@@ -25,6 +26,32 @@ pub fn bin() -> PathBuf {
     p.join("syncookie")
 }
 
+/// `syncookie ARGS` to run in `ns`: its network namespace only, as an admin's `nsenter --net`
+/// would (so that the host's bpffs pins stay visible).
+pub fn command_in(ns: &Netns, args: &[&str]) -> Command {
+    let file = ns.file();
+    let mut cmd = Command::new(bin());
+    cmd.args(args);
+    // SAFETY: setns is async-signal-safe; only the child's network namespace changes.
+    unsafe {
+        cmd.pre_exec(move || setns(&file, CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from));
+    }
+    cmd
+}
+
+/// Runs `syncookie ARGS` in `ns` to the end.
+pub fn syncookie_in(ns: &Netns, args: &[&str]) -> std::process::Output {
+    command_in(ns, args)
+        .output()
+        .unwrap_or_else(|e| panic!("syncookie {}: {e}", args.join(" ")))
+}
+
+/// Where `syncookie run --iface IFACE` in `ns` pins its maps and links.
+pub fn pins(ns: &Netns, iface: &str) -> PinDir {
+    let id = NetnsId::of(ns.path().as_ref()).expect("namespace id");
+    PinDir::in_netns(DEFAULT_ROOT.as_ref(), id, iface)
+}
+
 pub struct Daemon {
     child: Option<Child>,
     pub output: std::sync::Arc<std::sync::Mutex<String>>,
@@ -33,18 +60,8 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `syncookie run --iface IF <args>` in `ns` and waits until it has attached.
     pub fn start(ns: &Netns, iface: &str, args: &[&str]) -> Self {
-        let file = ns.file();
-        let mut cmd = Command::new(bin());
-        cmd.args(["run", "--iface", iface])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        // SAFETY: setns is async-signal-safe; only the child's network namespace changes.
-        unsafe {
-            cmd.pre_exec(move || {
-                setns(&file, CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from)
-            });
-        }
+        let mut cmd = command_in(ns, &["run", "--iface", iface]);
+        cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn syncookie");
         let out = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
         let stderr = child.stderr.take().unwrap();
@@ -85,12 +102,26 @@ impl Daemon {
         }
     }
 
+    /// The daemon's process id while it runs.
+    pub fn pid(&self) -> Option<Pid> {
+        self.child.as_ref().map(|c| Pid::from_raw(c.id() as i32))
+    }
+
+    /// Sends `sig` to the daemon while it runs.
+    pub fn signal(&self, sig: Signal) {
+        if let Some(pid) = self.pid() {
+            kill(pid, sig).expect("signal the daemon");
+        }
+    }
+
     /// SIGTERM, then waits; returns the exit status's success.
     pub fn stop(&mut self) -> bool {
         let Some(mut c) = self.child.take() else {
             return true;
         };
         let _ = kill(Pid::from_raw(c.id() as i32), Signal::SIGTERM);
+        // A daemon a test stopped (SIGSTOP) handles the SIGTERM only once continued.
+        let _ = kill(Pid::from_raw(c.id() as i32), Signal::SIGCONT);
         c.wait().map(|s| s.success()).unwrap_or(false)
     }
 }

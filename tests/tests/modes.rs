@@ -9,13 +9,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use syncookie::{
-    counters,
-    pins::{DEFAULT_ROOT, PinDir},
-};
+use syncookie::counters;
 use syncookie_common::stats::Counter;
 use syncookie_tests::{
-    daemon::{Daemon, bin},
+    daemon::{Daemon, bin, pins},
     flood::Flood,
     lab::Lab,
     packets::send_raw_tcp,
@@ -25,11 +22,7 @@ use syncookie_tests::{
 const PORT: u16 = 8080;
 
 fn stats(lab: &Lab) -> counters::Snapshot {
-    counters::read(
-        &PinDir::new(DEFAULT_ROOT.as_ref(), &lab.server_if),
-        &lab.server_if,
-    )
-    .expect("counters")
+    counters::read(&pins(&lab.server, &lab.server_if), &lab.server_if).expect("counters")
 }
 
 fn echo_server(lab: &Lab) -> SocketAddr {

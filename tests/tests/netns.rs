@@ -7,14 +7,12 @@ use std::{
     time::Duration,
 };
 
-use syncookie::{
-    counters,
-    pins::{DEFAULT_ROOT, PinDir},
-};
+use syncookie::{counters, pins::PinDir};
 use syncookie_common::stats::Counter;
 use syncookie_tests::{
-    daemon::{Daemon, bin},
+    daemon::{Daemon, pins, syncookie_in},
     lab::Lab,
+    netns::Netns,
     packets::{TCPI_OPT_SACK, TCPI_OPT_TIMESTAMPS, TCPI_OPT_WSCALE, send_raw_tcp, tcp_info},
     require_root,
 };
@@ -48,11 +46,7 @@ fn echo_server(lab: &Lab) -> (SocketAddr, std::sync::mpsc::Receiver<u8>) {
 }
 
 fn stats(lab: &Lab) -> counters::Snapshot {
-    counters::read(
-        &PinDir::new(DEFAULT_ROOT.as_ref(), &lab.server_if),
-        &lab.server_if,
-    )
-    .expect("counters")
+    counters::read(&pins(&lab.server, &lab.server_if), &lab.server_if).expect("counters")
 }
 
 /// Connects from the client namespace, sends `payload`, reads the echo.
@@ -98,10 +92,7 @@ fn hundred_connections_through_cookies() {
 
 /// `syncookie rotate` from another process, as an admin would.
 fn rotate(lab: &Lab) {
-    let out = std::process::Command::new(bin())
-        .args(["rotate", "--iface", &lab.server_if])
-        .output()
-        .expect("syncookie rotate");
+    let out = syncookie_in(&lab.server, &["rotate", "--iface", &lab.server_if]);
     assert!(
         out.status.success(),
         "{}",
@@ -211,7 +202,7 @@ fn forged_ack_is_judged_and_counted() {
 fn run_detaches_and_leaves_no_trace() {
     require_root!();
     let lab = Lab::new();
-    let pins = PinDir::new(DEFAULT_ROOT.as_ref(), &lab.server_if);
+    let pins = pins(&lab.server, &lab.server_if);
     let mut d = Daemon::start(&lab.server, &lab.server_if, &["--ports", &PORT.to_string()]);
     assert!(pins.exists());
     use std::os::unix::fs::PermissionsExt;
@@ -224,10 +215,7 @@ fn run_detaches_and_leaves_no_trace() {
     );
     let shown = lab.server.exec(&["ip", "link", "show", &lab.server_if]);
     assert!(shown.contains("prog/xdp"), "{shown}");
-    let status = std::process::Command::new(bin())
-        .args(["status", "--iface", &lab.server_if])
-        .output()
-        .unwrap();
+    let status = syncookie_in(&lab.server, &["status", "--iface", &lab.server_if]);
     let status = String::from_utf8_lossy(&status.stdout);
     assert!(
         status.contains(&format!("[{PORT}]")) && status.contains("key epoch          1"),
@@ -235,12 +223,9 @@ fn run_detaches_and_leaves_no_trace() {
     );
     assert!(d.stop(), "syncookie run exits cleanly on SIGTERM");
     assert!(!pins.exists(), "pin directory left behind");
-    let status = std::process::Command::new(bin())
-        .args(["status", "--iface", &lab.server_if])
-        .output()
-        .unwrap();
+    let status = syncookie_in(&lab.server, &["status", "--iface", &lab.server_if]);
     assert!(String::from_utf8_lossy(&status.stdout).contains("not attached"));
-    let lock = std::path::Path::new("/run/syncookie").join(format!("{}.lock", lab.server_if));
+    let lock = pins.lock_file();
     assert!(!lock.exists(), "lock file left behind: {}", lock.display());
     let shown = lab.server.exec(&["ip", "link", "show", &lab.server_if]);
     assert!(!shown.contains("xdp"), "XDP left attached: {shown}");
@@ -274,11 +259,8 @@ fn generic_xdp_mode_connects_too() {
     assert_eq!(lab.kernel_synacks(), 0);
 }
 
-fn syncookie(args: &[&str]) -> String {
-    let out = std::process::Command::new(bin())
-        .args(args)
-        .output()
-        .unwrap();
+fn syncookie(ns: &Netns, args: &[&str]) -> String {
+    let out = syncookie_in(ns, args);
     assert!(
         out.status.success(),
         "{}",
@@ -298,7 +280,7 @@ fn crash_keeps_protection_and_restart_takes_over() {
             let _ = self.0.remove();
         }
     }
-    let _unpin = Unpin(PinDir::new(DEFAULT_ROOT.as_ref(), &lab.server_if));
+    let _unpin = Unpin(pins(&lab.server, &lab.server_if));
     let (addr, _acc) = echo_server(&lab);
     let ports = ["--ports", "8080"];
     let mut d = Daemon::start(&lab.server, &lab.server_if, &ports);
@@ -317,7 +299,7 @@ fn crash_keeps_protection_and_restart_takes_over() {
     assert!(connect_with_lost_ack(&mut lab, addr, |l| {
         *restarted.borrow_mut() = Some(Daemon::start(&l.server, &l.server_if, &ports));
     }));
-    let status = syncookie(&["status", "--iface", &lab.server_if]);
+    let status = syncookie(&lab.server, &["status", "--iface", &lab.server_if]);
     assert!(
         status.contains("key epoch          1"),
         "keys kept: {status}"
@@ -329,10 +311,10 @@ fn crash_keeps_protection_and_restart_takes_over() {
     );
     // A crash again, then `syncookie detach` cleans up.
     restarted.borrow_mut().as_mut().unwrap().kill();
-    assert!(syncookie(&["detach", "--iface", &lab.server_if]).contains("detached"));
+    assert!(syncookie(&lab.server, &["detach", "--iface", &lab.server_if]).contains("detached"));
     let shown = lab.server.exec(&["ip", "link", "show", &lab.server_if]);
     assert!(!shown.contains("xdp"), "XDP left attached: {shown}");
-    assert!(!PinDir::new(DEFAULT_ROOT.as_ref(), &lab.server_if).exists());
+    assert!(!pins(&lab.server, &lab.server_if).exists());
 }
 
 #[test]
@@ -356,5 +338,5 @@ fn restart_after_the_interface_was_recreated_attaches_anew() {
     );
     assert_eq!(lab.kernel_synacks(), 0);
     assert!(d.stop());
-    assert!(!PinDir::new(DEFAULT_ROOT.as_ref(), &lab.server_if).exists());
+    assert!(!pins(&lab.server, &lab.server_if).exists());
 }

@@ -10,23 +10,21 @@ use std::{
     time::{Duration, Instant},
 };
 
-use syncookie::{
-    counters,
-    pins::{DEFAULT_ROOT, PinDir},
-};
+use syncookie::counters;
 use syncookie_common::stats::Counter;
-use syncookie_tests::{daemon::Daemon, lab::Lab, packets::send_raw_tcp, require_root};
+use syncookie_tests::{
+    daemon::{Daemon, pins},
+    lab::Lab,
+    packets::send_raw_tcp,
+    require_root,
+};
 
 const PORT: u16 = 8080;
 /// IPPROTO_MPTCP (include/uapi/linux/in.h).
 const IPPROTO_MPTCP: i32 = 262;
 
 fn stats(lab: &Lab) -> counters::Snapshot {
-    counters::read(
-        &PinDir::new(DEFAULT_ROOT.as_ref(), &lab.server_if),
-        &lab.server_if,
-    )
-    .expect("counters")
+    counters::read(&pins(&lab.server, &lab.server_if), &lab.server_if).expect("counters")
 }
 
 /// A TCP (or MPTCP) stream socket, as std cannot make MPTCP ones.

@@ -79,10 +79,10 @@ pub(super) struct Objects {
 impl Objects {
     pub(super) fn load(lab: &BenchLab, port: u16) -> Self {
         // The shield's object, loaded and configured as `syncookie run` does, not attached.
-        let pins = PinsGuard(PinDir::new(
-            DEFAULT_ROOT.as_ref(),
-            &format!("{}m", lab.server_if),
-        ));
+        // This thread is in the server's namespace (the MTU below is read there too).
+        let pins = PinsGuard(
+            PinDir::new(DEFAULT_ROOT.as_ref(), &format!("{}m", lab.server_if)).expect("pin dir"),
+        );
         let mut shield = loader::load(&pins.0).expect("load the shield");
         let kernel = sysctl::Kernel::read().expect("sysctls");
         let mtu = sysctl::mtu(&lab.server_if).expect("mtu");

@@ -15,7 +15,7 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    let pins = a.target.pins();
+    let pins = a.target.pins()?;
     let lock = pins.lock().with_context(|| {
         format!(
             "`syncookie run` is active on {}: stop it with SIGTERM instead",
@@ -26,7 +26,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         println!("{}: not attached", a.target.iface);
     } else {
         // Unpinned links nobody holds are destroyed: that detaches the programs.
-        pins.remove()?;
+        syncookie::loader::remove_pinned(&pins)?;
         println!("{}: detached", a.target.iface);
     }
     drop(lock);

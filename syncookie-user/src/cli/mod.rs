@@ -10,7 +10,7 @@ mod status;
 use std::path::PathBuf;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
-use syncookie::pins::{DEFAULT_ROOT, PinDir};
+use syncookie::pins::{DEFAULT_ROOT, PinDir, PinError};
 
 /// SYN-flood shield: answers SYNs to protected TCP ports from XDP with SYN cookies and hands
 /// valid ACKs to the kernel as normal connections.
@@ -34,16 +34,19 @@ enum Cmd {
 /// Where an interface's shield keeps its pinned maps.
 #[derive(clap::Args, Clone)]
 pub struct Target {
-    /// Interface the shield is attached to.
+    /// Interface the shield is attached to, in this command's network namespace.
     #[arg(long, short)]
     iface: String,
-    /// bpffs directory holding one directory of pinned maps per interface.
+    /// bpffs directory holding one directory per network namespace, and in it one directory of
+    /// pinned maps per interface.
     #[arg(long, default_value = DEFAULT_ROOT)]
     pin_root: PathBuf,
 }
 
 impl Target {
-    fn pins(&self) -> PinDir {
+    /// The shield of this interface in our own network namespace: run the command inside the
+    /// namespace (`nsenter --net=/run/netns/NAME`) to reach another one's.
+    fn pins(&self) -> Result<PinDir, PinError> {
         PinDir::new(&self.pin_root, &self.iface)
     }
 }

@@ -21,7 +21,7 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    let pins = a.target.pins();
+    let pins = a.target.pins()?;
     let path = pins.map(MAP_CONFIG);
     let data = MapData::from_pin(&path).with_context(|| {
         format!(

@@ -15,7 +15,7 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    let pins = a.target.pins();
+    let pins = a.target.pins()?;
     // Open first: on an interface without a shield this fails and leaves no lock file behind.
     let mut keys = Keys::open(&pins)?;
     let _lock = pins.keys_lock()?;

@@ -97,7 +97,7 @@ pub fn run(a: Args, m: &clap::ArgMatches) -> anyhow::Result<()> {
             "no ports to protect: name them with --ports 80,443 or `ports = [80, 443]` in the config file"
         );
     }
-    let pins = a.target.pins();
+    let pins = a.target.pins()?;
     let lock = pins.lock()?;
     let opts = Options {
         iface: a.target.iface.clone(),
@@ -126,7 +126,15 @@ pub fn run(a: Args, m: &clap::ArgMatches) -> anyhow::Result<()> {
         ),
         None => None,
     };
-    let shield = Shield::attach(&opts).context(format!("attaching to {}", opts.iface))?;
+    let shield = match Shield::attach(&opts) {
+        Ok(s) => s,
+        Err(e) => {
+            // A run that never attached leaves nothing behind, its lock file neither.
+            drop(lock);
+            pins.remove_lock();
+            return Err(e).context(format!("attaching to {}", opts.iface));
+        }
+    };
     log::info!(
         "protecting TCP ports {:?} on {} (XDP {:?}); keys rotate every {} s",
         a.ports,
@@ -172,10 +180,9 @@ impl Signals {
 async fn serve(a: &Args, pins: &syncookie::pins::PinDir, mut sig: Signals) -> anyhow::Result<()> {
     let mut keys = Keys::open(pins)?;
     let period = Duration::from_secs(a.rotate_secs);
-    let mut rotate = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    let mut rotate = timer(period);
     let report_every = Duration::from_secs(a.report_secs.max(1));
-    let mut report =
-        tokio::time::interval_at(tokio::time::Instant::now() + report_every, report_every);
+    let mut report = timer(report_every);
     loop {
         tokio::select! {
             _ = sig.term.recv() => break,
@@ -194,4 +201,14 @@ async fn serve(a: &Args, pins: &syncookie::pins::PinDir, mut sig: Signals) -> an
     }
     log::info!("detaching");
     Ok(())
+}
+
+/// A timer whose first tick is one period from now. After a stall (SIGSTOP, a frozen cgroup, a
+/// suspended VM) it ticks once and starts its period again from there, never back to back: a
+/// burst of the missed rotations would expire at once cookies issued a moment earlier (a cookie
+/// lives in its key epoch and the next one only), and a burst of reports says nothing new.
+fn timer(period: Duration) -> tokio::time::Interval {
+    let mut t = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    t
 }

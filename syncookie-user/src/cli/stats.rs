@@ -25,7 +25,8 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    let read = || counters::read(&a.target.pins(), &a.target.iface).context("reading counters");
+    let pins = a.target.pins()?;
+    let read = || counters::read(&pins, &a.target.iface).context("reading counters");
     let mut snap = read()?;
     if !a.watch {
         if a.json {

@@ -16,7 +16,7 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    let pins = a.target.pins();
+    let pins = a.target.pins()?;
     println!("syncookie on {}", a.target.iface);
     if !pins.exists() {
         println!("  not attached (no {})", pins.dir.display());

@@ -11,12 +11,14 @@ use std::{
     time::{Duration, Instant},
 };
 
-use syncookie::{
-    counters,
-    pins::{DEFAULT_ROOT, PinDir},
-};
+use syncookie::counters;
 use syncookie_common::stats::Counter;
-use syncookie_tests::{daemon::Daemon, flood::Flood, lab::Lab, packets::send_raw_tcp};
+use syncookie_tests::{
+    daemon::{Daemon, pins},
+    flood::Flood,
+    lab::Lab,
+    packets::send_raw_tcp,
+};
 
 const PORT: u16 = 8080;
 const FLOOD_SYNS: u64 = 300_000;
@@ -62,11 +64,7 @@ fn main() {
     forged_acks(&lab, addr);
     thread::sleep(Duration::from_millis(300));
 
-    let c = counters::read(
-        &PinDir::new(DEFAULT_ROOT.as_ref(), &lab.server_if),
-        &lab.server_if,
-    )
-    .expect("counters");
+    let c = counters::read(&pins(&lab.server, &lab.server_if), &lab.server_if).expect("counters");
     println!(
         "\nspoofed SYNs offered: {sent} in at most {FLOOD_TIME:?}; {} reached the server (the rest \
          overflowed its veth ring)",

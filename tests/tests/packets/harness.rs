@@ -95,7 +95,7 @@ impl Shield {
     pub(crate) fn unkeyed(cfg: Config) -> Self {
         let ns = Netns::new(&unique("pk"));
         let inside = ns.enter();
-        let pins = PinGuard(PinDir::new(PIN_ROOT.as_ref(), &unique("pk")));
+        let pins = PinGuard(PinDir::new(PIN_ROOT.as_ref(), &unique("pk")).expect("pin dir"));
         let mut ebpf = loader::load(&pins.0).unwrap_or_else(|e| panic!("loading the object: {e}"));
         loader::write_config(&mut ebpf, cfg).unwrap_or_else(|e| panic!("SC_CONFIG: {e}"));
         loader::write_ports(&mut ebpf, &[PORT]).unwrap_or_else(|e| panic!("SC_PORTS: {e}"));

@@ -345,6 +345,7 @@ pub fn run(kind: Kind, p: &Params) -> Outcome {
                 synack_per_prefix: 0,
                 ..Policy::default()
             },
+            fleet: None,
         })
         .unwrap_or_else(|e| panic!("attaching the shield ({mode:?}): {e}"))
     }));

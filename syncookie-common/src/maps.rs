@@ -11,6 +11,20 @@ pub const MAP_BUDGET: &str = "SC_BUDGET";
 pub const MAP_AUTO: &str = "SC_AUTO";
 pub const MAP_PREFIX_BUDGET: &str = "SC_PREFIX_BUDGET";
 pub const MAP_SYNACK_BUDGET: &str = "SC_SYNACK_BUDGET";
+pub const MAP_NO_META: &str = "SC_NO_META";
+/// Every map of the shield's object.
+pub const SHIELD_MAPS: &[&str] = &[
+    MAP_CONFIG,
+    MAP_EPOCH,
+    MAP_KEYS,
+    MAP_PORTS,
+    MAP_STATS,
+    MAP_BUDGET,
+    MAP_AUTO,
+    MAP_PREFIX_BUDGET,
+    MAP_SYNACK_BUDGET,
+    MAP_NO_META,
+];
 pub const PROG_XDP: &str = "syncookie_xdp";
 /// Pinned bpf_links (next to the maps): the shield stays attached if the daemon dies, and the
 /// next `run` takes the links over and swaps its programs in atomically.
@@ -67,6 +81,9 @@ pub mod flags {
     /// XDP; native drivers without metadata room are detected by the XDP program itself
     /// (`SC_NO_META`).
     pub const TC_RECHECK: u32 = 1 << 4;
+    /// Keys are derived from a fleet master key and the wall clock: `syncookie rotate` must not
+    /// put a random key in (the other hosts would not have it).
+    pub const FLEET: u32 = 1 << 5;
 }
 
 /// `SC_CONFIG[0]`: how to answer, set by the daemon from the kernel's settings.

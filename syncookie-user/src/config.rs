@@ -27,6 +27,16 @@ pub enum ConfigError {
     },
 }
 
+/// What `run` does with the shield when it exits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnExit {
+    /// Remove the programs, maps and pins.
+    Detach,
+    /// Leave the shield working with its keys, for the next `run` to take over.
+    Keep,
+}
+
 /// The file's settings; each one absent unless the file sets it.
 #[derive(Debug, Default, PartialEq, Eq, serde::Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -42,6 +52,7 @@ pub struct RunFile {
     pub report_secs: Option<u64>,
     pub metrics: Option<SocketAddr>,
     pub master_key_file: Option<PathBuf>,
+    pub on_exit: Option<OnExit>,
 }
 
 impl RunFile {

@@ -9,7 +9,7 @@ use syncookie_common::{
     maps::{KEY_RETIRED, Key, MAP_EPOCH, MAP_KEYS},
 };
 
-use crate::pins::PinDir;
+use crate::{fleet::MasterKey, pins::PinDir};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -71,6 +71,28 @@ impl Keys {
         self.keys.set(slot_of_epoch(1), random_key(1)?, 0)?;
         self.epoch.set(0, 1, 0)?;
         Ok(1)
+    }
+
+    /// Fleet mode: holds the keys of `epoch` and the one before, derived from `master`, as every
+    /// host with the same master key does now. Writes keys before the epoch: the XDP program
+    /// never sees an epoch whose key is not there yet. Returns the epoch.
+    pub fn sync_fleet(&mut self, master: &MasterKey, epoch: u64) -> Result<u64, KeyError> {
+        let cur = self.current_epoch()?;
+        if cur == epoch && self.keys.get(&slot_of_epoch(epoch), 0)? == master.key(epoch) {
+            return Ok(cur);
+        }
+        if epoch == cur + 1 && self.keys.get(&slot_of_epoch(cur), 0)? == master.key(cur) {
+            self.install(master.key(epoch))?;
+            return Ok(epoch);
+        }
+        // A first start, or a jump (the daemon was stopped): both live keys afresh.
+        self.keys
+            .set(KEY_RETIRED, master.key(epoch.saturating_sub(2).max(1)), 0)?;
+        self.keys
+            .set(slot_of_epoch(epoch - 1), master.key(epoch - 1), 0)?;
+        self.keys.set(slot_of_epoch(epoch), master.key(epoch), 0)?;
+        self.epoch.set(0, epoch, 0)?;
+        Ok(epoch)
     }
 
     /// Moves to the next epoch with a new key; returns it.

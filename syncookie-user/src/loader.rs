@@ -80,6 +80,15 @@ pub struct Options {
     pub xdp_mode: XdpModeArg,
     pub pins: PinDir,
     pub policy: crate::policy::Policy,
+    /// Fleet keys (derived from a master key and the wall clock) instead of random ones.
+    pub fleet: Option<Fleet>,
+}
+
+/// A fleet's shared master key and its rotation period.
+#[derive(Clone, Debug)]
+pub struct Fleet {
+    pub master: std::sync::Arc<crate::fleet::MasterKey>,
+    pub period_secs: u64,
 }
 
 pub struct Shield {
@@ -218,9 +227,16 @@ impl Shield {
         // Generic XDP may deliver no metadata to TC: let TC re-check the cookie then.
         let mut config = kernel.config(mtu, opts.xdp_mode == XdpModeArg::Skb);
         opts.policy.apply(&mut config);
+        if opts.fleet.is_some() {
+            config.flags |= syncookie_common::maps::flags::FLEET;
+        }
         write_config(&mut ebpf, config)?;
         write_ports(&mut ebpf, &opts.ports)?;
-        Keys::open(&opts.pins)?.ensure()?;
+        let mut keys = Keys::open(&opts.pins)?;
+        match &opts.fleet {
+            Some(f) => keys.sync_fleet(&f.master, crate::fleet::wall_epoch(f.period_secs))?,
+            None => keys.ensure()?,
+        };
         let mut shield = Self {
             ebpf,
             xdp: None,

@@ -3,6 +3,7 @@
 
 mod build;
 mod exec;
+mod package;
 mod setup;
 mod test;
 
@@ -34,6 +35,8 @@ enum Cmd {
     Demo,
     /// Benchmarks: the shield against the kernel's own defences, side by side (not a test).
     Bench(build::BenchOptions),
+    /// A Debian package (target/debian/): the daemon, the systemd unit, a sample config.
+    Package,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -47,5 +50,6 @@ fn main() -> anyhow::Result<()> {
         Cmd::Clippy => test::clippy(),
         Cmd::Demo => build::demo(),
         Cmd::Bench(o) => build::bench(o),
+        Cmd::Package => package::run(),
     }
 }

@@ -1,7 +1,9 @@
 //! `syncookie rotate`: move a running shield to a new key now.
 
 use anyhow::Context;
-use syncookie::keys::Keys;
+use aya::maps::{Array, Map, MapData};
+use syncookie::{keys::Keys, pins::PinDir};
+use syncookie_common::maps::{Config, MAP_CONFIG, flags};
 
 use super::Target;
 
@@ -18,8 +20,22 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let pins = a.target.pins()?;
     // Open first: on an interface without a shield this fails and leaves no lock file behind.
     let mut keys = Keys::open(&pins)?;
+    if config_flags(&pins)? & flags::FLEET != 0 {
+        anyhow::bail!(
+            "{}: keys are fleet keys (derived from the master key file and the wall clock); a \
+             random key here would not be known to the other hosts: replace the master key file \
+             on every host instead",
+            a.target.iface
+        );
+    }
     let _lock = pins.keys_lock()?;
     let epoch = keys.rotate().context("rotating keys")?;
     println!("{}: now at key epoch {epoch}", a.target.iface);
     Ok(())
+}
+
+fn config_flags(pins: &PinDir) -> anyhow::Result<u32> {
+    let m =
+        Array::<MapData, Config>::try_from(Map::Array(MapData::from_pin(pins.map(MAP_CONFIG))?))?;
+    Ok(m.get(&0, 0)?.flags)
 }

@@ -4,9 +4,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use syncookie::{
-    config::RunFile,
+    config::{OnExit, RunFile},
     counters,
+    fleet::{MasterKey, secs_to_next_epoch, wall_epoch},
     keys::Keys,
+    loader::Fleet,
     loader::{Options, Shield, XdpModeArg},
     policy::{self, ModeArg, Policy},
 };
@@ -54,6 +56,16 @@ pub struct Args {
     /// Bad-cookie ACKs per second and CPU left to the kernel to reset; the rest are dropped.
     #[arg(long, value_name = "N", default_value_t = policy::DEFAULT_RST_PER_SEC)]
     reset_rate: u32,
+    /// At SIGINT/SIGTERM: detach (remove the programs, maps and pins), or keep the shield
+    /// working with its keys for the next `run` to take over (what a service restart wants;
+    /// `syncookie detach` removes it later).
+    #[arg(long, value_enum, default_value = "detach")]
+    on_exit: OnExit,
+    /// Fleet keys: derive each epoch's key from this shared secret (32+ random bytes, mode
+    /// 0600) and take the epoch from the wall clock, so hosts behind ECMP or anycast check each
+    /// other's cookies. Needs synchronized clocks and the same --rotate-secs on every host.
+    #[arg(long, value_name = "FILE")]
+    master_key_file: Option<std::path::PathBuf>,
     /// Serve Prometheus metrics on this address (GET /metrics), e.g. 127.0.0.1:9813.
     #[arg(long, value_name = "ADDR")]
     metrics: Option<std::net::SocketAddr>,
@@ -75,6 +87,7 @@ fn merge(mut a: Args, m: &clap::ArgMatches) -> anyhow::Result<Args> {
     }
     take!(
         ports,
+        on_exit,
         xdp_mode,
         mode,
         engage_rate,
@@ -87,6 +100,9 @@ fn merge(mut a: Args, m: &clap::ArgMatches) -> anyhow::Result<Args> {
     if unset("metrics") && f.metrics.is_some() {
         a.metrics = f.metrics;
     }
+    if unset("master_key_file") && f.master_key_file.is_some() {
+        a.master_key_file = f.master_key_file;
+    }
     Ok(a)
 }
 
@@ -97,6 +113,14 @@ pub fn run(a: Args, m: &clap::ArgMatches) -> anyhow::Result<()> {
             "no ports to protect: name them with --ports 80,443 or `ports = [80, 443]` in the config file"
         );
     }
+    // Read before anything changes: a bad key file stops the command here.
+    let fleet = match &a.master_key_file {
+        Some(p) => Some(Fleet {
+            master: std::sync::Arc::new(MasterKey::read(p)?),
+            period_secs: a.rotate_secs,
+        }),
+        None => None,
+    };
     let pins = a.target.pins()?;
     let lock = pins.lock()?;
     let opts = Options {
@@ -111,6 +135,7 @@ pub fn run(a: Args, m: &clap::ArgMatches) -> anyhow::Result<()> {
             synack_per_prefix: a.synack_prefix_rate,
             rst_per_sec: a.reset_rate,
         },
+        fleet: fleet.clone(),
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -152,9 +177,18 @@ pub fn run(a: Args, m: &clap::ArgMatches) -> anyhow::Result<()> {
             opts.iface.clone(),
         ));
     }
-    let res = rt.block_on(serve(&a, &pins, signals));
+    let mut shield = shield;
+    let res = rt.block_on(serve(&a, &opts, &mut shield, fleet, signals));
     let summary = counters::read(&pins, &opts.iface);
-    shield.detach();
+    match a.on_exit {
+        OnExit::Detach => shield.detach(),
+        OnExit::Keep => log::info!(
+            "leaving the shield on {} with its keys (the next run takes it over; \
+             `syncookie detach --iface {}` removes it)",
+            opts.iface,
+            opts.iface
+        ),
+    }
     drop(lock);
     pins.remove_lock();
     if let Ok(s) = summary {
@@ -177,7 +211,16 @@ impl Signals {
     }
 }
 
-async fn serve(a: &Args, pins: &syncookie::pins::PinDir, mut sig: Signals) -> anyhow::Result<()> {
+async fn serve(
+    a: &Args,
+    opts: &Options,
+    shield: &mut Shield,
+    fleet: Option<Fleet>,
+    mut sig: Signals,
+) -> anyhow::Result<()> {
+    let pins = &opts.pins;
+    let mut iface = Presence::new(&opts.iface);
+    let mut watch = timer(Duration::from_secs(1));
     let mut keys = Keys::open(pins)?;
     let period = Duration::from_secs(a.rotate_secs);
     let mut rotate = timer(period);
@@ -187,11 +230,33 @@ async fn serve(a: &Args, pins: &syncookie::pins::PinDir, mut sig: Signals) -> an
         tokio::select! {
             _ = sig.term.recv() => break,
             _ = sig.int.recv() => break,
-            _ = rotate.tick() => {
+            _ = rotate.tick(), if fleet.is_none() => {
                 let _l = pins.keys_lock()?;
                 let e = keys.rotate().context("rotating keys")?;
                 log::info!("rotated to key epoch {e}");
             }
+            // Fleet keys change at the wall clock's epoch boundaries, on every host at once.
+            _ = fleet_tick(fleet.as_ref()), if fleet.is_some() => {
+                let f = fleet.as_ref().expect("fleet mode");
+                let _l = pins.keys_lock()?;
+                let e = keys
+                    .sync_fleet(&f.master, wall_epoch(f.period_secs))
+                    .context("deriving the fleet key")?;
+                log::info!("fleet key epoch {e}");
+            }
+            // The interface went away (a driver reload, a re-created veth...) and came back:
+            // its XDP and TC attachments went with it, so attach again.
+            _ = watch.tick() => match iface.poll() {
+                Change::Gone => log::warn!("{} disappeared; waiting for it to come back", opts.iface),
+                Change::Back => {
+                    log::warn!("{} is back: attaching again", opts.iface);
+                    match Shield::attach(opts) {
+                        Ok(s) => *shield = s,
+                        Err(e) => log::error!("attaching to {} again: {e:#}", opts.iface),
+                    }
+                }
+                Change::None => {}
+            },
             _ = report.tick(), if a.report_secs > 0 => {
                 if let Ok(s) = counters::read(pins, &a.target.iface) {
                     log::info!("counters:\n{}", s.table());
@@ -201,6 +266,46 @@ async fn serve(a: &Args, pins: &syncookie::pins::PinDir, mut sig: Signals) -> an
     }
     log::info!("detaching");
     Ok(())
+}
+
+/// Whether the interface is there, by its index (a re-created interface gets a new one).
+struct Presence {
+    name: String,
+    index: Option<u32>,
+}
+
+enum Change {
+    None,
+    Gone,
+    Back,
+}
+
+impl Presence {
+    fn new(name: &str) -> Self {
+        Self {
+            name: name.into(),
+            index: nix::net::if_::if_nametoindex(name).ok(),
+        }
+    }
+
+    fn poll(&mut self) -> Change {
+        let now = nix::net::if_::if_nametoindex(self.name.as_str()).ok();
+        let change = match (self.index, now) {
+            (Some(_), None) => Change::Gone,
+            (None, Some(_)) => Change::Back,
+            (Some(a), Some(b)) if a != b => Change::Back,
+            _ => Change::None,
+        };
+        self.index = now;
+        change
+    }
+}
+
+/// Sleeps until just after the next fleet epoch starts (recomputed from the wall clock each
+/// time, so a stall or a clock step costs at most one late change).
+async fn fleet_tick(f: Option<&Fleet>) {
+    let secs = f.map_or(1.0, |f| secs_to_next_epoch(f.period_secs)) + 0.01;
+    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
 }
 
 /// A timer whose first tick is one period from now. After a stall (SIGSTOP, a frozen cgroup, a

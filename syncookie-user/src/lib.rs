@@ -5,7 +5,9 @@ pub mod counters;
 pub mod keys;
 pub mod kfunc;
 pub mod loader;
+pub mod netdev;
 pub mod pins;
+pub mod privilege;
 pub mod sysctl;
 
 /// The shield's eBPF object (syncookie-ebpf), built by build.rs: the only object the daemon

@@ -14,19 +14,19 @@ pub const DEFAULT_RST_PER_SEC: u32 = 100;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SysctlError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {}", path.display())]
     Read {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path} holds {value:?}, not a number")]
+    #[error("{} holds {value:?}, not a number", path.display())]
     Parse { path: PathBuf, value: String },
     #[error(
         "net.ipv4.tcp_syncookies is 0: the kernel refuses cookie connections then; set it to 1 \
          (sysctl -w net.ipv4.tcp_syncookies=1)"
     )]
     SyncookiesOff,
-    #[error("cannot read the MTU of {iface}: {source}")]
+    #[error("cannot read the MTU of {iface}")]
     Mtu {
         iface: String,
         source: std::io::Error,

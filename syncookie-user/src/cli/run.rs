@@ -7,6 +7,7 @@ use syncookie::{
     counters,
     keys::Keys,
     loader::{Options, Shield, XdpModeArg},
+    netdev, privilege,
 };
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -19,8 +20,8 @@ use super::Target;
 pub struct Args {
     #[command(flatten)]
     target: Target,
-    /// TCP ports to protect, comma-separated.
-    #[arg(long, short, value_delimiter = ',', required = true)]
+    /// TCP ports to protect (1-65535), comma-separated.
+    #[arg(long, short, value_delimiter = ',', required = true, value_parser = super::port)]
     ports: Vec<u16>,
     /// native: in the driver (fastest); skb: generic XDP, works on any interface.
     #[arg(long, value_enum, default_value = "native")]
@@ -34,6 +35,9 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
+    // Before anything under /run or /sys/fs/bpf is touched.
+    privilege::require_run("run")?;
+    netdev::ifindex(&a.target.iface)?;
     let pins = a.target.pins();
     let lock = pins.lock()?;
     let opts = Options {
@@ -48,7 +52,14 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     // Signal handlers first: a SIGTERM during the (seconds-long) load is then handled after
     // attaching, with a clean detach, instead of killing us with half-made pins.
     let signals = rt.block_on(async { Signals::new() })?;
-    let shield = Shield::attach(&opts).context(format!("attaching to {}", opts.iface))?;
+    let shield = match Shield::attach(&opts) {
+        Ok(s) => s,
+        Err(e) => {
+            drop(lock);
+            pins.remove_lock();
+            return Err(e.into());
+        }
+    };
     log::info!(
         "protecting TCP ports {:?} on {} (XDP {:?}); keys rotate every {} s",
         a.ports,

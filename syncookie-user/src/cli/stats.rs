@@ -1,7 +1,7 @@
 //! `syncookie stats`: the counters of a running shield, from any process.
 
 use anyhow::Context;
-use syncookie::counters;
+use syncookie::{counters, privilege};
 
 use super::Target;
 
@@ -18,7 +18,11 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    let snap = counters::read(&a.target.pins(), &a.target.iface).context("reading counters")?;
+    privilege::require_pin_access("stats")?;
+    let Some(pins) = a.target.attached()? else {
+        return Err(super::rotate::not_attached(&a.target).into());
+    };
+    let snap = counters::read(&pins, &a.target.iface).context("reading counters")?;
     if a.json {
         println!("{}", snap.to_json());
     } else {

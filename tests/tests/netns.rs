@@ -235,7 +235,10 @@ fn run_detaches_and_leaves_no_trace() {
     );
     assert!(d.stop(), "syncookie run exits cleanly on SIGTERM");
     assert!(!pins.exists(), "pin directory left behind");
-    let status = std::process::Command::new(bin())
+    // In the interface's namespace: elsewhere, with no pins left, the name is unknown.
+    let status = std::process::Command::new("nsenter")
+        .arg(format!("--net={}", lab.server.path()))
+        .arg(bin())
         .args(["status", "--iface", &lab.server_if])
         .output()
         .unwrap();

@@ -7,9 +7,12 @@ use crate::pins::PinDir;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CounterError {
-    #[error("syncookie is not attached to {iface} in this network namespace (no {path})")]
+    #[error(
+        "the shield is not attached to {iface} in this network namespace (no {path}): start it with `syncookie run --iface \
+         {iface} --ports ...`"
+    )]
     NotAttached { iface: String, path: String },
-    #[error("reading the counters: {0}")]
+    #[error("reading the counters")]
     Map(#[from] MapError),
 }
 

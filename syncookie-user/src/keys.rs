@@ -14,16 +14,17 @@ use crate::{fleet::MasterKey, pins::PinDir};
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     #[error(
-        "opening pinned map {name}: {source}; is the shield running on this interface, in this \
-         network namespace?"
+        "cannot open the shield's pinned map {} (is the shield attached to this interface? \
+         `syncookie status` tells)",
+        path.display()
     )]
     Open {
-        name: &'static str,
+        path: std::path::PathBuf,
         source: MapError,
     },
-    #[error("updating the cookie keys: {0}")]
+    #[error("updating the cookie keys")]
     Map(#[from] MapError),
-    #[error("the OS random generator failed: {0}")]
+    #[error("the OS random generator failed ({0})")]
     Random(getrandom::Error),
 }
 
@@ -33,8 +34,12 @@ pub struct Keys {
 }
 
 fn open<V: aya::Pod>(pins: &PinDir, name: &'static str) -> Result<Array<MapData, V>, KeyError> {
-    let err = |source| KeyError::Open { name, source };
-    let data = MapData::from_pin(pins.map(name)).map_err(err)?;
+    let path = pins.map(name);
+    let err = |source| KeyError::Open {
+        path: path.clone(),
+        source,
+    };
+    let data = MapData::from_pin(&path).map_err(err)?;
     Array::try_from(aya::maps::Map::Array(data)).map_err(err)
 }
 

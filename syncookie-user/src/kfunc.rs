@@ -10,22 +10,39 @@ const BPF_PSEUDO_KFUNC_CALL: u8 = 2;
 /// `BPF_JMP | BPF_CALL`.
 const OPCODE_CALL: u8 = 0x85;
 
+/// The kernel's BTF, which the kfunc's id is looked up in.
+const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
+
 #[derive(Debug, thiserror::Error)]
 pub enum KfuncError {
-    #[error("cannot parse the eBPF object: {0}")]
+    #[error("cannot parse the eBPF object")]
     Elf(#[from] object::Error),
     #[error(
-        "the kernel does not have the kfunc {name}: Linux 6.9+ with CONFIG_DEBUG_INFO_BTF is needed"
+        "this kernel (Linux {kernel}) does not have the kfunc {name}, which the shield needs to \
+         hand connections to the kernel: run Linux 6.9 or later (built with \
+         CONFIG_DEBUG_INFO_BTF=y)"
     )]
-    Missing { name: String },
+    Missing { name: String, kernel: String },
     #[error("relocation to {name} at offset {offset} of section {section} is not a call")]
     NotACall {
         name: String,
         section: String,
         offset: u64,
     },
-    #[error("cannot read the kernel's BTF (/sys/kernel/btf/vmlinux): {0}")]
-    Btf(String),
+    #[error(
+        "this kernel has no BTF ({VMLINUX_BTF} is missing): the shield needs a kernel built with \
+         CONFIG_DEBUG_INFO_BTF=y"
+    )]
+    NoBtf,
+    #[error("cannot read the kernel's BTF ({VMLINUX_BTF})")]
+    Btf(#[source] aya_obj::btf::BtfError),
+}
+
+/// The running kernel's release, as `uname -r` prints it.
+pub fn kernel_release() -> String {
+    nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 /// Returns a copy of `elf` whose calls to the `names` kfuncs carry their kernel BTF ids, as
@@ -66,7 +83,10 @@ pub fn patch(
                     offset,
                 });
             }
-            let id = btf_id(name).ok_or_else(|| KfuncError::Missing { name: name.into() })?;
+            let id = btf_id(name).ok_or_else(|| KfuncError::Missing {
+                name: name.into(),
+                kernel: kernel_release(),
+            })?;
             insn[1] = BPF_PSEUDO_KFUNC_CALL << 4; // dst_reg 0, src_reg 2
             insn[2..4].copy_from_slice(&0i16.to_le_bytes());
             insn[4..8].copy_from_slice(&id.to_le_bytes());
@@ -79,7 +99,10 @@ pub fn patch(
 /// Looks kfunc ids up in the running kernel's BTF.
 pub fn kernel_btf_ids() -> Result<impl Fn(&str) -> Option<u32>, KfuncError> {
     use aya_obj::btf::{Btf, BtfKind};
-    let btf = Btf::from_sys_fs().map_err(|e| KfuncError::Btf(e.to_string()))?;
+    if !std::path::Path::new(VMLINUX_BTF).exists() {
+        return Err(KfuncError::NoBtf);
+    }
+    let btf = Btf::from_sys_fs().map_err(KfuncError::Btf)?;
     Ok(move |name: &str| btf.id_by_type_name_kind(name, BtfKind::Func).ok())
 }
 
@@ -136,7 +159,9 @@ mod tests {
         let err = patch(crate::EBPF_OBJECT, &[KFUNC_ASSIGN_REQSK], |_| None).unwrap_err();
         let msg = err.to_string();
         assert!(
-            msg.contains(KFUNC_ASSIGN_REQSK) && msg.contains("6.9"),
+            msg.contains(KFUNC_ASSIGN_REQSK)
+                && msg.contains("6.9")
+                && msg.contains(&format!("Linux {}", kernel_release())),
             "{msg}"
         );
     }

@@ -8,8 +8,10 @@ pub mod keys;
 pub mod kfunc;
 pub mod loader;
 pub mod metrics;
+pub mod netdev;
 pub mod pins;
 pub mod policy;
+pub mod privilege;
 pub mod sysctl;
 
 /// The shield's eBPF object (syncookie-ebpf), built by build.rs: the only object the daemon

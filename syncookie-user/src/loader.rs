@@ -24,12 +24,17 @@ use crate::{
     EBPF_OBJECT,
     keys::{KeyError, Keys},
     kfunc::{self, KfuncError},
+    netdev::{self, NetdevError, XdpOwner},
     pins::{PinDir, PinError},
     sysctl::{self, Kernel, SysctlError},
 };
 
+// Each variant either names its cause in its message or gives it as its `source`, never both:
+// the CLI prints the chain of sources after the message.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
+    #[error(transparent)]
+    Netdev(#[from] NetdevError),
     #[error(transparent)]
     Sysctl(#[from] SysctlError),
     #[error(transparent)]
@@ -38,22 +43,30 @@ pub enum LoadError {
     Pin(#[from] PinError),
     #[error(transparent)]
     Keys(#[from] KeyError),
-    #[error("loading the eBPF object: {0}")]
+    #[error("loading the eBPF object")]
     Ebpf(#[from] aya::EbpfError),
-    #[error("{what}: {source}{hint}")]
+    #[error("{what}")]
     Program {
         what: String,
         source: aya::programs::ProgramError,
-        hint: &'static str,
     },
-    #[error("map {0}: {1}")]
-    Map(&'static str, aya::maps::MapError),
-    #[error("taking over the pinned link: {0}")]
-    Link(aya::programs::links::LinkError),
-    #[error("pinning a link at {0}: {1}")]
-    LinkPin(std::path::PathBuf, aya::pin::PinError),
-    #[error("no interface named {0} in this network namespace")]
-    NoInterface(String),
+    #[error("map {name}")]
+    Map {
+        name: &'static str,
+        source: aya::maps::MapError,
+    },
+    #[error("taking over the pinned link")]
+    Link(#[source] aya::programs::links::LinkError),
+    #[error("pinning a link at {}", .0.display())]
+    LinkPin(std::path::PathBuf, #[source] aya::pin::PinError),
+    /// Another program holds the interface's XDP hook: which, and how to remove it.
+    #[error("{0}")]
+    XdpTaken(Box<XdpOwner>),
+    #[error(
+        "{iface} has no native XDP (its driver does not support it): run with --xdp-mode skb \
+         (generic XDP, slower)"
+    )]
+    NoNativeXdp { iface: String },
 }
 
 /// How XDP runs: in the driver (native) or on the skb (generic, any interface).
@@ -99,12 +112,30 @@ pub struct Shield {
     pub config: Config,
 }
 
-fn prog_err(
-    what: impl Into<String>,
-    hint: &'static str,
-) -> impl FnOnce(aya::programs::ProgramError) -> LoadError {
+fn prog_err(what: impl Into<String>) -> impl FnOnce(aya::programs::ProgramError) -> LoadError {
     let what = what.into();
-    move |source| LoadError::Program { what, source, hint }
+    move |source| LoadError::Program { what, source }
+}
+
+/// The errno of a failed attach, when the kernel gave one.
+fn errno(e: &aya::programs::ProgramError) -> Option<nix::errno::Errno> {
+    match e {
+        aya::programs::ProgramError::SyscallError(s) => {
+            s.io_error.raw_os_error().map(nix::errno::Errno::from_raw)
+        }
+        _ => None,
+    }
+}
+
+/// Another program's XDP on the interface: the shield's own (a pinned link of a previous run of
+/// this pin directory, which `run` takes over) does not count. Without CAP_SYS_ADMIN the name
+/// is unknown: the attach then tells whether the hook was free.
+fn foreign_xdp(opts: &Options, ifindex: u32) -> Result<Option<XdpOwner>, LoadError> {
+    let owner = netdev::xdp_owner(&opts.iface, ifindex)?;
+    let ours = |o: &XdpOwner| {
+        opts.pins.map(LINK_XDP).exists() && o.name.as_deref().is_none_or(|n| n == PROG_XDP)
+    };
+    Ok(owner.filter(|o| !ours(o)))
 }
 
 /// Runs a program load, again when the verifier gave up with EAGAIN: it does when a signal
@@ -166,6 +197,10 @@ fn pin(link: FdLink, path: &Path) -> Result<PinnedLink, LoadError> {
         .map_err(|e| LoadError::LinkPin(path.into(), e))
 }
 
+fn map_err(name: &'static str) -> impl Fn(aya::maps::MapError) -> LoadError {
+    move |source| LoadError::Map { name, source }
+}
+
 /// The eBPF object with its kfunc calls linked against the running kernel.
 pub fn linked_object() -> Result<Vec<u8>, LoadError> {
     let ids = kfunc::kernel_btf_ids()?;
@@ -175,35 +210,60 @@ pub fn linked_object() -> Result<Vec<u8>, LoadError> {
 
 /// Loads the object with its maps pinned (or reused) in `pins`.
 pub fn load(pins: &PinDir) -> Result<Ebpf, LoadError> {
+    load_linked(pins, &linked_object()?)
+}
+
+/// Loads `obj`, an object [`linked_object`] made, with its maps pinned (or reused) in `pins`.
+fn load_linked(pins: &PinDir, obj: &[u8]) -> Result<Ebpf, LoadError> {
     pins.create()?;
-    let obj = linked_object()?;
+    pins.check_layout()?;
     Ok(EbpfLoader::new()
         .default_map_pin_directory(&pins.dir)
-        .load(&obj)?)
+        .load(obj)?)
 }
 
 pub fn write_config(ebpf: &mut Ebpf, cfg: Config) -> Result<(), LoadError> {
     let map = ebpf.map_mut(MAP_CONFIG).expect("object has SC_CONFIG");
-    let mut arr: Array<&mut MapData, Config> =
-        Array::try_from(map).map_err(|e| LoadError::Map(MAP_CONFIG, e))?;
-    arr.set(0, cfg, 0)
-        .map_err(|e| LoadError::Map(MAP_CONFIG, e))
+    let mut arr: Array<&mut MapData, Config> = Array::try_from(map).map_err(map_err(MAP_CONFIG))?;
+    arr.set(0, cfg, 0).map_err(map_err(MAP_CONFIG))
 }
 
 pub fn write_ports(ebpf: &mut Ebpf, ports: &[u16]) -> Result<(), LoadError> {
     let map = ebpf.map_mut(MAP_PORTS).expect("object has SC_PORTS");
-    let mut arr: Array<&mut MapData, u32> =
-        Array::try_from(map).map_err(|e| LoadError::Map(MAP_PORTS, e))?;
+    let mut arr: Array<&mut MapData, u32> = Array::try_from(map).map_err(map_err(MAP_PORTS))?;
     let mut words = vec![0u32; PORTS_LEN as usize];
     for &p in ports {
         let (w, bit) = port_word(p);
         words[w as usize] |= bit;
     }
     for (i, w) in words.into_iter().enumerate() {
-        arr.set(i as u32, w, 0)
-            .map_err(|e| LoadError::Map(MAP_PORTS, e))?;
+        arr.set(i as u32, w, 0).map_err(map_err(MAP_PORTS))?;
     }
     Ok(())
+}
+
+/// Why XDP could not be attached, in the admin's terms where the kernel's errno tells.
+fn xdp_attach_error(opts: &Options, e: aya::programs::ProgramError) -> LoadError {
+    use nix::errno::Errno;
+    match errno(&e) {
+        // Another program (or link) holds the hook; in the other mode: EEXIST.
+        Some(Errno::EBUSY | Errno::EEXIST) => {
+            let owner = netdev::ifindex(&opts.iface)
+                .and_then(|i| netdev::xdp_owner(&opts.iface, i))
+                .ok()
+                .flatten();
+            if let Some(o) = owner {
+                return LoadError::XdpTaken(Box::new(o));
+            }
+        }
+        Some(Errno::EOPNOTSUPP) if opts.xdp_mode == XdpModeArg::Native => {
+            return LoadError::NoNativeXdp {
+                iface: opts.iface.clone(),
+            };
+        }
+        _ => {}
+    }
+    prog_err(format!("attaching XDP to {}", opts.iface))(e)
 }
 
 impl Shield {
@@ -218,12 +278,25 @@ impl Shield {
         res
     }
 
-    fn attach_inner(opts: &Options) -> Result<Self, LoadError> {
+    /// Everything that can be told before the first change: the interface, the kernel (BTF,
+    /// the kfunc, its settings), pins of another version, another program on the XDP hook.
+    /// Returns the linked object and the kernel's settings.
+    pub fn preflight(opts: &Options) -> Result<(Vec<u8>, Kernel), LoadError> {
+        let ifindex = netdev::ifindex(&opts.iface)?;
+        let obj = linked_object()?;
         let kernel = Kernel::read()?;
         kernel.check()?;
-        let mtu =
-            sysctl::mtu(&opts.iface).map_err(|_| LoadError::NoInterface(opts.iface.clone()))?;
-        let mut ebpf = load(&opts.pins)?;
+        opts.pins.check_layout()?;
+        if let Some(owner) = foreign_xdp(opts, ifindex)? {
+            return Err(LoadError::XdpTaken(Box::new(owner)));
+        }
+        Ok((obj, kernel))
+    }
+
+    fn attach_inner(opts: &Options) -> Result<Self, LoadError> {
+        let (obj, kernel) = Self::preflight(opts)?;
+        let mtu = sysctl::mtu(&opts.iface)?;
+        let mut ebpf = load_linked(&opts.pins, &obj)?;
         // Generic XDP may deliver no metadata to TC: let TC re-check the cookie then.
         let mut config = kernel.config(mtu, opts.xdp_mode == XdpModeArg::Skb);
         opts.policy.apply(&mut config);
@@ -258,8 +331,8 @@ impl Shield {
             .program_mut(PROG_TC)
             .expect("object has the TC program")
             .try_into()
-            .map_err(prog_err("TC program", ""))?;
-        load_retrying(|| tc.load()).map_err(prog_err("loading the TC program", ""))?;
+            .map_err(prog_err("TC program"))?;
+        load_retrying(|| tc.load()).map_err(prog_err("loading the TC program"))?;
         let tc_pin = self.pins.map(LINK_TC);
         // A link left by a previous run is taken over; one whose interface has gone away (it was
         // re-created since) cannot be, and a fresh attachment replaces it.
@@ -271,9 +344,9 @@ impl Shield {
             // TCX (Linux 6.6+): a link, no qdisc to create or leave behind.
             None => tc
                 .attach(iface, TcAttachType::Ingress)
-                .map_err(prog_err(format!("attaching TC ingress to {iface}"), ""))?,
+                .map_err(prog_err(format!("attaching TC ingress to {iface}")))?,
         };
-        let link = tc.take_link(id).map_err(prog_err("TC link", ""))?;
+        let link = tc.take_link(id).map_err(prog_err("TC link"))?;
         self.tc = Some(pin(
             FdLink::try_from(link).map_err(LoadError::Link)?,
             &tc_pin,
@@ -284,12 +357,8 @@ impl Shield {
             .program_mut(PROG_XDP)
             .expect("object has the XDP program")
             .try_into()
-            .map_err(prog_err("XDP program", ""))?;
-        load_retrying(|| xdp.load()).map_err(prog_err("loading the XDP program", ""))?;
-        let hint = match opts.xdp_mode {
-            XdpModeArg::Native => "; if the driver has no native XDP, try --xdp-mode skb",
-            XdpModeArg::Skb => "",
-        };
+            .map_err(prog_err("XDP program"))?;
+        load_retrying(|| xdp.load()).map_err(prog_err("loading the XDP program"))?;
         let xdp_pin = self.pins.map(LINK_XDP);
         // A link taken over keeps the XDP mode it was made with: `syncookie detach` to change it.
         let taken = take_over(&xdp_pin)?
@@ -299,9 +368,9 @@ impl Shield {
             Some(id) => id,
             None => xdp
                 .attach(iface, opts.xdp_mode.mode())
-                .map_err(prog_err(format!("attaching XDP to {iface}"), hint))?,
+                .map_err(|e| xdp_attach_error(opts, e))?,
         };
-        let link = xdp.take_link(id).map_err(prog_err("XDP link", ""))?;
+        let link = xdp.take_link(id).map_err(prog_err("XDP link"))?;
         self.xdp = Some(pin(
             FdLink::try_from(link).map_err(LoadError::Link)?,
             &xdp_pin,

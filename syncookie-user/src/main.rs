@@ -7,7 +7,7 @@ fn main() -> std::process::ExitCode {
     match cli::main() {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("syncookie: {e:#}");
+            eprintln!("syncookie: {}", cli::render(&e));
             std::process::ExitCode::FAILURE
         }
     }

@@ -18,22 +18,87 @@ pub const DEFAULT_ROOT: &str = "/sys/fs/bpf/syncookie";
 const LOCK_DIR: &str = "/run/syncookie";
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 
+// Each variant either names its cause in its message or gives it as its `source`, never both:
+// the CLI prints the chain of sources after the message.
 #[derive(Debug, thiserror::Error)]
 pub enum PinError {
-    #[error("{path}: {source}")]
+    #[error("{}", path.display())]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot mount a bpffs at {path} ({source}): mount one with `mount -t bpf bpf {path}`")]
-    Mount { path: PathBuf, source: nix::Error },
-    #[error("another syncookie command holds {path}; try again when it is done")]
+    #[error(
+        "cannot mount a bpffs at {} ({cause}): mount one with `mount -t bpf bpf {}`",
+        path.display(),
+        path.display()
+    )]
+    Mount { path: PathBuf, cause: nix::Error },
+    #[error("another syncookie command holds {}; try again when it is done", path.display())]
     Busy { path: PathBuf },
     #[error("cannot tell which network namespace this is ({path}: {source}); is /proc mounted?")]
     Netns {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "`syncookie run` is already active on {iface} (it holds {}): stop it first \
+         (SIGTERM), or use `syncookie status --iface {iface}`",
+        path.display()
+    )]
+    Running { iface: String, path: PathBuf },
+    #[error(
+        "pins at {} were made by another syncookie version ({map}: {found}, this version \
+         expects {expected}): run `syncookie detach --iface {iface}` (or remove {})",
+        dir.display(),
+        dir.display()
+    )]
+    OtherVersion {
+        dir: PathBuf,
+        iface: String,
+        map: String,
+        found: MapLayout,
+        expected: MapLayout,
+    },
+}
+
+/// What must match between a pinned map and the map this version's programs were built with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MapLayout {
+    pub key_size: u32,
+    pub value_size: u32,
+    pub max_entries: u32,
+}
+
+impl std::fmt::Display for MapLayout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "key size {}, value size {}, {} entries",
+            self.key_size, self.value_size, self.max_entries
+        )
+    }
+}
+
+/// The layout of every map in the shield's object, by name.
+pub fn expected_layouts() -> Vec<(String, MapLayout)> {
+    let obj = aya_obj::Object::parse(crate::EBPF_OBJECT).expect("the embedded object parses");
+    let mut v: Vec<_> = obj
+        .maps
+        .iter()
+        .filter(|(n, _)| !n.starts_with('.'))
+        .map(|(n, m)| {
+            (
+                n.clone(),
+                MapLayout {
+                    key_size: m.key_size(),
+                    value_size: m.value_size(),
+                    max_entries: m.max_entries(),
+                },
+            )
+        })
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PinError + '_ {
@@ -77,6 +142,7 @@ impl std::fmt::Display for NetnsId {
 #[derive(Clone, Debug)]
 pub struct PinDir {
     pub dir: PathBuf,
+    pub iface: String,
     /// bpffs holds no regular files: the lock lives under /run.
     lock: PathBuf,
 }
@@ -91,6 +157,7 @@ impl PinDir {
     pub fn in_netns(root: &Path, netns: NetnsId, iface: &str) -> Self {
         Self {
             dir: root.join(netns.to_string()).join(iface),
+            iface: iface.into(),
             lock: Path::new(LOCK_DIR).join(format!("{netns}-{iface}.lock")),
         }
     }
@@ -138,10 +205,50 @@ impl PinDir {
         Ok(())
     }
 
+    /// Fails with [`PinError::OtherVersion`] when a map pinned here does not have the layout of
+    /// this version's map of the same name (aya would reuse it as it is).
+    pub fn check_layout(&self) -> Result<(), PinError> {
+        if !self.exists() {
+            return Ok(());
+        }
+        for (name, expected) in expected_layouts() {
+            let path = self.map(&name);
+            if !path.exists() {
+                continue;
+            }
+            let found = aya::maps::MapInfo::from_pin(&path)
+                .map(|i| MapLayout {
+                    key_size: i.key_size(),
+                    value_size: i.value_size(),
+                    max_entries: i.max_entries(),
+                })
+                .map_err(|e| PinError::Io {
+                    path: path.clone(),
+                    source: std::io::Error::other(e),
+                })?;
+            if found != expected {
+                return Err(PinError::OtherVersion {
+                    dir: self.dir.clone(),
+                    iface: self.iface.clone(),
+                    map: name,
+                    found,
+                    expected,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Takes the shield's instance lock (non-blocking): one `run` per interface. Held until the
     /// returned file is dropped.
     pub fn lock(&self) -> Result<Flock<File>, PinError> {
-        flock(&self.lock, FlockArg::LockExclusiveNonblock)
+        flock(&self.lock, FlockArg::LockExclusiveNonblock).map_err(|e| match e {
+            PinError::Busy { path } => PinError::Running {
+                iface: self.iface.clone(),
+                path,
+            },
+            e => e,
+        })
     }
 
     /// Serializes key changes (the daemon's timer, `syncookie rotate`): blocks briefly.
@@ -171,11 +278,14 @@ fn flock(path: &Path, op: FlockArg) -> Result<Flock<File>, PinError> {
     Flock::lock(f, op).map_err(|_| PinError::Busy { path: path.into() })
 }
 
+/// Whether a bpffs is mounted at `at`.
+pub fn is_bpffs(at: &Path) -> bool {
+    nix::sys::statfs::statfs(at).is_ok_and(|st| st.filesystem_type().0 == BPF_FS_MAGIC)
+}
+
 /// Mounts a bpffs at `at` unless one is there already.
 pub fn ensure_bpffs(at: &Path) -> Result<(), PinError> {
-    if let Ok(st) = nix::sys::statfs::statfs(at)
-        && st.filesystem_type().0 == BPF_FS_MAGIC
-    {
+    if is_bpffs(at) {
         return Ok(());
     }
     std::fs::create_dir_all(at).map_err(io(at))?;
@@ -186,9 +296,9 @@ pub fn ensure_bpffs(at: &Path) -> Result<(), PinError> {
         nix::mount::MsFlags::empty(),
         None::<&str>,
     )
-    .map_err(|source| PinError::Mount {
+    .map_err(|cause| PinError::Mount {
         path: at.into(),
-        source,
+        cause,
     })
 }
 

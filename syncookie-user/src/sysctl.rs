@@ -31,12 +31,12 @@ mod default {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SysctlError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {}", path.display())]
     Read {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path} holds {value:?}, not a number")]
+    #[error("{} holds {value:?}, not a number", path.display())]
     Parse { path: PathBuf, value: String },
     #[error(
         "net.ipv4.tcp_syncookies is 0: the kernel refuses cookie connections then; set it to 1 \
@@ -57,7 +57,7 @@ pub enum SysctlError {
          either: accept `ct state new` on the protected ports whatever the flags"
     )]
     ConntrackStrict,
-    #[error("cannot read the MTU of {iface}: {source}")]
+    #[error("cannot read the MTU of {iface}")]
     Mtu {
         iface: String,
         source: std::io::Error,

@@ -1,6 +1,6 @@
 //! `syncookie detach`: remove a shield whose daemon is gone (it crashed or was killed).
 
-use anyhow::Context;
+use syncookie::{netdev, privilege};
 
 use super::Target;
 
@@ -15,13 +15,13 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
+    privilege::require_pin_access("detach")?;
     let pins = a.target.pins()?;
-    let lock = pins.lock().with_context(|| {
-        format!(
-            "`syncookie run` is active on {}: stop it with SIGTERM instead",
-            a.target.iface
-        )
-    })?;
+    if !pins.exists() {
+        // Pins of a deleted interface can still be removed; a misspelt name is said so.
+        netdev::ifindex(&a.target.iface)?;
+    }
+    let lock = pins.lock()?;
     if !pins.exists() {
         println!("{}: not attached", a.target.iface);
     } else {

@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use aya::maps::{Array, Map, MapData};
-use syncookie::{keys::Keys, pins::PinDir};
+use syncookie::{counters::CounterError, keys::Keys, pins::PinDir, privilege};
 use syncookie_common::maps::{Config, MAP_CONFIG, flags};
 
 use super::Target;
@@ -17,7 +17,10 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    let pins = a.target.pins()?;
+    privilege::require_pin_access("rotate")?;
+    let Some(pins) = a.target.attached()? else {
+        return Err(not_attached(&a.target).into());
+    };
     // Open first: on an interface without a shield this fails and leaves no lock file behind.
     let mut keys = Keys::open(&pins)?;
     if config_flags(&pins)? & flags::FLEET != 0 {
@@ -38,4 +41,13 @@ fn config_flags(pins: &PinDir) -> anyhow::Result<u32> {
     let m =
         Array::<MapData, Config>::try_from(Map::Array(MapData::from_pin(pins.map(MAP_CONFIG))?))?;
     Ok(m.get(&0, 0)?.flags)
+}
+
+pub(super) fn not_attached(t: &Target) -> CounterError {
+    CounterError::NotAttached {
+        iface: t.iface.clone(),
+        path: t
+            .pins()
+            .map_or_else(|e| e.to_string(), |p| p.dir.display().to_string()),
+    }
 }

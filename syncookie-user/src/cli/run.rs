@@ -10,7 +10,9 @@ use syncookie::{
     keys::Keys,
     loader::Fleet,
     loader::{Options, Shield, XdpModeArg},
+    netdev,
     policy::{self, ModeArg, Policy},
+    privilege,
 };
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -23,8 +25,8 @@ use super::Target;
 pub struct Args {
     #[command(flatten)]
     target: Target,
-    /// TCP ports to protect, comma-separated (here or in the config file).
-    #[arg(long, short, value_delimiter = ',')]
+    /// TCP ports to protect (1-65535), comma-separated (here or in the config file).
+    #[arg(long, short, value_delimiter = ',', value_parser = super::port)]
     ports: Vec<u16>,
     /// A TOML file with any of these flags by their long names (e.g. `ports = [80, 443]`,
     /// `mode = "auto"`); flags given here override it. See packaging/syncookie.toml.
@@ -121,6 +123,9 @@ pub fn run(a: Args, m: &clap::ArgMatches) -> anyhow::Result<()> {
         }),
         None => None,
     };
+    // Before anything under /run or /sys/fs/bpf is touched.
+    privilege::require_run("run")?;
+    netdev::ifindex(&a.target.iface)?;
     let pins = a.target.pins()?;
     let lock = pins.lock()?;
     let opts = Options {
@@ -154,10 +159,9 @@ pub fn run(a: Args, m: &clap::ArgMatches) -> anyhow::Result<()> {
     let shield = match Shield::attach(&opts) {
         Ok(s) => s,
         Err(e) => {
-            // A run that never attached leaves nothing behind, its lock file neither.
             drop(lock);
             pins.remove_lock();
-            return Err(e).context(format!("attaching to {}", opts.iface));
+            return Err(e.into());
         }
     };
     log::info!(

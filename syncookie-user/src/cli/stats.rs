@@ -4,7 +4,10 @@
 use std::{io::IsTerminal, time::Duration};
 
 use anyhow::Context;
-use syncookie::counters::{self, Snapshot};
+use syncookie::{
+    counters::{self, Snapshot},
+    privilege,
+};
 
 use super::Target;
 
@@ -25,7 +28,10 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    let pins = a.target.pins()?;
+    privilege::require_pin_access("stats")?;
+    let Some(pins) = a.target.attached()? else {
+        return Err(super::rotate::not_attached(&a.target).into());
+    };
     let read = || counters::read(&pins, &a.target.iface).context("reading counters");
     let mut snap = read()?;
     if !a.watch {

@@ -1,7 +1,8 @@
 //! `syncookie status`: where the shield is, how it is configured, and its counters.
 
+use anyhow::Context;
 use aya::maps::{Array, Map, MapData};
-use syncookie::{counters, keys::Keys};
+use syncookie::{counters, keys::Keys, privilege};
 use syncookie_common::maps::{Config, MAP_CONFIG, MAP_PORTS, flags};
 
 use super::Target;
@@ -16,21 +17,24 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    let pins = a.target.pins()?;
-    println!("syncookie on {}", a.target.iface);
-    if !pins.exists() {
-        println!("  not attached (no {})", pins.dir.display());
+    privilege::require_pin_access("status")?;
+    let Some(pins) = a.target.attached()? else {
+        println!("syncookie on {}", a.target.iface);
+        println!("  not attached (no {})", a.target.pins()?.dir.display());
         return Ok(());
-    }
+    };
+    println!("syncookie on {}", a.target.iface);
+    let open = |name: &str| {
+        let path = pins.map(name);
+        MapData::from_pin(&path)
+            .with_context(|| format!("opening the pinned map {}", path.display()))
+    };
     let cfg: Config = {
-        let m = Array::<MapData, Config>::try_from(Map::Array(MapData::from_pin(
-            pins.map(MAP_CONFIG),
-        )?))?;
+        let m = Array::<MapData, Config>::try_from(Map::Array(open(MAP_CONFIG)?))?;
         m.get(&0, 0)?
     };
     let ports: Vec<u16> = {
-        let m =
-            Array::<MapData, u32>::try_from(Map::Array(MapData::from_pin(pins.map(MAP_PORTS))?))?;
+        let m = Array::<MapData, u32>::try_from(Map::Array(open(MAP_PORTS)?))?;
         let mut v = Vec::new();
         for (w, bits) in m.iter().enumerate() {
             let bits = bits?;

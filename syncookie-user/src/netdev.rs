@@ -1,0 +1,399 @@
+//! The interface the shield attaches to: does it exist, and which XDP program holds its hook.
+//! The hook's owner comes from rtnetlink (`IFLA_XDP`, as `ip link` shows it), its name from
+//! the kernel's program list, and the BPF link holding it (if any) from the link list.
+
+use std::{
+    fmt,
+    os::fd::{AsRawFd, FromRawFd, OwnedFd},
+};
+
+use nix::sys::socket::{
+    AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType, recv, sendto, socket,
+};
+
+/// libxdp's multi-program dispatcher: the program it attaches in front of the programs it runs.
+pub const LIBXDP_DISPATCHER: &str = "xdp_dispatcher";
+
+#[derive(Debug, thiserror::Error)]
+pub enum NetdevError {
+    #[error("no interface named {0} in this network namespace (see `ip link`)")]
+    NoInterface(String),
+    #[error("cannot ask the kernel which XDP program {iface} has")]
+    Query {
+        iface: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The index of `iface` in this network namespace.
+pub fn ifindex(iface: &str) -> Result<u32, NetdevError> {
+    match nix::net::if_::if_nametoindex(iface) {
+        Ok(i) if i > 0 => Ok(i),
+        _ => Err(NetdevError::NoInterface(iface.into())),
+    }
+}
+
+/// How an XDP program runs on an interface (`IFLA_XDP_ATTACHED`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum XdpAttachMode {
+    /// In the driver (`ip link set dev X xdpdrv ...`).
+    Native,
+    /// Generic, on the skb (`xdpgeneric`).
+    Skb,
+    /// Offloaded to the NIC (`xdpoffload`).
+    Offload,
+    /// Several modes at once.
+    Multi,
+}
+
+impl XdpAttachMode {
+    /// The `ip link` keyword that removes a program attached this way.
+    fn ip_keyword(self) -> &'static str {
+        match self {
+            Self::Native | Self::Multi => "xdp",
+            Self::Skb => "xdpgeneric",
+            Self::Offload => "xdpoffload",
+        }
+    }
+}
+
+impl fmt::Display for XdpAttachMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Native => "native",
+            Self::Skb => "generic (skb)",
+            Self::Offload => "offloaded",
+            Self::Multi => "several modes",
+        })
+    }
+}
+
+/// The XDP program attached to an interface.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct XdpOwner {
+    pub iface: String,
+    pub prog_id: u32,
+    /// The program's name (None when the kernel would not tell).
+    pub name: Option<String>,
+    pub mode: XdpAttachMode,
+    /// The BPF link holding the program, when it was attached through one.
+    pub link_id: Option<u32>,
+}
+
+impl XdpOwner {
+    pub fn is_libxdp_dispatcher(&self) -> bool {
+        self.name.as_deref() == Some(LIBXDP_DISPATCHER)
+    }
+}
+
+impl fmt::Display for XdpOwner {
+    /// What holds the hook and how to remove it; the caller says why that matters.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let iface = &self.iface;
+        write!(f, "{iface} already has an XDP program: id {}", self.prog_id)?;
+        if let Some(n) = &self.name {
+            write!(f, " `{n}`")?;
+        }
+        write!(f, ", {} mode", self.mode)?;
+        if let Some(l) = self.link_id {
+            write!(f, ", held by BPF link {l}")?;
+        }
+        if self.is_libxdp_dispatcher() {
+            write!(
+                f,
+                ". It is libxdp's multi-program dispatcher: the shield does not join it (it needs \
+                 the XDP hook to itself); remove it with `xdp-loader unload {iface} --all`"
+            )
+        } else if let Some(l) = self.link_id {
+            write!(
+                f,
+                ". The shield needs the XDP hook to itself (libxdp's multi-program dispatcher is \
+                 not supported): stop the program that attached it, or remove the link with \
+                 `bpftool link detach id {l}` (and its pin, if it is pinned)"
+            )
+        } else {
+            write!(
+                f,
+                ". The shield needs the XDP hook to itself (libxdp's multi-program dispatcher is \
+                 not supported): remove it with `ip link set dev {iface} {} off`",
+                self.mode.ip_keyword()
+            )
+        }
+    }
+}
+
+/// The XDP program on `iface` (index `ifindex`), if any.
+pub fn xdp_owner(iface: &str, ifindex: u32) -> Result<Option<XdpOwner>, NetdevError> {
+    let Some((prog_id, mode)) = xdp_query(ifindex).map_err(|source| NetdevError::Query {
+        iface: iface.into(),
+        source,
+    })?
+    else {
+        return Ok(None);
+    };
+    // Both lists need CAP_SYS_ADMIN; without it the id alone is shown.
+    let name = aya::programs::loaded_programs()
+        .filter_map(Result::ok)
+        .find(|p| p.id() == prog_id)
+        .and_then(|p| p.name_as_str().map(String::from));
+    let link_id = xdp_link(ifindex, prog_id);
+    Ok(Some(XdpOwner {
+        iface: iface.into(),
+        prog_id,
+        name,
+        mode,
+        link_id,
+    }))
+}
+
+// rtnetlink: include/uapi/linux/if_link.h, netlink.h.
+const NLMSG_HDRLEN: usize = 16;
+const IFINFOMSG_LEN: usize = 16;
+const NLA_HDRLEN: usize = 4;
+const NLA_TYPE_MASK: u16 = 0x3fff;
+const NLMSG_DONE: u16 = 3;
+const IFLA_XDP_ATTACHED: u16 = 2;
+const IFLA_XDP_PROG_ID: u16 = 4;
+const XDP_ATTACHED_DRV: u8 = 1;
+const XDP_ATTACHED_SKB: u8 = 2;
+const XDP_ATTACHED_HW: u8 = 3;
+const XDP_ATTACHED_MULTI: u8 = 4;
+
+fn align4(n: usize) -> usize {
+    (n + 3) & !3
+}
+
+/// `RTM_GETLINK` for one interface: the id and mode of its XDP program.
+fn xdp_query(ifindex: u32) -> std::io::Result<Option<(u32, XdpAttachMode)>> {
+    let sock = socket(
+        AddressFamily::Netlink,
+        SockType::Raw,
+        SockFlag::SOCK_CLOEXEC,
+        SockProtocol::NetlinkRoute,
+    )?;
+    let mut req = Vec::with_capacity(NLMSG_HDRLEN + IFINFOMSG_LEN);
+    req.extend_from_slice(&((NLMSG_HDRLEN + IFINFOMSG_LEN) as u32).to_ne_bytes());
+    req.extend_from_slice(&libc::RTM_GETLINK.to_ne_bytes());
+    req.extend_from_slice(&(libc::NLM_F_REQUEST as u16).to_ne_bytes());
+    req.extend_from_slice(&1u32.to_ne_bytes()); // seq
+    req.extend_from_slice(&0u32.to_ne_bytes()); // pid: the kernel's
+    req.push(libc::AF_UNSPEC as u8); // ifi_family
+    req.push(0);
+    req.extend_from_slice(&0u16.to_ne_bytes()); // ifi_type
+    req.extend_from_slice(&(ifindex as i32).to_ne_bytes());
+    req.extend_from_slice(&0u32.to_ne_bytes()); // ifi_flags
+    req.extend_from_slice(&0u32.to_ne_bytes()); // ifi_change
+    sendto(
+        sock.as_raw_fd(),
+        &req,
+        &NetlinkAddr::new(0, 0),
+        MsgFlags::empty(),
+    )?;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = recv(sock.as_raw_fd(), &mut buf, MsgFlags::empty())?;
+        let mut msgs = &buf[..n];
+        while msgs.len() >= NLMSG_HDRLEN {
+            let len = u32::from_ne_bytes(msgs[0..4].try_into().unwrap()) as usize;
+            let ty = u16::from_ne_bytes(msgs[4..6].try_into().unwrap());
+            if len < NLMSG_HDRLEN || len > msgs.len() {
+                return Err(std::io::Error::other("truncated netlink reply"));
+            }
+            let body = &msgs[NLMSG_HDRLEN..len];
+            match ty {
+                t if t == libc::NLMSG_ERROR as u16 => {
+                    let errno = i32::from_ne_bytes(body[0..4].try_into().unwrap());
+                    if errno != 0 {
+                        return Err(std::io::Error::from_raw_os_error(-errno));
+                    }
+                }
+                NLMSG_DONE => return Ok(None),
+                libc::RTM_NEWLINK if body.len() >= IFINFOMSG_LEN => {
+                    return Ok(parse_link(&body[IFINFOMSG_LEN..]));
+                }
+                _ => {}
+            }
+            msgs = &msgs[align4(len).min(msgs.len())..];
+        }
+    }
+}
+
+/// Netlink attributes as (type, payload).
+fn attrs(mut b: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
+    std::iter::from_fn(move || {
+        if b.len() < NLA_HDRLEN {
+            return None;
+        }
+        let len = u16::from_ne_bytes([b[0], b[1]]) as usize;
+        let ty = u16::from_ne_bytes([b[2], b[3]]) & NLA_TYPE_MASK;
+        if len < NLA_HDRLEN || len > b.len() {
+            return None;
+        }
+        let payload = &b[NLA_HDRLEN..len];
+        b = &b[align4(len).min(b.len())..];
+        Some((ty, payload))
+    })
+}
+
+/// The XDP program id and mode in an `RTM_NEWLINK`'s attributes.
+fn parse_link(a: &[u8]) -> Option<(u32, XdpAttachMode)> {
+    let (_, xdp) = attrs(a).find(|(t, _)| *t == libc::IFLA_XDP)?;
+    let mut mode = None;
+    let mut id = None;
+    for (t, p) in attrs(xdp) {
+        match t {
+            IFLA_XDP_ATTACHED => {
+                mode = match *p.first()? {
+                    XDP_ATTACHED_DRV => Some(XdpAttachMode::Native),
+                    XDP_ATTACHED_SKB => Some(XdpAttachMode::Skb),
+                    XDP_ATTACHED_HW => Some(XdpAttachMode::Offload),
+                    XDP_ATTACHED_MULTI => Some(XdpAttachMode::Multi),
+                    _ => None,
+                }
+            }
+            IFLA_XDP_PROG_ID if p.len() >= 4 => {
+                id = Some(u32::from_ne_bytes(p[0..4].try_into().unwrap()));
+            }
+            _ => {}
+        }
+    }
+    Some((id?, mode?))
+}
+
+// The bpf(2) commands aya 0.14 does not expose for links (include/uapi/linux/bpf.h).
+const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
+const BPF_LINK_GET_FD_BY_ID: libc::c_long = 30;
+const BPF_LINK_GET_NEXT_ID: libc::c_long = 31;
+const BPF_LINK_TYPE_XDP: u32 = 6;
+
+/// The `union bpf_attr` prefix these commands use: GET_NEXT_ID (start_id, next_id),
+/// GET_FD_BY_ID (link_id), OBJ_GET_INFO_BY_FD (bpf_fd, info_len, info).
+#[repr(C, align(8))]
+#[derive(Default)]
+struct Attr {
+    a: u32,
+    b: u32,
+    ptr: u64,
+    rest: [u64; 6],
+}
+
+/// `bpf(cmd, attr, size)`: the raw return value.
+fn bpf(cmd: libc::c_long, attr: &mut Attr) -> std::io::Result<libc::c_long> {
+    // SAFETY: `attr` is a zero-filled `union bpf_attr` prefix of the size passed; for
+    // OBJ_GET_INFO_BY_FD its pointer names a live buffer of the length given.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd,
+            attr as *mut Attr,
+            std::mem::size_of::<Attr>() as libc::c_uint,
+        )
+    };
+    if r < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+/// The id of the XDP link on `ifindex` running `prog_id`, if there is one (needs
+/// CAP_SYS_ADMIN; None without it).
+fn xdp_link(ifindex: u32, prog_id: u32) -> Option<u32> {
+    let mut id = 0u32;
+    loop {
+        let mut attr = Attr {
+            a: id,
+            ..Default::default()
+        };
+        bpf(BPF_LINK_GET_NEXT_ID, &mut attr).ok()?;
+        id = attr.b;
+        let Ok(fd) = bpf(
+            BPF_LINK_GET_FD_BY_ID,
+            &mut Attr {
+                a: id,
+                ..Default::default()
+            },
+        ) else {
+            continue; // gone meanwhile
+        };
+        // SAFETY: the kernel just returned this fd to us; nothing else owns it.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+        // struct bpf_link_info: type, id, prog_id, then (8-aligned) the union: xdp.ifindex.
+        let mut info = [0u32; 32];
+        let mut attr = Attr {
+            a: fd.as_raw_fd() as u32,
+            b: std::mem::size_of_val(&info) as u32,
+            ptr: info.as_mut_ptr() as u64,
+            ..Default::default()
+        };
+        if bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr).is_err() {
+            continue;
+        }
+        if info[0] == BPF_LINK_TYPE_XDP && info[2] == prog_id && info[4] == ifindex {
+            return Some(info[1]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nla(ty: u16, payload: &[u8]) -> Vec<u8> {
+        let mut v = ((NLA_HDRLEN + payload.len()) as u16).to_ne_bytes().to_vec();
+        v.extend_from_slice(&ty.to_ne_bytes());
+        v.extend_from_slice(payload);
+        v.resize(align4(v.len()), 0);
+        v
+    }
+
+    #[test]
+    fn parses_the_xdp_attribute() {
+        let mut xdp = nla(IFLA_XDP_ATTACHED, &[XDP_ATTACHED_SKB]);
+        xdp.extend(nla(IFLA_XDP_PROG_ID, &77u32.to_ne_bytes()));
+        let mut a = nla(3, b"eth0\0"); // IFLA_IFNAME first
+        a.extend(nla(libc::IFLA_XDP | 0x8000, &xdp));
+        assert_eq!(parse_link(&a), Some((77, XdpAttachMode::Skb)));
+        let none = nla(libc::IFLA_XDP | 0x8000, &nla(IFLA_XDP_ATTACHED, &[0]));
+        assert_eq!(parse_link(&none), None);
+    }
+
+    #[test]
+    fn owner_message_says_which_and_how_to_remove() {
+        let o = XdpOwner {
+            iface: "eth0".into(),
+            prog_id: 42,
+            name: Some("xdp_fw".into()),
+            mode: XdpAttachMode::Native,
+            link_id: None,
+        };
+        let m = o.to_string();
+        assert!(m.contains("id 42 `xdp_fw`"), "{m}");
+        assert!(m.contains("`ip link set dev eth0 xdp off`"), "{m}");
+        assert!(m.contains("dispatcher is not supported"), "{m}");
+        assert!(!m.contains("skb"), "{m}");
+        let l = XdpOwner {
+            link_id: Some(9),
+            ..o.clone()
+        }
+        .to_string();
+        assert!(l.contains("bpftool link detach id 9"), "{l}");
+        let d = XdpOwner {
+            name: Some(LIBXDP_DISPATCHER.into()),
+            ..o
+        }
+        .to_string();
+        assert!(d.contains("xdp-loader unload eth0 --all"), "{d}");
+    }
+
+    /// `lo` exists in every namespace and has no XDP program of ours.
+    #[test]
+    fn loopback_is_found() {
+        assert_eq!(ifindex("lo").unwrap(), 1);
+        assert!(matches!(
+            ifindex("no-such-if0"),
+            Err(NetdevError::NoInterface(_))
+        ));
+    }
+}

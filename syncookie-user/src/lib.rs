@@ -2,6 +2,7 @@
 //! counters. The `syncookie` binary is a thin CLI over it; the tests use it directly.
 
 pub mod counters;
+pub mod kernel;
 pub mod keys;
 pub mod kfunc;
 pub mod loader;

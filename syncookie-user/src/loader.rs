@@ -22,6 +22,7 @@ use syncookie_common::maps::{
 
 use crate::{
     EBPF_OBJECT,
+    kernel::{self, KernelError},
     keys::{KeyError, Keys},
     kfunc::{self, KfuncError},
     pins::{PinDir, PinError},
@@ -30,6 +31,8 @@ use crate::{
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
+    #[error(transparent)]
+    Kernel(#[from] KernelError),
     #[error(transparent)]
     Sysctl(#[from] SysctlError),
     #[error(transparent)]
@@ -187,6 +190,9 @@ pub fn write_ports(ebpf: &mut Ebpf, ports: &[u16]) -> Result<(), LoadError> {
 impl Shield {
     /// Checks the kernel, loads, configures and attaches. Keys left by a previous run are kept.
     pub fn attach(opts: &Options) -> Result<Self, LoadError> {
+        // First: on a kernel that cannot run us, say which feature it lacks, before a missing
+        // sysctl or the verifier says something less useful.
+        kernel::check()?;
         let fresh = !opts.pins.exists();
         let res = Self::attach_inner(opts);
         if res.is_err() && fresh {

@@ -24,6 +24,16 @@ pub fn opaque(mut x: usize) -> usize {
     x
 }
 
+/// A 16-bit field read from the packet, as an offset or length the verifier knows is below
+/// 2^16. The 6.12 verifier gives the result of a byte swap (BPF_END) no bounds at all, and
+/// rejects `data + swapped` ("math between pkt pointer and register with unbounded min
+/// value"; 6.18 tracks them). LLVM drops a plain `& 0xffff` after a 16-bit swap as a no-op;
+/// behind [`opaque`] the mask stays and bounds the value for every verifier.
+#[inline(always)]
+pub fn len16(v: u16) -> usize {
+    opaque(v as usize) & 0xffff
+}
+
 #[inline(always)]
 pub fn be16(data: usize, end: usize, off: usize) -> Option<u16> {
     read::<2>(data, end, off).map(u16::from_be_bytes)
@@ -94,7 +104,7 @@ pub fn parse(data: usize, end: usize) -> Frame {
         return Frame::NotInspected;
     };
     let ihl = ((ip[0] & 0x0f) as usize) * 4;
-    let tot_len = u16::from_be_bytes([ip[2], ip[3]]) as usize;
+    let tot_len = len16(u16::from_be_bytes([ip[2], ip[3]]));
     let frag = u16::from_be_bytes([ip[6], ip[7]]);
     if ip[0] >> 4 != 4 || ihl < IPV4_HLEN || tot_len < ihl || data + l3_off + tot_len > end {
         // The kernel drops these itself; they are not ours to judge.

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod counters;
 pub mod fleet;
+pub mod kernel;
 pub mod keys;
 pub mod kfunc;
 pub mod loader;

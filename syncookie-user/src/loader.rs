@@ -22,6 +22,7 @@ use syncookie_common::maps::{
 
 use crate::{
     EBPF_OBJECT,
+    kernel::{self, KernelError},
     keys::{KeyError, Keys},
     kfunc::{self, KfuncError},
     netdev::{self, NetdevError, XdpOwner},
@@ -35,6 +36,8 @@ use crate::{
 pub enum LoadError {
     #[error(transparent)]
     Netdev(#[from] NetdevError),
+    #[error(transparent)]
+    Kernel(#[from] KernelError),
     #[error(transparent)]
     Sysctl(#[from] SysctlError),
     #[error(transparent)]
@@ -269,6 +272,9 @@ fn xdp_attach_error(opts: &Options, e: aya::programs::ProgramError) -> LoadError
 impl Shield {
     /// Checks the kernel, loads, configures and attaches. Keys left by a previous run are kept.
     pub fn attach(opts: &Options) -> Result<Self, LoadError> {
+        // First: on a kernel that cannot run us, say which feature it lacks, before a missing
+        // sysctl or the verifier says something less useful.
+        kernel::check()?;
         let fresh = !opts.pins.exists();
         let res = Self::attach_inner(opts);
         if res.is_err() && fresh {

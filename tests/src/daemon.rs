@@ -60,13 +60,19 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `syncookie run --iface IF <args>` in `ns` and waits until it has attached.
     pub fn start(ns: &Netns, iface: &str, args: &[&str]) -> Self {
+        Self::try_start(ns, iface, args)
+            .unwrap_or_else(|out| panic!("syncookie run did not attach:\n{out}"))
+    }
+
+    /// [`Daemon::start`], or what `syncookie run` printed when it did not attach.
+    pub fn try_start(ns: &Netns, iface: &str, args: &[&str]) -> Result<Self, String> {
         let mut cmd = command_in(ns, &["run", "--iface", iface]);
         cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn syncookie");
         let out = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
         let stderr = child.stderr.take().unwrap();
         let o2 = out.clone();
-        std::thread::spawn(move || {
+        let stderr_reader = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 o2.lock().unwrap().push_str(&(line + "\n"));
             }
@@ -78,7 +84,9 @@ impl Daemon {
                 Some(Ok(l)) => out.lock().unwrap().push_str(&(l + "\n")),
                 _ => {
                     let _ = child.wait();
-                    panic!("syncookie run did not attach:\n{}", out.lock().unwrap());
+                    // It ends with the process: the error is the last thing it reads.
+                    let _ = stderr_reader.join();
+                    return Err(out.lock().unwrap().clone());
                 }
             }
         }
@@ -88,10 +96,10 @@ impl Daemon {
                 o3.lock().unwrap().push_str(&(l + "\n"));
             }
         });
-        Self {
+        Ok(Self {
             child: Some(child),
             output: out,
-        }
+        })
     }
 
     /// SIGKILL, as a crash would, then waits.

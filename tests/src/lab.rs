@@ -37,6 +37,12 @@ fn attach_tc(ebpf: &mut Ebpf, prog: &str, iface: &str, at: TcAttachType) {
         .unwrap_or_else(|e| panic!("attach {prog}: {e}"));
 }
 
+/// TC programs attach as links (TCX) on Linux 6.6+, through a clsact qdisc before.
+pub fn tcx() -> bool {
+    use aya::util::KernelVersion;
+    KernelVersion::current().is_ok_and(|v| v >= KernelVersion::new(6, 6, 0))
+}
+
 impl Lab {
     /// A lab whose client sends full checksums (TX offload off): XDP can verify them.
     pub fn new() -> Self {
@@ -116,6 +122,10 @@ impl Lab {
                 .expect("attach lab_pass");
         }
         let _in = self.server.enter();
+        if !tcx() {
+            // Before TCX (Linux 6.6) a TC program needs a clsact qdisc to attach to.
+            aya::programs::tc::qdisc_add_clsact(&self.server_if).expect("add clsact");
+        }
         let p: &mut SchedClassifier = self
             .server_lab
             .program_mut(prog::COUNT_SYNACK)

@@ -3,6 +3,7 @@
 
 mod build;
 mod exec;
+mod kernels;
 mod package;
 mod setup;
 mod test;
@@ -28,6 +29,9 @@ enum Cmd {
     BuildAndLoad(build::LoadOptions),
     /// Format check, clippy (host and eBPF crates) and every test (needs root).
     Test(test::Options),
+    /// The smoke suite on the host kernel and on Debian's kernels under qemu (6.1, 6.12 LTS):
+    /// prints the matrix kernel x mode x result.
+    TestKernels(kernels::Options),
     /// Clippy with -D warnings on the host crates and the eBPF crate.
     Clippy,
     /// Two namespaces, a server behind the shield, real clients and a spoofed SYN flood; prints
@@ -47,6 +51,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::BuildEbpf => build::ebpf(),
         Cmd::BuildAndLoad(o) => build::build_and_load(o),
         Cmd::Test(o) => test::run(o),
+        Cmd::TestKernels(o) => kernels::run(o),
         Cmd::Clippy => test::clippy(),
         Cmd::Demo => build::demo(),
         Cmd::Bench(o) => build::bench(o),

@@ -1,5 +1,6 @@
-//! `cargo xtask setup`: the nightly rust-src component, bpf-linker 0.10.0 and the Debian
-//! packages the tests use, each only when missing; then checks the kernel.
+//! `cargo xtask setup`: the nightly rust-src component, bpf-linker 0.10.0, the Debian
+//! packages the tests use and the apt source of Debian's 6.12 kernels, each only when missing;
+//! then checks the kernel.
 
 use std::process::Command;
 
@@ -17,13 +18,31 @@ const PACKAGES: &[(&str, &str)] = &[
     ("tcpdump", "tcpdump"),
     // The bench's netfilter SYNPROXY scenario.
     ("nft", "nftables"),
+    // test-kernels: boots Debian's kernels (TCG) with an initramfs made of busybox, the host's
+    // tools and our binaries; depmod writes the modules.dep the kernel packages leave out.
+    ("qemu-system-x86_64", "qemu-system-x86"),
+    ("busybox", "busybox-static"),
+    ("cpio", "cpio"),
+    ("depmod", "kmod"),
+    ("strip", "binutils"),
+    ("xz", "xz-utils"),
 ];
+/// Debian 12's backports carry the 6.12 LTS kernels (as does bookworm-security, where present).
+const BACKPORTS: &str = "/etc/apt/sources.list.d/bookworm-backports.sources";
+const BACKPORTS_SOURCE: &str = "\
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+";
 const MIN_KERNEL: (u32, u32) = (6, 9);
 
 pub fn run() -> anyhow::Result<()> {
     nightly_components()?;
     bpf_linker()?;
-    packages()?;
+    let new_source = backports()?;
+    packages(new_source)?;
     kernel()
 }
 
@@ -58,7 +77,42 @@ fn bpf_linker() -> anyhow::Result<()> {
     ]))
 }
 
-fn packages() -> anyhow::Result<()> {
+/// Adds the bookworm-backports source on Debian 12 unless some apt source names it already;
+/// returns whether it did (the package lists must then be updated).
+fn backports() -> anyhow::Result<bool> {
+    let release = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
+    if !release.lines().any(|l| l == "VERSION_CODENAME=bookworm") {
+        return Ok(false);
+    }
+    let mut sources = vec![std::path::PathBuf::from("/etc/apt/sources.list")];
+    if let Ok(dir) = std::fs::read_dir("/etc/apt/sources.list.d") {
+        // apt reads only these; `x.list.disabled` and the like are not sources.
+        sources.extend(
+            dir.filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "list" || x == "sources")),
+        );
+    }
+    let named = sources.iter().any(|p| {
+        std::fs::read_to_string(p).is_ok_and(|s| {
+            s.lines()
+                .any(|l| !l.trim_start().starts_with('#') && l.contains("bookworm-backports"))
+        })
+    });
+    if named {
+        return Ok(false);
+    }
+    if unsafe_euid() != 0 {
+        bail!(
+            "the apt source bookworm-backports is missing: as root, write {BACKPORTS}:\n{BACKPORTS_SOURCE}"
+        );
+    }
+    eprintln!("xtask: adding {BACKPORTS}");
+    std::fs::write(BACKPORTS, BACKPORTS_SOURCE).with_context(|| format!("writing {BACKPORTS}"))?;
+    Ok(true)
+}
+
+fn packages(update: bool) -> anyhow::Result<()> {
     let missing: Vec<&str> = PACKAGES
         .iter()
         .filter(|(cmd, _)| {
@@ -67,6 +121,9 @@ fn packages() -> anyhow::Result<()> {
         .map(|(_, pkg)| *pkg)
         .collect();
     if missing.is_empty() {
+        if update {
+            exec(Command::new("apt-get").args(["update", "-q"]))?;
+        }
         return Ok(());
     }
     if unsafe_euid() != 0 {

@@ -1,0 +1,457 @@
+//! The smoke suite: a short end-to-end run of the shield, the same on the host and inside a
+//! booted kernel (`cargo xtask test-kernels`: a busybox initramfs, no cargo test harness, no
+//! network). Two namespaces joined by a veth pair, `syncookie run` on the server's end; then:
+//! connections with data, forged ACKs, a short spoofed-SYN flood with clients still connecting,
+//! and a detach that leaves nothing behind. Counters are read with `syncookie stats --json`.
+//!
+//! Prints one `smoke: <mode> <check> ok|FAIL: ...` line per check and closes each mode with
+//! `smoke: <mode> result pass|fail|unsupported: <why>`; the matrix reads those lines. Exits 0
+//! when every mode passed, 2 when some were unsupported (and none failed), 1 on any failure.
+
+use std::{
+    io::{Read, Write},
+    net::{SocketAddr, SocketAddrV4, TcpListener, TcpStream},
+    os::unix::process::CommandExt,
+    panic::{AssertUnwindSafe, catch_unwind},
+    path::{Path, PathBuf},
+    process::{Command, ExitCode},
+    sync::atomic::{AtomicBool, Ordering},
+    thread,
+    time::{Duration, Instant},
+};
+
+use aya::programs::{SchedClassifier, TcAttachType};
+use nix::sched::{CloneFlags, setns};
+use syncookie::pins::DEFAULT_ROOT;
+use syncookie_tests::{
+    daemon::{Daemon, bin},
+    flood::Flood,
+    lab::{Lab, tcx},
+    packets::send_raw_tcp,
+};
+
+const PORT: u16 = 8080;
+const CONNECTIONS: u32 = 20;
+const FORGED_ACKS: u16 = 20;
+/// Bounded in count, rate and time: a smoke test, not a benchmark (it also runs under TCG).
+const FLOOD_SYNS: u64 = 3000;
+const FLOOD_RATE: u64 = 2000;
+const FLOOD_MAX: Duration = Duration::from_secs(5);
+/// What `syncookie run` says on a kernel that cannot run a mode (`kernel` module).
+const UNSUPPORTED: &str = "not supported: ";
+
+/// How the shield makes and checks its cookies. A mode for kernels without the kfunc (the
+/// kernel's own cookies) will be a second variant, with the `run` arguments that choose it.
+#[derive(Clone, Copy)]
+enum Mode {
+    /// Own keys, the kfunc handoff (Linux 6.9+).
+    Full,
+}
+
+impl Mode {
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "full" => Some(Self::Full),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Full => "full",
+        }
+    }
+
+    /// `syncookie run` arguments beyond the interface and ports.
+    fn run_args(self) -> &'static [&'static str] {
+        match self {
+            Self::Full => &[],
+        }
+    }
+}
+
+/// A check on the attached shield: what it saw, or why it failed.
+type Check = fn(&Lab, SocketAddr) -> Result<String, String>;
+
+enum Outcome {
+    Pass,
+    Fail(Vec<&'static str>),
+    Unsupported(String),
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let modes = match args.as_slice() {
+        [] => vec![Mode::Full],
+        [flag, list] if flag == "--modes" => {
+            match list.split(',').map(Mode::parse).collect::<Option<Vec<_>>>() {
+                Some(m) => m,
+                None => return usage(),
+            }
+        }
+        _ => return usage(),
+    };
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("smoke: needs root (network namespaces and BPF)");
+        return ExitCode::FAILURE;
+    }
+    let (mut failed, mut unsupported) = (false, false);
+    for mode in modes {
+        let m = mode.name();
+        match suite(mode) {
+            Outcome::Pass => println!("smoke: {m} result pass"),
+            Outcome::Fail(checks) => {
+                failed = true;
+                println!("smoke: {m} result fail: {}", checks.join(", "));
+            }
+            Outcome::Unsupported(why) => {
+                unsupported = true;
+                println!("smoke: {m} result unsupported: {why}");
+            }
+        }
+    }
+    match (failed, unsupported) {
+        (true, _) => ExitCode::FAILURE,
+        (false, true) => ExitCode::from(2),
+        (false, false) => ExitCode::SUCCESS,
+    }
+}
+
+fn usage() -> ExitCode {
+    eprintln!("usage: smoke [--modes full]");
+    ExitCode::FAILURE
+}
+
+/// Runs `check`, turning a panic of the lab's helpers into a failure with its message.
+fn guarded<T>(check: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    catch_unwind(AssertUnwindSafe(check)).unwrap_or_else(|p| {
+        Err(p
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "panicked".into()))
+    })
+}
+
+/// Prints a check's line; returns whether it passed.
+fn report(mode: Mode, check: &str, r: Result<String, String>) -> bool {
+    let m = mode.name();
+    match r {
+        Ok(detail) => {
+            println!("smoke: {m} {check} ok: {detail}");
+            true
+        }
+        Err(why) => {
+            println!("smoke: {m} {check} FAIL: {}", why.replace('\n', " | "));
+            false
+        }
+    }
+}
+
+fn suite(mode: Mode) -> Outcome {
+    let started = Instant::now();
+    let lab = match guarded(|| Ok(Lab::new())) {
+        Ok(lab) => lab,
+        Err(why) => {
+            report(mode, "lab", Err(why));
+            return Outcome::Fail(vec!["lab"]);
+        }
+    };
+    let lab_ready = started.elapsed();
+    let addr = echo_server(&lab);
+    let mut args = vec!["--ports", "8080"];
+    args.extend_from_slice(mode.run_args());
+    let daemon = match Daemon::try_start(&lab.server, &lab.server_if, &args) {
+        Ok(d) => d,
+        Err(out) => {
+            // A kernel that cannot run this mode must say so, naming what it lacks.
+            if let Some(at) = out.find(UNSUPPORTED) {
+                let why = out[at..].lines().next().unwrap_or_default().to_string();
+                println!("smoke: {} attach unsupported: {why}", mode.name());
+                return Outcome::Unsupported(why);
+            }
+            report(mode, "attach", Err(out));
+            return Outcome::Fail(vec!["attach"]);
+        }
+    };
+    report(
+        mode,
+        "attach",
+        Ok(format!(
+            "{} (lab made in {lab_ready:.1?}, attached {:.1?} later)",
+            lab.server_if,
+            started.elapsed() - lab_ready
+        )),
+    );
+    let mut failed = Vec::new();
+    let checks: [(&'static str, Check); 3] = [
+        ("connections", connections),
+        ("forged-acks", forged_acks),
+        ("flood", flood),
+    ];
+    for (name, check) in checks {
+        if !report(mode, name, guarded(|| check(&lab, addr))) {
+            failed.push(name);
+        }
+    }
+    if !report(mode, "detach", guarded(|| detach(&lab, daemon))) {
+        failed.push("detach");
+    }
+    if failed.is_empty() {
+        Outcome::Pass
+    } else {
+        Outcome::Fail(failed)
+    }
+}
+
+/// An echo server in the server's namespace.
+fn echo_server(lab: &Lab) -> SocketAddr {
+    let l = {
+        let _in = lab.server.enter();
+        TcpListener::bind((lab.server_ip, PORT)).expect("bind the echo server")
+    };
+    let addr = l.local_addr().unwrap();
+    thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { break };
+            thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = s.read(&mut buf) {
+                    if n == 0 || s.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// One connection from the client's namespace (the calling thread must be in it): sends
+/// `len` bytes and reads them back.
+fn exchange(addr: SocketAddr, len: usize) -> Result<(), String> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        .map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    let payload: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
+    s.write_all(&payload).map_err(|e| format!("send: {e}"))?;
+    let mut back = vec![0u8; len];
+    s.read_exact(&mut back).map_err(|e| format!("echo: {e}"))?;
+    if back != payload {
+        return Err("the echo differs from what was sent".into());
+    }
+    Ok(())
+}
+
+/// `syncookie ARGS` in the server's network namespace, as an admin there would run it (pins
+/// may be kept per namespace).
+fn syncookie(lab: &Lab, args: &[&str]) -> Result<std::process::Output, String> {
+    let ns = lab.server.file();
+    let mut cmd = Command::new(bin());
+    cmd.args(args);
+    // SAFETY: setns is async-signal-safe; only the child's network namespace changes.
+    unsafe {
+        cmd.pre_exec(move || setns(&ns, CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from));
+    }
+    cmd.output()
+        .map_err(|e| format!("syncookie {}: {e}", args.join(" ")))
+}
+
+/// The shield's counters, as an admin reads them: `syncookie stats --json`.
+fn stats(lab: &Lab) -> Result<serde_json::Value, String> {
+    let out = syncookie(lab, &["stats", "--iface", &lab.server_if, "--json"])?;
+    if !out.status.success() {
+        return Err(format!(
+            "syncookie stats: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| format!("syncookie stats --json: {e}"))
+}
+
+fn counter(v: &serde_json::Value, name: &str) -> u64 {
+    v.get(name).and_then(serde_json::Value::as_u64).unwrap_or(0)
+}
+
+fn connections(lab: &Lab, addr: SocketAddr) -> Result<String, String> {
+    {
+        let _in = lab.client.enter();
+        for i in 0..CONNECTIONS {
+            exchange(addr, 1000 + i as usize).map_err(|e| format!("connection {i}: {e}"))?;
+        }
+    }
+    let c = stats(lab)?;
+    let (sent, ok) = (counter(&c, "synack_sent"), counter(&c, "handoff_ok"));
+    let kernel = lab.kernel_synacks();
+    if sent != u64::from(CONNECTIONS) || ok != u64::from(CONNECTIONS) || kernel != 0 {
+        return Err(format!(
+            "{CONNECTIONS} echoed, but synack_sent {sent}, handoff_ok {ok}, SYN-ACKs from the \
+             server's own stack {kernel} (want {CONNECTIONS}, {CONNECTIONS}, 0): {c}"
+        ));
+    }
+    Ok(format!(
+        "{CONNECTIONS}/{CONNECTIONS} echoed; synack_sent {sent}, handoff_ok {ok}"
+    ))
+}
+
+fn forged_acks(lab: &Lab, addr: SocketAddr) -> Result<String, String> {
+    let SocketAddr::V4(dst) = addr else {
+        return Err("the lab is IPv4".into());
+    };
+    let before = stats(lab)?;
+    {
+        let _in = lab.client.enter();
+        for i in 0..FORGED_ACKS {
+            let src = SocketAddrV4::new(lab.client_ip, 40000 + i);
+            send_raw_tcp(src, dst, rand::random(), rand::random(), false);
+        }
+    }
+    // Each is dropped, or (within the reset budget) left to the kernel to reset.
+    let judged = |c: &serde_json::Value| counter(c, "ack_bad_cookie") + counter(c, "ack_reset");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let c = stats(lab)?;
+        let n = judged(&c) - judged(&before);
+        let handed = counter(&c, "handoff_ok") - counter(&before, "handoff_ok");
+        if handed != 0 {
+            return Err(format!("{handed} forged ACKs became connections: {c}"));
+        }
+        if n >= u64::from(FORGED_ACKS) {
+            return Ok(format!(
+                "{FORGED_ACKS}/{FORGED_ACKS} refused (ack_bad_cookie {}, ack_reset {})",
+                counter(&c, "ack_bad_cookie"),
+                counter(&c, "ack_reset")
+            ));
+        }
+        if Instant::now() > deadline {
+            return Err(format!("{n}/{FORGED_ACKS} forged ACKs judged: {c}"));
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A bounded spoofed-SYN flood from 198.18.0.0/16 (inside the lab only) while clients connect.
+fn flood(lab: &Lab, addr: SocketAddr) -> Result<String, String> {
+    let before = stats(lab)?;
+    let flood = Flood::new(lab, PORT);
+    let flooding = AtomicBool::new(true);
+    let (sent, clients) = thread::scope(|s| {
+        let f = s.spawn(|| {
+            let _in = lab.client.enter();
+            let n = flood.run(FLOOD_SYNS, FLOOD_RATE, FLOOD_MAX);
+            flooding.store(false, Ordering::Relaxed);
+            n
+        });
+        let c = s.spawn(|| {
+            let _in = lab.client.enter();
+            let (mut ok, mut errors) = (0u64, Vec::new());
+            while flooding.load(Ordering::Relaxed) || ok + (errors.len() as u64) < 10 {
+                match exchange(addr, 100) {
+                    Ok(()) => ok += 1,
+                    Err(e) => errors.push(e),
+                }
+            }
+            (ok, errors)
+        });
+        (f.join(), c.join())
+    });
+    let sent = sent.map_err(|_| "the flood generator panicked".to_string())?;
+    let (ok, errors) = clients.map_err(|_| "the clients panicked".to_string())?;
+    let c = stats(lab)?;
+    let answered = counter(&c, "synack_sent") - counter(&before, "synack_sent") - ok;
+    if !errors.is_empty() {
+        return Err(format!(
+            "{} of {} clients failed during the flood (first: {}): {c}",
+            errors.len(),
+            ok + errors.len() as u64,
+            errors[0]
+        ));
+    }
+    // The veth ring may drop some of each burst; most must arrive and be answered.
+    if answered < sent / 2 {
+        return Err(format!(
+            "{sent} spoofed SYNs sent, only {answered} answered: {c}"
+        ));
+    }
+    let kernel = lab.kernel_synacks();
+    if kernel != 0 {
+        return Err(format!("the server's own stack sent {kernel} SYN-ACKs"));
+    }
+    Ok(format!(
+        "{sent} spoofed SYNs, {answered} answered from XDP; {ok}/{ok} clients echoed meanwhile"
+    ))
+}
+
+/// SIGTERM to the daemon: it must exit cleanly and leave no XDP program, no TC program or
+/// qdisc, and no pins.
+/// Directories named `iface` anywhere under the pin root (however pins are laid out; the
+/// lab's interface names are unique).
+fn pins_named(root: &Path, iface: &str) -> Vec<PathBuf> {
+    let Ok(dir) = std::fs::read_dir(root) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for e in dir.filter_map(Result::ok) {
+        let p = e.path();
+        if p.is_dir() {
+            if e.file_name() == iface {
+                found.push(p);
+            } else {
+                found.extend(pins_named(&p, iface));
+            }
+        }
+    }
+    found
+}
+
+fn detach(lab: &Lab, mut daemon: Daemon) -> Result<String, String> {
+    if !daemon.stop() {
+        return Err(format!(
+            "syncookie run did not exit cleanly on SIGTERM:\n{}",
+            daemon.output.lock().unwrap()
+        ));
+    }
+    let mut left = pins_named(Path::new(DEFAULT_ROOT), &lab.server_if)
+        .into_iter()
+        .map(|p| format!("pins at {}", p.display()))
+        .collect::<Vec<_>>();
+    let status = syncookie(lab, &["status", "--iface", &lab.server_if])?;
+    let status = String::from_utf8_lossy(&status.stdout);
+    if !status.contains("not attached") {
+        left.push(format!("syncookie status: {}", status.trim()));
+    }
+    let link = lab
+        .server
+        .exec(&["ip", "link", "show", "dev", &lab.server_if]);
+    if link.contains("xdp") {
+        left.push(format!("XDP: {}", link.trim()));
+    }
+    let _in = lab.server.enter();
+    if tcx() {
+        let qdisc = lab
+            .server
+            .exec(&["tc", "qdisc", "show", "dev", &lab.server_if]);
+        if qdisc.contains("clsact") || qdisc.contains("ingress") {
+            left.push(format!("qdisc: {}", qdisc.trim()));
+        }
+        match SchedClassifier::query_tcx(&lab.server_if, TcAttachType::Ingress) {
+            Ok((_, progs)) if progs.is_empty() => {}
+            Ok((_, progs)) => left.push(format!("{} TCX ingress programs", progs.len())),
+            Err(e) => left.push(format!("cannot query TCX ingress: {e}")),
+        }
+    } else {
+        // The lab made the clsact qdisc itself (its TC programs need one here).
+        let filters = lab
+            .server
+            .exec(&["tc", "filter", "show", "dev", &lab.server_if, "ingress"]);
+        if filters.contains("bpf") {
+            left.push(format!("TC ingress filters: {}", filters.trim()));
+        }
+    }
+    if left.is_empty() {
+        Ok("no XDP, no TC program or qdisc, no pins".into())
+    } else {
+        Err(format!("left behind: {}", left.join("; ")))
+    }
+}

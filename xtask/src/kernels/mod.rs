@@ -1,0 +1,126 @@
+//! `cargo xtask test-kernels`: the smoke suite (tests/src/bin/smoke.rs) on the host kernel and
+//! on Debian's kernel packages booted under qemu, each in every mode; prints the matrix kernel x
+//! mode x result and fails unless every cell is as expected.
+
+mod fetch;
+mod initramfs;
+mod matrix;
+mod qemu;
+
+use std::{
+    path::PathBuf,
+    process::{Command, Stdio},
+    time::Instant,
+};
+
+use anyhow::bail;
+
+use crate::exec::{cargo, exec, root};
+
+#[derive(clap::Args)]
+pub struct Options {
+    /// Only the packaged kernels whose package name contains this (e.g. 6.12).
+    #[arg(long)]
+    only: Option<String>,
+    /// Skip the host kernel.
+    #[arg(long)]
+    no_host: bool,
+}
+
+/// Where builds go (`CARGO_TARGET_DIR` or target/).
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
+}
+
+pub fn run(o: Options) -> anyhow::Result<()> {
+    let started = Instant::now();
+    // The binaries `cargo xtask test` builds too: after it, nothing is rebuilt.
+    exec(
+        cargo()
+            .current_dir(root())
+            .args(["build", "--workspace", "--bins"]),
+    )?;
+    let bin_dir = target_dir().join("debug");
+    let bins = [bin_dir.join("syncookie"), bin_dir.join("smoke")];
+    let cache = target_dir().join("kernels");
+    let modes = matrix::mode_list();
+    let mut rows = Vec::new();
+    if !o.no_host {
+        rows.extend(host(&bins[1], &modes)?);
+    }
+    for spec in fetch::KERNELS {
+        let package = fetch::newest(spec)?;
+        if o.only
+            .as_ref()
+            .is_some_and(|s| !package.contains(s.as_str()))
+        {
+            continue;
+        }
+        let k = fetch::fetch(spec, package, &cache)?;
+        let initrd = initramfs::build(&k, &bins, &k.root)?;
+        let log = k.root.join("console.log");
+        eprintln!(
+            "test-kernels: booting {} (console: {})",
+            k.package,
+            log.display()
+        );
+        let t = Instant::now();
+        let (console, failure) = match qemu::boot(&k.vmlinuz(), &initrd, &modes, &log) {
+            Ok(c) => (c, None),
+            Err(e) => (
+                std::fs::read_to_string(&log).unwrap_or_default(),
+                Some(format!("{e:#}")),
+            ),
+        };
+        echo_smoke_lines(&console);
+        let name = format!("{} ({})", k.version, k.distro);
+        let secs = t.elapsed().as_secs();
+        rows.extend(matrix::rows(
+            &name,
+            &k.version,
+            &console,
+            failure.as_deref(),
+            secs,
+        ));
+    }
+    matrix::print(&rows);
+    println!("test-kernels: done in {} s", started.elapsed().as_secs());
+    if rows.iter().any(|r| !r.ok) {
+        bail!("some kernels did not do what they should: see the matrix above");
+    }
+    Ok(())
+}
+
+/// The smoke suite on the running kernel, directly.
+fn host(smoke: &std::path::Path, modes: &str) -> anyhow::Result<Vec<matrix::Row>> {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease")?;
+    let release = release.trim();
+    eprintln!("test-kernels: smoke suite on the host kernel {release}");
+    let t = Instant::now();
+    let out = Command::new(smoke)
+        .args(["--modes", modes])
+        .stderr(Stdio::inherit())
+        .output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    echo_smoke_lines(&stdout);
+    let failure = (!out.status.success()).then(|| format!("smoke exited with {}", out.status));
+    Ok(matrix::rows(
+        &format!("{release} (this host)"),
+        release,
+        &stdout,
+        failure.as_deref(),
+        t.elapsed().as_secs(),
+    ))
+}
+
+/// The suite's own lines, for the log (the console also holds the kernel's messages).
+fn echo_smoke_lines(text: &str) {
+    for l in text
+        .lines()
+        .filter(|l| l.trim_start().starts_with("smoke: "))
+    {
+        eprintln!("  {}", l.trim());
+    }
+}

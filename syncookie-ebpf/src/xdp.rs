@@ -5,13 +5,14 @@ use syncookie_common::{proto::*, stats::Counter};
 
 use syncookie_ebpf::{
     ack::{self, AckCheck},
+    local,
     parse::{self, Frame, Tcp},
     sock::{self, Sock},
     synack::{self, Syn},
 };
 
 use crate::{
-    maps::{self, PinnedKeys},
+    maps::{self, PinnedKeys, PinnedLocal},
     stats,
 };
 
@@ -80,6 +81,10 @@ fn syn(
     if o.kernel_only || sock::classify(ctx, t) != Sock::Listener {
         return (Verdict::Pass, Some(Counter::SynPassed));
     }
+    // Locality: a wildcard listener matches any destination; answer only for this host.
+    if !local::for_this_host(&PinnedLocal, ctx.data(), ctx.data_end(), t) {
+        return (Verdict::Pass, Some(Counter::NotLocal));
+    }
     match synack::answer(ctx, &PinnedKeys, cfg, t, &o) {
         Some(Syn::Sent) => (Verdict::Tx, Some(Counter::SynackSent)),
         Some(Syn::Pass) => (Verdict::Pass, Some(Counter::SynPassed)),
@@ -100,6 +105,10 @@ fn handshake_ack(ctx: &XdpContext, t: &Tcp) -> (Verdict, Option<Counter>) {
         AckCheck::Valid(m) => {
             ack::hand_to_tc(ctx, m);
             (Verdict::Pass, Some(Counter::AckValid))
+        }
+        // Locality: another host's flow (forwarded or bridged) is not ours to drop.
+        _ if !local::for_this_host(&PinnedLocal, ctx.data(), ctx.data_end(), t) => {
+            (Verdict::Pass, Some(Counter::NotLocal))
         }
         AckCheck::Expired => (Verdict::Drop, Some(Counter::AckExpired)),
         AckCheck::Bad => (Verdict::Drop, Some(Counter::AckBadCookie)),

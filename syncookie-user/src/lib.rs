@@ -5,6 +5,7 @@ pub mod counters;
 pub mod keys;
 pub mod kfunc;
 pub mod loader;
+pub mod local;
 pub mod pins;
 pub mod sysctl;
 
@@ -18,7 +19,8 @@ mod tests {
     use std::collections::BTreeSet;
 
     use syncookie_common::maps::{
-        MAP_CONFIG, MAP_EPOCH, MAP_KEYS, MAP_PORTS, MAP_STATS, PROG_TC, PROG_XDP,
+        MAP_CONFIG, MAP_EPOCH, MAP_KEYS, MAP_LOCAL_ADDRS, MAP_LOCAL_MACS, MAP_PORTS, MAP_STATS,
+        PROG_TC, PROG_XDP,
     };
 
     /// The daemon embeds the shield and nothing else: no lab or bench program ships with it.
@@ -35,7 +37,15 @@ mod tests {
             .collect();
         assert_eq!(
             maps,
-            BTreeSet::from([MAP_CONFIG, MAP_EPOCH, MAP_KEYS, MAP_PORTS, MAP_STATS])
+            BTreeSet::from([
+                MAP_CONFIG,
+                MAP_EPOCH,
+                MAP_KEYS,
+                MAP_PORTS,
+                MAP_STATS,
+                MAP_LOCAL_ADDRS,
+                MAP_LOCAL_MACS
+            ])
         );
     }
 }

@@ -24,6 +24,7 @@ use crate::{
     EBPF_OBJECT,
     keys::{KeyError, Keys},
     kfunc::{self, KfuncError},
+    local::{self, LocalError},
     pins::{PinDir, PinError},
     sysctl::{self, Kernel, SysctlError},
 };
@@ -38,6 +39,8 @@ pub enum LoadError {
     Pin(#[from] PinError),
     #[error(transparent)]
     Keys(#[from] KeyError),
+    #[error(transparent)]
+    Local(#[from] LocalError),
     #[error("loading the eBPF object: {0}")]
     Ebpf(#[from] aya::EbpfError),
     #[error("{what}: {source}{hint}")]
@@ -107,7 +110,8 @@ pub fn load_retrying(
     loop {
         match load() {
             Err(aya::programs::ProgramError::LoadError { io_error, .. })
-                if io_error.raw_os_error() == Some(nix::errno::Errno::EAGAIN as i32) && attempt < ATTEMPTS =>
+                if io_error.raw_os_error() == Some(nix::errno::Errno::EAGAIN as i32)
+                    && attempt < ATTEMPTS =>
             {
                 log::debug!("program load interrupted (EAGAIN), attempt {attempt}");
                 attempt += 1;
@@ -206,6 +210,8 @@ impl Shield {
         write_config(&mut ebpf, config)?;
         write_ports(&mut ebpf, &opts.ports)?;
         Keys::open(&opts.pins)?.ensure()?;
+        // Before attaching: with empty maps nothing would be taken as local, and passed.
+        local::sync(&opts.pins)?;
         let mut shield = Self {
             ebpf,
             xdp: None,

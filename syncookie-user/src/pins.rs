@@ -91,7 +91,10 @@ impl PinDir {
 
     /// Serializes key changes (the daemon's timer, `syncookie rotate`): blocks briefly.
     pub fn keys_lock(&self) -> Result<Flock<File>, PinError> {
-        flock(&self.lock.with_extension("keys.lock"), FlockArg::LockExclusive)
+        flock(
+            &self.lock.with_extension("keys.lock"),
+            FlockArg::LockExclusive,
+        )
     }
 
     pub fn remove_lock(&self) {

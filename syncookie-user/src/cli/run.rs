@@ -7,6 +7,7 @@ use syncookie::{
     counters,
     keys::Keys,
     loader::{Options, Shield, XdpModeArg},
+    local,
 };
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -90,6 +91,9 @@ async fn serve(a: &Args, pins: &syncookie::pins::PinDir, mut sig: Signals) -> an
     let report_every = Duration::from_secs(a.report_secs.max(1));
     let mut report =
         tokio::time::interval_at(tokio::time::Instant::now() + report_every, report_every);
+    // Subscribed first, then synced: what changed since `attach` synced is not missed.
+    let mut changes = local::Watcher::new().context("following local addresses")?;
+    sync_local(pins);
     loop {
         tokio::select! {
             _ = sig.term.recv() => break,
@@ -98,6 +102,10 @@ async fn serve(a: &Args, pins: &syncookie::pins::PinDir, mut sig: Signals) -> an
                 let _l = pins.keys_lock()?;
                 let e = keys.rotate().context("rotating keys")?;
                 log::info!("rotated to key epoch {e}");
+            }
+            r = changes.changed() => {
+                r.context("following local addresses")?;
+                sync_local(pins);
             }
             _ = report.tick(), if a.report_secs > 0 => {
                 if let Ok(s) = counters::read(pins, &a.target.iface) {
@@ -108,4 +116,19 @@ async fn serve(a: &Args, pins: &syncookie::pins::PinDir, mut sig: Signals) -> an
     }
     log::info!("detaching");
     Ok(())
+}
+
+/// Brings the local addresses and MACs up to date. A failure keeps the last ones (and is tried
+/// again at the next change): the shield goes on protecting what it knew.
+fn sync_local(pins: &syncookie::pins::PinDir) {
+    match local::sync(pins) {
+        Ok(c) if c.any() => log::debug!(
+            "local addresses and MACs: {} added, {} removed, {} left out",
+            c.added,
+            c.removed,
+            c.left_out
+        ),
+        Ok(_) => {}
+        Err(e) => log::warn!("{e}"),
+    }
 }

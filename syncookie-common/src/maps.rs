@@ -7,6 +7,8 @@ pub const MAP_EPOCH: &str = "SC_EPOCH";
 pub const MAP_KEYS: &str = "SC_KEYS";
 pub const MAP_PORTS: &str = "SC_PORTS";
 pub const MAP_STATS: &str = "SC_STATS";
+pub const MAP_LOCAL_ADDRS: &str = "SC_LOCAL_ADDRS";
+pub const MAP_LOCAL_MACS: &str = "SC_LOCAL_MACS";
 pub const MAP_BUDGET: &str = "SC_BUDGET";
 pub const MAP_AUTO: &str = "SC_AUTO";
 pub const MAP_PREFIX_BUDGET: &str = "SC_PREFIX_BUDGET";
@@ -24,6 +26,8 @@ pub const SHIELD_MAPS: &[&str] = &[
     MAP_PREFIX_BUDGET,
     MAP_SYNACK_BUDGET,
     MAP_NO_META,
+    MAP_LOCAL_ADDRS,
+    MAP_LOCAL_MACS,
 ];
 pub const PROG_XDP: &str = "syncookie_xdp";
 /// Pinned bpf_links (next to the maps): the shield stays attached if the daemon dies, and the
@@ -66,6 +70,31 @@ pub const PORTS_LEN: u32 = 65536 / 32;
 pub const fn port_word(port: u16) -> (u32, u32) {
     ((port >> 5) as u32, 1 << (port & 31))
 }
+
+/// `SC_LOCAL_ADDRS`: an LPM trie of the destinations this host accepts as its own (the RTN_LOCAL
+/// routes of its `local` table, on any interface: Linux is a weak host), filled by the daemon
+/// from rtnetlink. The key's data is an IPv6 address, IPv4 as IPv4-mapped (`::ffff:a.b.c.d`,
+/// prefix length + [`V4_MAPPED_PREFIX`]), so one trie serves both families; the value is the
+/// route's interface (informative: the program only asks whether a prefix matches).
+pub type LocalAddr = [u8; 16];
+/// Kubernetes nodes with IPVS hold one local address per service: room for many.
+pub const LOCAL_ADDRS_LEN: u32 = 65536;
+/// Bits of an IPv4-mapped IPv6 address in front of the IPv4 address.
+pub const V4_MAPPED_PREFIX: u32 = 96;
+
+/// `addr` (host order) as the IPv4-mapped IPv6 address `::ffff:a.b.c.d`.
+#[inline(always)]
+pub const fn v4_mapped(addr: u32) -> LocalAddr {
+    let [a, b, c, d] = addr.to_be_bytes();
+    [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, a, b, c, d]
+}
+
+/// `SC_LOCAL_MACS`: the MAC addresses of every interface of the namespace (a frame on an
+/// enslaved bridge port is for this host when it carries the bridge's MAC) -> the lowest
+/// ifindex with that address.
+pub type Mac = [u8; 6];
+/// One MAC per interface: a node with hundreds of pods' veth ends fits.
+pub const LOCAL_MACS_LEN: u32 = 4096;
 
 /// `SC_CONFIG` flags.
 pub mod flags {

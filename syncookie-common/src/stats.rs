@@ -70,6 +70,9 @@ counters! {
     Malformed = "malformed",
     /// Frames we do not parse (IPv6, fragments, unknown EtherType, ...); passed untouched.
     NotInspected = "not_inspected",
+    /// SYNs and ACKs to protected ports not addressed to this host (another MAC, or a
+    /// destination that is not local): passed untouched.
+    NotLocal = "not_local",
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The shield's packet code, shared by its programs (`src/main.rs`) and by the lab's test and
 //! benchmark programs (`lab-ebpf/`): parsing, checksums, socket lookups, the cookie ACK check
 //! and the SYN-ACK writer. No maps here: what the code reads from maps comes in through
-//! [`keys::Keys`] and `&Config`, so each object brings its own maps.
+//! [`keys::Keys`], [`local::Local`] and `&Config`, so each object brings its own maps.
 #![no_std]
 // For `parse::opaque`, an empty asm barrier that keeps LLVM from rewriting bounds checks.
 #![feature(asm_experimental_arch)]
@@ -9,6 +9,7 @@
 pub mod ack;
 pub mod csum;
 pub mod keys;
+pub mod local;
 pub mod parse;
 pub mod sock;
 pub mod synack;

@@ -3,15 +3,16 @@
 use aya_ebpf::{
     helpers::bpf_ktime_get_coarse_ns,
     macros::map,
-    maps::{Array, LruHashMap, PerCpuArray},
+    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, lpm_trie},
 };
 use syncookie_common::{
     maps::{
-        AUTO_HOLD_NS, AutoState, Budget, Config, KEYS_LEN, Key, PORTS_LEN, PREFIX_BUDGET_ENTRIES,
+        AUTO_HOLD_NS, AutoState, Budget, Config, KEYS_LEN, Key, LOCAL_ADDRS_LEN, LOCAL_MACS_LEN,
+        LocalAddr, Mac, PORTS_LEN, PREFIX_BUDGET_ENTRIES,
     },
     stats::Counter,
 };
-use syncookie_ebpf::keys::Keys;
+use syncookie_ebpf::{keys::Keys, local::Local};
 
 #[map]
 pub static SC_CONFIG: Array<Config> = Array::pinned(1, 0);
@@ -40,6 +41,12 @@ pub static SC_PREFIX_BUDGET: LruHashMap<u32, Budget> =
 /// The reset budget's state (not pinned: a restart may start a fresh second).
 #[map]
 pub static SC_BUDGET: PerCpuArray<Budget> = PerCpuArray::with_max_entries(1, 0);
+/// What this host accepts as its own (`syncookie_common::maps::LocalAddr`, `Mac`): kept
+/// current by the daemon from rtnetlink, and pinned so a restarted daemon finds them filled.
+#[map]
+pub static SC_LOCAL_ADDRS: LpmTrie<LocalAddr, u32> = LpmTrie::pinned(LOCAL_ADDRS_LEN, 0);
+#[map]
+pub static SC_LOCAL_MACS: HashMap<Mac, u32> = HashMap::pinned(LOCAL_MACS_LEN, 0);
 
 #[inline(always)]
 pub fn config() -> Option<&'static Config> {
@@ -170,5 +177,20 @@ pub fn set_no_meta() {
     if let Some(v) = SC_NO_META.get_ptr_mut(0) {
         // SAFETY: a map value; a plain store of the same value from any CPU is harmless.
         unsafe { *v = 1 };
+    }
+}
+
+/// The local addresses and MACs the daemon writes into `SC_LOCAL_ADDRS` and `SC_LOCAL_MACS`.
+pub struct PinnedLocal;
+
+impl Local for PinnedLocal {
+    #[inline(always)]
+    fn mac_local(&self, mac: &Mac) -> bool {
+        SC_LOCAL_MACS.get_ptr(mac).is_some()
+    }
+
+    #[inline(always)]
+    fn addr_local(&self, key: &lpm_trie::Key<LocalAddr>) -> bool {
+        SC_LOCAL_ADDRS.get(key).is_some()
     }
 }

@@ -9,13 +9,14 @@ use syncookie_common::{
 
 use syncookie_ebpf::{
     ack::{self, AckCheck},
+    local,
     parse::{self, Frame, Tcp},
     sock::{self, Sock},
     synack::{self, Syn},
 };
 
 use crate::{
-    maps::{self, PinnedKeys},
+    maps::{self, PinnedKeys, PinnedLocal},
     stats,
 };
 
@@ -98,6 +99,10 @@ fn syn(ctx: &XdpContext, cfg: &Config, t: &Tcp) -> (Verdict, Option<Counter>) {
         Sock::MptcpListener => return (Verdict::Pass, Some(Counter::MptcpPassed)),
         Sock::None | Sock::Other => return (Verdict::Pass, Some(Counter::SynPassed)),
     }
+    // Locality: a wildcard listener matches any destination; answer only for this host.
+    if !local::for_this_host(&PinnedLocal, ctx.data(), ctx.data_end(), t) {
+        return (Verdict::Pass, Some(Counter::NotLocal));
+    }
     if mode == Mode::Monitor {
         return (Verdict::Pass, Some(Counter::MonitorSynack));
     }
@@ -132,6 +137,10 @@ fn handshake_ack(ctx: &XdpContext, cfg: &Config, t: &Tcp) -> (Verdict, Option<Co
         AckCheck::Expired => Counter::AckExpired,
         AckCheck::Bad => Counter::AckBadCookie,
     };
+    // Locality: another host's flow (forwarded or bridged) is not ours to drop.
+    if !local::for_this_host(&PinnedLocal, ctx.data(), ctx.data_end(), t) {
+        return (Verdict::Pass, Some(Counter::NotLocal));
+    }
     // Not one of ours. The kernel's own cookie (for a SYN we left to it) is its to check.
     if sock::kernel_cookie_ok(ctx, ctx.data(), ctx.data_end(), t) {
         return (Verdict::Pass, Some(Counter::AckKernelCookie));

@@ -8,6 +8,7 @@ pub mod kernel;
 pub mod keys;
 pub mod kfunc;
 pub mod loader;
+pub mod local;
 pub mod metrics;
 pub mod netdev;
 pub mod pins;

@@ -25,6 +25,7 @@ use crate::{
     kernel::{self, KernelError},
     keys::{KeyError, Keys},
     kfunc::{self, KfuncError},
+    local::{self, LocalError},
     netdev::{self, NetdevError, XdpOwner},
     pins::{PinDir, PinError},
     sysctl::{self, Kernel, SysctlError},
@@ -46,6 +47,8 @@ pub enum LoadError {
     Pin(#[from] PinError),
     #[error(transparent)]
     Keys(#[from] KeyError),
+    #[error(transparent)]
+    Local(#[from] LocalError),
     #[error("loading the eBPF object")]
     Ebpf(#[from] aya::EbpfError),
     #[error("{what}")]
@@ -316,6 +319,8 @@ impl Shield {
             Some(f) => keys.sync_fleet(&f.master, crate::fleet::wall_epoch(f.period_secs))?,
             None => keys.ensure()?,
         };
+        // Before attaching: with empty maps nothing would be taken as local, and passed.
+        local::sync(&opts.pins)?;
         let mut shield = Self {
             ebpf,
             xdp: None,

@@ -13,7 +13,7 @@ use aya::{
 use etherparse::{PacketBuilder, SlicedPacket, TcpOptionElement, TransportSlice};
 use syncookie::{
     keys::Keys,
-    loader,
+    loader, local,
     pins::{DEFAULT_ROOT, PinDir},
     sysctl,
 };
@@ -88,6 +88,9 @@ impl Objects {
         let mtu = sysctl::mtu(&lab.server_if).expect("mtu");
         loader::write_config(&mut shield, kernel.config(mtu, false)).expect("config");
         loader::write_ports(&mut shield, &[port]).expect("ports");
+        // The server's addresses and MACs, as the daemon syncs them (this thread is in its
+        // namespace): the shield answers only what is for this host.
+        local::sync(&pins.0).expect("local addresses and MACs");
         Keys::open(&pins.0)
             .and_then(|mut k| k.ensure())
             .expect("keys");

@@ -10,7 +10,7 @@ use syncookie::{
     keys::Keys,
     loader::Fleet,
     loader::{Options, Shield, XdpModeArg},
-    netdev,
+    local, netdev,
     policy::{self, ModeArg, Policy},
     privilege,
 };
@@ -230,6 +230,9 @@ async fn serve(
     let mut rotate = timer(period);
     let report_every = Duration::from_secs(a.report_secs.max(1));
     let mut report = timer(report_every);
+    // Subscribed first, then synced: what changed since `attach` synced is not missed.
+    let mut changes = local::Watcher::new().context("following local addresses")?;
+    sync_local(pins);
     loop {
         tokio::select! {
             _ = sig.term.recv() => break,
@@ -261,6 +264,10 @@ async fn serve(
                 }
                 Change::None => {}
             },
+            r = changes.changed() => {
+                r.context("following local addresses")?;
+                sync_local(pins);
+            }
             _ = report.tick(), if a.report_secs > 0 => {
                 if let Ok(s) = counters::read(pins, &a.target.iface) {
                     log::info!("counters:\n{}", s.table());
@@ -320,4 +327,19 @@ fn timer(period: Duration) -> tokio::time::Interval {
     let mut t = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     t
+}
+
+/// Brings the local addresses and MACs up to date. A failure keeps the last ones (and is tried
+/// again at the next change): the shield goes on protecting what it knew.
+fn sync_local(pins: &syncookie::pins::PinDir) {
+    match local::sync(pins) {
+        Ok(c) if c.any() => log::debug!(
+            "local addresses and MACs: {} added, {} removed, {} left out",
+            c.added,
+            c.removed,
+            c.left_out
+        ),
+        Ok(_) => {}
+        Err(e) => log::warn!("{e}"),
+    }
 }

@@ -3,6 +3,9 @@
 //! What `BPF_PROG_TEST_RUN` does here, as measured on Linux 6.18:
 //! - XDP runs as if the frame came in on the namespace's `lo` (so `bpf_skc_lookup_tcp` finds
 //!   sockets bound to 127.0.0.1 in the calling thread's namespace).
+//! - The shield answers only what is for this host: the namespace's local routes and MACs are
+//!   synced into its maps as the daemon does, and the frames' `SERVER_MAC` belongs to an
+//!   interface of the namespace (a veth pair, since the kernel here has no dummy devices).
 //! - XDP's `data_out` starts at `data_meta`: the 16 bytes of `HandoffMeta` a valid ACK gets come
 //!   first, then the frame. With an `xdp_md` in `ctx_in`/`ctx_out`, `ctx_out.data` is the
 //!   metadata length and `ctx_out.data_end` the length of both (without ctx the metadata is still
@@ -17,13 +20,13 @@ use aya::{
     Ebpf,
     programs::{SchedClassifier, TcAttachType, TestRun, TestRunAttrs, TestRunOptions, Xdp},
 };
-use syncookie::{counters, keys::Keys, loader, pins::PinDir};
+use syncookie::{counters, keys::Keys, loader, local, pins::PinDir};
 use syncookie_common::{
     maps::{Config, Key, PROG_TC, PROG_XDP},
     stats::Counter,
 };
 use syncookie_tests::{
-    frames::SERVER_IP,
+    frames::{SERVER_IP, SERVER_MAC},
     netns::{Entered, Netns, unique},
 };
 
@@ -100,12 +103,24 @@ impl Shield {
         loader::write_config(&mut ebpf, cfg).unwrap_or_else(|e| panic!("SC_CONFIG: {e}"));
         loader::write_ports(&mut ebpf, &[PORT]).unwrap_or_else(|e| panic!("SC_PORTS: {e}"));
         load_programs(&mut ebpf);
-        Self {
+        let mac = local::fmt_mac(&SERVER_MAC);
+        ns.exec(&[
+            "ip", "link", "add", "srv", "address", &mac, "type", "veth", "peer", "name", "srvp",
+        ]);
+        let shield = Self {
             ebpf,
             pins,
             _inside: inside,
             ns,
-        }
+        };
+        shield.sync_local();
+        shield
+    }
+
+    /// Syncs the namespace's local routes and MACs into the shield's maps, as the daemon does
+    /// at start and on every change.
+    pub(crate) fn sync_local(&self) {
+        local::sync(&self.pins.0).unwrap_or_else(|e| panic!("syncing local addresses: {e}"));
     }
 
     /// Installs `key` as the next epoch's key (`Keys::install`: the slot's old key retires).
@@ -123,6 +138,12 @@ impl Shield {
 
     pub(crate) fn listen(&self) -> TcpListener {
         self.listen_on(PORT)
+    }
+
+    /// A wildcard listener (0.0.0.0) on the protected port: it matches any destination.
+    pub(crate) fn listen_any(&self) -> TcpListener {
+        TcpListener::bind((Ipv4Addr::UNSPECIFIED, PORT))
+            .unwrap_or_else(|e| panic!("listening on 0.0.0.0:{PORT}: {e}"))
     }
 
     fn xdp_prog(&self) -> &Xdp {

@@ -8,6 +8,7 @@
 //! - [`harness`]: the namespace, the pins, the loaded programs, running them, verdict checks.
 //! - [`expect`]: expected cookies, SYN-ACKs and handoff metadata.
 //! - [`syn`], [`ack`], [`passthrough`]: SYNs, ACKs, and what the programs must leave alone.
+//! - [`locality`]: only what is for this host (its MACs, its local routes) is answered or dropped.
 //! - [`fuzz`]: fuzzed frames, and random SYN options against Linux's reading of them.
 //! - [`tc`]: the TC program, in test runs and with live frames through `lo`.
 
@@ -16,6 +17,7 @@ mod expect;
 mod forgery;
 mod fuzz;
 mod harness;
+mod locality;
 mod passthrough;
 mod policy;
 mod syn;

@@ -1,0 +1,27 @@
+//! Locality (issue 7): is a segment for this host? Linux takes a TCP segment only when its frame
+//! is for one of its own MAC addresses and its destination routes locally (RTN_LOCAL, on any
+//! interface: a weak host). `bpf_skc_lookup_tcp` finds a wildcard listener for any destination,
+//! so without this check a router or a bridge host would answer for others. The maps come in
+//! through [`Local`]: each object brings its own (the daemon fills the shield's).
+
+use aya_ebpf::maps::lpm_trie::Key;
+use syncookie_common::maps::{LocalAddr, Mac, V4_MAPPED_PREFIX, v4_mapped};
+
+use crate::parse::{Tcp, read};
+
+pub trait Local {
+    /// Whether `mac` is the address of an interface of this namespace.
+    fn mac_local(&self, mac: &Mac) -> bool;
+    /// Whether a local prefix covers `key` (a longest-prefix lookup).
+    fn addr_local(&self, key: &Key<LocalAddr>) -> bool;
+}
+
+/// Whether the kernel would take `t` (in the frame at `data..end`) as its own: a frame for one
+/// of our MACs (broadcast and multicast are not: TCP drops them) to a local destination.
+#[inline(always)]
+pub fn for_this_host(l: &impl Local, data: usize, end: usize, t: &Tcp) -> bool {
+    let Some(dst_mac) = read::<6>(data, end, 0) else {
+        return false;
+    };
+    l.mac_local(&dst_mac) && l.addr_local(&Key::new(V4_MAPPED_PREFIX + 32, v4_mapped(t.daddr)))
+}

@@ -14,6 +14,7 @@ pub mod netdev;
 pub mod pins;
 pub mod policy;
 pub mod privilege;
+pub mod state;
 pub mod sysctl;
 
 /// The shield's eBPF object (syncookie-ebpf), built by build.rs: the only object the daemon

@@ -1,5 +1,5 @@
 //! Prometheus metrics of a shield (`syncookie run --metrics ADDR`): every counter with its reason
-//! as a label, the key epoch and whether the shield is attached, read from the pins at each
+//! as a label, the mode, whether it is engaged, the key epoch and whether the shield is attached, read from the pins at each
 //! scrape (so they are the same numbers `syncookie stats` shows). Keys never appear here.
 
 use std::sync::Arc;
@@ -10,11 +10,16 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use crate::{counters, keys::Keys, pins::PinDir};
+use crate::{counters, pins::PinDir, policy::ModeArg};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Reason {
     reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Mode {
+    mode: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -48,10 +53,30 @@ pub fn render(pins: &PinDir, iface: &str) -> String {
                 .inc_by(v);
         }
     }
-    if let Ok(epoch) = Keys::open(pins).and_then(|k| k.current_epoch()) {
+    if let Ok(st) = crate::state::read(pins) {
         let g = Gauge::<i64>::default();
         reg.register("key_epoch", "The current cookie key epoch", g.clone());
-        g.set(epoch as i64);
+        g.set(st.epoch as i64);
+        let mode = Family::<Mode, Gauge>::default();
+        reg.register(
+            "mode",
+            "1 for the shield's current mode (always, auto, monitor)",
+            mode.clone(),
+        );
+        for m in ["always", "auto", "monitor"] {
+            let now = st
+                .mode
+                .map(|x| format!("{:?}", ModeArg::of(x)).to_lowercase());
+            mode.get_or_create(&Mode { mode: m })
+                .set((now.as_deref() == Some(m)) as i64);
+        }
+        let g = Gauge::<i64>::default();
+        reg.register(
+            "engaged",
+            "1 while SYNs get cookies (always; auto above its threshold), 0 while they go to the kernel",
+            g.clone(),
+        );
+        g.set(st.engaged as i64);
     }
     let mut out = String::new();
     // Writing to a String cannot fail.

@@ -88,6 +88,12 @@ fn metrics_match_stats() {
         "{body}"
     );
     assert!(body.contains("syncookie_key_epoch "), "{body}");
+    assert!(body.contains("syncookie_mode{mode=\"always\"} 1"), "{body}");
+    assert!(
+        body.contains("syncookie_mode{mode=\"monitor\"} 0"),
+        "{body}"
+    );
+    assert!(body.contains("syncookie_engaged 1"), "{body}");
     for c in Counter::ALL {
         let line = format!("syncookie_packets_total{{reason=\"{}\"}} ", c.name());
         let v: u64 = body

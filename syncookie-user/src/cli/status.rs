@@ -1,13 +1,11 @@
 //! `syncookie status`: where the shield is, how it is configured, and its counters.
 
-use anyhow::Context;
-use aya::maps::{Array, Map, MapData};
-use syncookie::{counters, keys::Keys, privilege};
-use syncookie_common::maps::{Config, MAP_CONFIG, MAP_PORTS, flags};
+use syncookie::{counters, policy::ModeArg, privilege, state};
+use syncookie_common::maps::{Mode, flags};
 
 use super::Target;
 
-/// Show the shield on an interface: configuration, key epoch, protected ports, counters.
+/// Show the shield on an interface: mode, keys, protected ports, configuration, counters.
 ///
 /// Example: syncookie status --iface eth0
 #[derive(clap::Args)]
@@ -23,37 +21,47 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         println!("  not attached (no {})", a.target.pins()?.dir.display());
         return Ok(());
     };
-    println!("syncookie on {}", a.target.iface);
-    let open = |name: &str| {
-        let path = pins.map(name);
-        MapData::from_pin(&path)
-            .with_context(|| format!("opening the pinned map {}", path.display()))
-    };
-    let cfg: Config = {
-        let m = Array::<MapData, Config>::try_from(Map::Array(open(MAP_CONFIG)?))?;
-        m.get(&0, 0)?
-    };
-    let ports: Vec<u16> = {
-        let m = Array::<MapData, u32>::try_from(Map::Array(open(MAP_PORTS)?))?;
-        let mut v = Vec::new();
-        for (w, bits) in m.iter().enumerate() {
-            let bits = bits?;
-            v.extend(
-                (0..32)
-                    .filter(|b| bits & (1 << b) != 0)
-                    .map(|b| (w * 32 + b) as u16),
-            );
+    let st = state::read(&pins)?;
+    let c = st.config;
+    let on = |f: u32| if c.flags & f != 0 { "on" } else { "off" };
+    let limit = |n: u32| {
+        if n == 0 {
+            "no limit".to_string()
+        } else {
+            format!("{n}/s")
         }
-        v
     };
-    let epoch = Keys::open(&pins)?.current_epoch()?;
-    let on = |f: u32| if cfg.flags & f != 0 { "on" } else { "off" };
+    let mode = st.mode.map_or("unknown".into(), |m| {
+        format!("{:?}", ModeArg::of(m)).to_lowercase()
+    });
+    println!("syncookie on {}", a.target.iface);
     println!("  pins               {}", pins.dir.display());
-    println!("  protected ports    {ports:?}");
-    println!("  key epoch          {epoch}");
+    println!("  protected ports    {:?}", st.ports);
     println!(
-        "  SYN-ACK            window {}, MSS {}, wscale {}, TTL {}",
-        cfg.window, cfg.mss_v4, cfg.wscale, cfg.ttl
+        "  mode               {mode} ({}){}",
+        if st.engaged {
+            "answering SYNs"
+        } else {
+            "SYNs go to the kernel"
+        },
+        if st.mode == Some(Mode::Auto) {
+            format!(", engages at {} SYNs/s per CPU", c.engage_per_sec)
+        } else {
+            String::new()
+        }
+    );
+    println!(
+        "  keys               epoch {}, {}",
+        st.epoch,
+        if st.fleet {
+            "fleet (master key file, wall clock)"
+        } else {
+            "random, rotated by the daemon"
+        }
+    );
+    println!(
+        "  SYN-ACK            window {} ({} with timestamps), MSS {}, wscale {}, TTL {}",
+        c.window, c.window_ts, c.mss_v4, c.wscale, c.ttl
     );
     println!(
         "  options            timestamps {}, SACK {}, window scaling {}, ECN {}, TC re-check {}",
@@ -62,6 +70,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         on(flags::WSCALE),
         on(flags::ECN),
         on(flags::TC_RECHECK)
+    );
+    println!(
+        "  budgets            SYN-ACKs {} per CPU, {} per client /24; resets {} per CPU",
+        limit(c.synack_per_sec),
+        limit(c.synack_per_prefix),
+        limit(c.rst_per_sec)
     );
     println!("counters:");
     print!("{}", counters::read(&pins, &a.target.iface)?.table());

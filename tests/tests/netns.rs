@@ -77,7 +77,10 @@ fn hundred_connections_through_cookies() {
         assert_eq!(so & want, want, "server options {so:#x}");
     }
     let c = stats(&lab);
-    eprintln!("{}", c.table());
+    // What an admin sees (the README's sample comes from here).
+    let status = syncookie_in(&lab.server, &["status", "--iface", &lab.server_if]);
+    assert!(status.status.success());
+    eprintln!("{}", String::from_utf8_lossy(&status.stdout));
     assert_eq!(
         lab.kernel_synacks(),
         0,

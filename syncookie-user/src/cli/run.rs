@@ -258,7 +258,10 @@ async fn serve(
                 Change::Back => {
                     log::warn!("{} is back: attaching again", opts.iface);
                     match Shield::attach(opts) {
-                        Ok(s) => *shield = s,
+                        Ok(s) => {
+                            *shield = s;
+                            log::info!("attached to {} again", opts.iface);
+                        }
                         Err(e) => log::error!("attaching to {} again: {e:#}", opts.iface),
                     }
                 }

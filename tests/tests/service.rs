@@ -1,0 +1,184 @@
+//! Running as a service: the config file (flags override it; a bad one changes nothing on a
+//! running shield), the interface going away and coming back, a restart that keeps the shield.
+
+use std::{
+    io::{Read, Write},
+    net::{SocketAddr, TcpListener, TcpStream},
+    thread,
+    time::{Duration, Instant},
+};
+
+use syncookie::counters;
+use syncookie_common::stats::Counter;
+use syncookie_tests::{
+    daemon::{Daemon, pins, syncookie_in},
+    lab::Lab,
+    netns::unique,
+    require_root,
+};
+
+const PORT: u16 = 8080;
+
+fn stats(lab: &Lab) -> counters::Snapshot {
+    counters::read(&pins(&lab.server, &lab.server_if), &lab.server_if).expect("counters")
+}
+
+fn echo_server(lab: &Lab) -> SocketAddr {
+    let l = {
+        let _in = lab.server.enter();
+        TcpListener::bind((lab.server_ip, PORT)).expect("bind")
+    };
+    let addr = l.local_addr().unwrap();
+    thread::spawn(move || {
+        for mut s in l.incoming().flatten() {
+            let mut b = [0u8; 16];
+            if let Ok(n) = s.read(&mut b) {
+                let _ = s.write_all(&b[..n]);
+            }
+        }
+    });
+    addr
+}
+
+fn echo(lab: &Lab, addr: SocketAddr) -> bool {
+    let _in = lab.client.enter();
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(3)) else {
+        return false;
+    };
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let mut b = [0u8; 2];
+    s.write_all(b"hi").is_ok() && s.read_exact(&mut b).is_ok()
+}
+
+fn write_config(text: &str) -> std::path::PathBuf {
+    let p = std::env::temp_dir().join(format!("{}.toml", unique("cfg")));
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// The file gives the ports and the mode; a flag overrides the file's mode. A second run with
+/// a bad file names the key and leaves the running shield as it was.
+#[test]
+fn config_file_sets_run_and_a_bad_one_changes_nothing() {
+    require_root!();
+    let lab = Lab::new();
+    let addr = echo_server(&lab);
+    let good = write_config(&format!(
+        "ports = [{PORT}]\nmode = \"monitor\"\nreport-secs = 0\n"
+    ));
+    let _d = Daemon::start(
+        &lab.server,
+        &lab.server_if,
+        &["--config", good.to_str().unwrap(), "--mode", "always"],
+    );
+    let mode = syncookie_in(&lab.server, &["mode", "--iface", &lab.server_if]);
+    assert_eq!(
+        String::from_utf8_lossy(&mode.stdout).trim(),
+        "always",
+        "the flag wins"
+    );
+    assert!(echo(&lab, addr));
+    assert_eq!(
+        stats(&lab).get(Counter::SynackSent),
+        1,
+        "ports from the file"
+    );
+
+    for (text, named) in [
+        ("ports = [8080]\nmode = \"fast\"\n", "fast"),
+        ("port = [8080]\n", "unknown field `port`"),
+        ("ports = [0]\n", "ports"),
+    ] {
+        let bad = write_config(text);
+        let out = syncookie_in(
+            &lab.server,
+            &[
+                "run",
+                "--iface",
+                &lab.server_if,
+                "--config",
+                bad.to_str().unwrap(),
+            ],
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(named),
+            "{text}: {err}"
+        );
+        std::fs::remove_file(bad).unwrap();
+    }
+    let mode = syncookie_in(&lab.server, &["mode", "--iface", &lab.server_if]);
+    assert_eq!(
+        String::from_utf8_lossy(&mode.stdout).trim(),
+        "always",
+        "unchanged"
+    );
+    assert!(echo(&lab, addr));
+    assert_eq!(stats(&lab).get(Counter::SynackSent), 2, "still protecting");
+    std::fs::remove_file(good).unwrap();
+}
+
+/// The interface is deleted and made again under the same name while the daemon runs: it says
+/// so and attaches again; connections are protected again.
+#[test]
+fn interface_that_comes_back_is_attached_again() {
+    require_root!();
+    let mut lab = Lab::new();
+    let addr = echo_server(&lab);
+    let d = Daemon::start(&lab.server, &lab.server_if, &["--ports", &PORT.to_string()]);
+    assert!(echo(&lab, addr));
+    lab.recreate_wire();
+    let again = format!("attached to {} again", lab.server_if);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !d.output.lock().unwrap().contains(&again) && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(50));
+    }
+    let before = stats(&lab).get(Counter::SynackSent);
+    assert!(echo(&lab, addr), "{}", d.output.lock().unwrap());
+    let c = stats(&lab);
+    let log = d.output.lock().unwrap().clone();
+    assert_eq!(
+        c.get(Counter::SynackSent),
+        before + 1,
+        "the shield answers on the new interface: {log}\n{}",
+        c.table()
+    );
+}
+
+/// `--on-exit keep` (the service's restart): the shield stays attached with its keys after the
+/// daemon ends, and a handshake spanning the restart completes.
+#[test]
+fn restart_with_on_exit_keep_loses_no_handshake() {
+    require_root!();
+    let mut lab = Lab::new();
+    let addr = echo_server(&lab);
+    let args = ["--ports", "8080", "--on-exit", "keep"];
+    let mut d = Daemon::start(&lab.server, &lab.server_if, &args);
+    lab.drop_next_acks(1, PORT);
+    let s = {
+        let _in = lab.client.enter();
+        TcpStream::connect(addr).expect("connect")
+    };
+    assert!(d.stop(), "the daemon ends on SIGTERM");
+    assert!(pins(&lab.server, &lab.server_if).exists(), "kept");
+    let _d2 = Daemon::start(&lab.server, &lab.server_if, &args);
+    let _ = &mut d;
+    let mut s = s;
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    s.write_all(b"hi").unwrap();
+    let mut b = [0u8; 2];
+    s.read_exact(&mut b)
+        .expect("the handshake begun before the restart completes after it");
+    let mut d2 = _d2;
+    assert!(d2.stop());
+    let out = syncookie_in(&lab.server, &["detach", "--iface", &lab.server_if]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !pins(&lab.server, &lab.server_if).exists(),
+        "detach removes what keep left"
+    );
+}

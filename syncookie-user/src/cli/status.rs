@@ -52,8 +52,19 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     println!("  protected ports    {ports:?}");
     println!("  key epoch          {epoch}");
     println!(
-        "  SYN-ACK            window {}, MSS {}, wscale {}, TTL {}",
-        cfg.window, cfg.mss_v4, cfg.wscale, cfg.ttl
+        "  SYN-ACK            window {}, MSS {}, wscale {}, TTL {}; IPv6 {}",
+        cfg.window,
+        cfg.mss_v4,
+        cfg.wscale,
+        cfg.ttl,
+        if cfg.flags & syncookie_common::maps::flags::IPV6 != 0 {
+            format!(
+                "window {}, MSS {}, hop limit {}",
+                cfg.window_v6, cfg.mss_v6, cfg.hop_limit
+            )
+        } else {
+            "not protected (disabled)".into()
+        }
     );
     println!(
         "  options            timestamps {}, SACK {}, window scaling {}, ECN {}, TC re-check {}",

@@ -22,6 +22,9 @@ use crate::{
     harness::{Shield, assert_action, assert_untouched, ne_u32},
 };
 
+/// Extension headers: (type, bytes after the first two).
+type Chain = Vec<(u8, Vec<u8>)>;
+
 fn flow6(seg: &Segment) -> Flow {
     let ip6 = seg.ip6.as_ref().expect("IPv6");
     let w = |a: &[u8; 16]| {
@@ -166,7 +169,7 @@ fn ipv6_extension_headers_are_walked_and_dropped_from_the_reply() {
     require_root!();
     let (s, _l) = shield6();
     let c = cookie6(&KEY1, &linux_syn6(), linux_attrs6(), true);
-    let walked: Vec<(&str, Vec<(u8, Vec<u8>)>)> = vec![
+    let walked: Vec<(&str, Chain)> = vec![
         ("hop-by-hop", vec![(NH_HOPOPTS, pad_options(1))]),
         (
             "hop-by-hop, destination options, routing (done), destination options",
@@ -199,7 +202,7 @@ fn ipv6_extension_headers_are_walked_and_dropped_from_the_reply() {
         &[(Counter::SynSeen, sent), (Counter::SynackSent, sent)],
         "SYNs with extension headers",
     );
-    let not_walked: Vec<(&str, Vec<(u8, Vec<u8>)>)> = vec![
+    let not_walked: Vec<(&str, Chain)> = vec![
         ("a first fragment", vec![(NH_FRAGMENT, fragment(0, true))]),
         (
             "an atomic fragment",

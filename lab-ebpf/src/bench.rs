@@ -10,7 +10,7 @@ use aya_ebpf::{
     programs::{TcContext, XdpContext},
 };
 use syncookie_common::{
-    cookie::{self, Flow, SynAttrs, WSCALE_NONE},
+    cookie::{self, SynAttrs, WSCALE_NONE},
     lab::{LabCounter, SPOOFED_NET},
     maps::{HANDOFF_MAGIC, HandoffMeta},
     proto::*,
@@ -239,7 +239,7 @@ fn syn_steps<const CSUM: bool, const LOOKUP: bool, const ANSWER: bool, const MAC
     let Some(key) = LabKeys.key(slot) else {
         return xdp_action::XDP_PASS;
     };
-    let flow = Flow::v4(t.saddr, t.daddr, t.sport, t.dport);
+    let flow = t.flow();
     let a = SynAttrs {
         mss_idx: 3,
         wscale: o.wscale.unwrap_or(WSCALE_NONE),

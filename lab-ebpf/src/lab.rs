@@ -42,17 +42,39 @@ pub const fn tcp_flags(h: &[u8; HDR]) -> u8 {
     h[HDR - 1]
 }
 
+/// Ethernet, the IPv6 header and the TCP header through the flags.
+const HDR6: usize = ETH_HLEN + IPV6_HLEN + 14;
+
+/// TCP flags, destination port and whether the segment carries no data, of an IPv4 frame
+/// without IP options or an IPv6 frame without extension headers.
+#[inline(always)]
+fn tcp_any(data: usize, end: usize) -> Option<(u8, u16, bool)> {
+    if let Some(h) = ipv4_tcp(data, end) {
+        let th = ETH_HLEN + IPV4_HLEN;
+        let tot = u16::from_be_bytes([h[ETH_HLEN + 2], h[ETH_HLEN + 3]]) as usize;
+        let hlen = ((h[th + 12] >> 4) as usize) * 4;
+        let dport = u16::from_be_bytes([h[th + 2], h[th + 3]]);
+        return Some((tcp_flags(&h), dport, tot == IPV4_HLEN + hlen));
+    }
+    let h = read::<HDR6>(data, end, 0)?;
+    if u16::from_be_bytes([h[12], h[13]]) != ETH_P_IPV6 || h[ETH_HLEN + 6] != IPPROTO_TCP {
+        return None;
+    }
+    let th = ETH_HLEN + IPV6_HLEN;
+    let plen = u16::from_be_bytes([h[ETH_HLEN + 4], h[ETH_HLEN + 5]]) as usize;
+    let hlen = ((h[th + 12] >> 4) as usize) * 4;
+    let dport = u16::from_be_bytes([h[th + 2], h[th + 3]]);
+    Some((h[HDR6 - 1], dport, plen == hlen))
+}
+
 #[classifier]
 pub fn lab_drop_ack(ctx: TcContext) -> i32 {
     let (data, end) = (ctx.data(), ctx.data_end());
-    let Some(h) = ipv4_tcp(data, end) else {
+    let Some((flags, dport, bare)) = tcp_any(data, end) else {
         return TC_ACT_OK;
     };
-    let th = ETH_HLEN + IPV4_HLEN;
-    let tot = u16::from_be_bytes([h[ETH_HLEN + 2], h[ETH_HLEN + 3]]) as usize;
-    let hlen = ((h[th + 12] >> 4) as usize) * 4;
-    let bare_ack = tcp_flags(&h) == TCP_ACK && tot == IPV4_HLEN + hlen;
-    let dport = u16::from_be_bytes([h[th + 2], h[th + 3]]) as u32;
+    let bare_ack = flags == TCP_ACK && bare;
+    let dport = dport as u32;
     let (Some(left), Some(port)) = (
         LAB_DROP.get_ptr_mut(drop_ack::LEFT),
         LAB_DROP.get(drop_ack::PORT),
@@ -74,8 +96,8 @@ pub fn lab_drop_ack(ctx: TcContext) -> i32 {
 
 #[classifier]
 pub fn lab_count_synack(ctx: TcContext) -> i32 {
-    if let Some(h) = ipv4_tcp(ctx.data(), ctx.data_end())
-        && tcp_flags(&h) & (TCP_SYN | TCP_ACK) == TCP_SYN | TCP_ACK
+    if let Some((flags, _, _)) = tcp_any(ctx.data(), ctx.data_end())
+        && flags & (TCP_SYN | TCP_ACK) == TCP_SYN | TCP_ACK
         && let Some(n) = LAB_SYNACKS.get_ptr_mut(0)
     {
         // SAFETY: map value of this array.

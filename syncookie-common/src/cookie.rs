@@ -53,6 +53,17 @@ impl Flow {
             v6: false,
         }
     }
+
+    /// An IPv6 connection: addresses as four big-endian words each.
+    pub const fn v6(saddr: [u32; 4], daddr: [u32; 4], sport: u16, dport: u16) -> Self {
+        Self {
+            saddr,
+            daddr,
+            sport,
+            dport,
+            v6: true,
+        }
+    }
 }
 
 /// What the client's SYN offered, as far as the cookie keeps it.

@@ -113,6 +113,9 @@ pub mod flags {
     /// Keys are derived from a fleet master key and the wall clock: `syncookie rotate` must not
     /// put a random key in (the other hosts would not have it).
     pub const FLEET: u32 = 1 << 5;
+    /// Protect IPv6 too: set unless IPv6 is disabled on the interface (then its frames, which
+    /// the kernel drops, pass untouched and count as not inspected).
+    pub const IPV6: u32 = 1 << 6;
 }
 
 /// `SC_CONFIG[0]`: how to answer, set by the daemon from the kernel's settings.
@@ -128,7 +131,7 @@ pub struct Config {
     /// engaged while they stay above half of it, and [`AUTO_HOLD_NS`] after).
     pub engage_per_sec: u32,
     /// SYN-ACK budget: per second and CPU in all (0: no limit), and per second to one client
-    /// prefix (/24 for IPv4; 0: no limit). SYNs beyond it are dropped: we are no reflector.
+    /// prefix (/24 for IPv4, /48 for IPv6; 0: no limit). SYNs beyond it are dropped: we are no reflector.
     pub synack_per_sec: u32,
     pub synack_per_prefix: u32,
     /// The (unscaled) window of our SYN-ACK, as the kernel computes it for its own
@@ -141,13 +144,18 @@ pub struct Config {
     pub mss_v6: u16,
     /// The window-scale shift we advertise and hand to the kernel (`rcv_wscale`).
     pub wscale: u8,
-    /// TTL / hop limit of the SYN-ACK.
+    /// TTL of the IPv4 SYN-ACK (net.ipv4.ip_default_ttl).
     pub ttl: u8,
     /// [`Mode`] as a byte; the daemon changes it live (`syncookie mode`).
     pub mode: u8,
-    pub reserved: u8,
+    /// Hop limit of the IPv6 SYN-ACK (the interface's net.ipv6.conf.IF.hop_limit).
+    pub hop_limit: u8,
+    /// The IPv6 SYN-ACK's windows, as `window`/`window_ts` for `mss_v6`: the kernel rounds the
+    /// receive space to the family's MSS, so they differ from IPv4's (64800/64260 at MTU 1500).
+    pub window_v6: u16,
+    pub window_ts_v6: u16,
 }
-const _: () = assert!(size_of::<Config>() == 32);
+const _: () = assert!(size_of::<Config>() == 36);
 
 /// How the shield treats SYNs.
 #[repr(u8)]

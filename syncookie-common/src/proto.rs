@@ -11,6 +11,19 @@ pub const MAX_VLAN_TAGS: usize = 2;
 pub const IPPROTO_TCP: u8 = 6;
 pub const IPV4_HLEN: usize = 20;
 pub const IPV6_HLEN: usize = 40;
+/// IPv6 next-header values (RFC 8200) we walk or stop at.
+pub const IPV6_NH_HOPOPTS: u8 = 0;
+pub const IPV6_NH_ROUTING: u8 = 43;
+pub const IPV6_NH_FRAGMENT: u8 = 44;
+pub const IPV6_NH_AH: u8 = 51;
+pub const IPV6_NH_DSTOPTS: u8 = 60;
+/// Extension headers walked before giving up (not inspected). Real traffic carries at most
+/// hop-by-hop, destination options, routing, destination options (RFC 8200's order).
+pub const MAX_IPV6_EXT_HDRS: usize = 4;
+/// The kernel's MSS for an IPv6 SYN without an MSS option (IPV6_MIN_MTU - 60).
+pub const IPV6_DEFAULT_MSS: u16 = 1220;
+/// RFC 1122's default MSS for an IPv4 SYN without an MSS option.
+pub const IPV4_DEFAULT_MSS: u16 = 536;
 /// IPv4 flags/fragment-offset field: Don't Fragment, More Fragments, offset mask.
 pub const IP_DF: u16 = 0x4000;
 pub const IP_MF: u16 = 0x2000;
@@ -49,3 +62,6 @@ pub const TCPOLEN_TSTAMP_ALIGNED: u16 = 12;
 /// The ECN field of the IPv4 TOS / IPv6 traffic class: not ECT.
 pub const IP_ECN_MASK: u8 = 0x03;
 pub const DEFAULT_TTL: u8 = 64;
+/// The kernel's windows for IPv6 at MTU 1500 (MSS 1440): 64800, or 64260 with timestamps.
+pub const DEFAULT_WINDOW_V6: u16 = 64800;
+pub const DEFAULT_WINDOW_TS_V6: u16 = 64260;

@@ -3,7 +3,7 @@
 
 use aya_ebpf::{helpers::bpf_xdp_adjust_meta, programs::XdpContext};
 use syncookie_common::{
-    cookie::{self, Flow, WSCALE_NONE},
+    cookie::{self, WSCALE_NONE},
     maps::{
         Config, HANDOFF_MAGIC, HandoffMeta, KEY_RETIRED, META_ECN, META_SACK, META_TS, ReqAttrs,
     },
@@ -25,7 +25,7 @@ pub enum AckCheck {
 pub fn check(keys: &impl Keys, t: &Tcp, o: &Options) -> AckCheck {
     let cookie_isn = t.ack.wrapping_sub(1);
     let client_isn = t.seq.wrapping_sub(1);
-    let flow = Flow::v4(t.saddr, t.daddr, t.sport, t.dport);
+    let flow = t.flow();
     let tsecr = o.ts.map(|(_, ecr)| ecr);
     let slot = cookie::cookie_slot(cookie_isn);
     if let Some(key) = keys.key(slot)
@@ -40,7 +40,7 @@ pub fn check(keys: &impl Keys, t: &Tcp, o: &Options) -> AckCheck {
             magic: HANDOFF_MAGIC,
             tsval,
             tsecr,
-            mss: a.mss(false),
+            mss: a.mss(t.is_v6()),
             snd_wscale: a.wscale,
             flags,
         });

@@ -39,6 +39,9 @@ pub fn sum_frame(data: usize, end: usize, off: usize, len: usize) -> Option<u64>
             + w32(u32::from_be_bytes([b[4], b[5], b[6], b[7]]));
         i += 8;
     }
+    // LLVM may compute the loop's end from `len` in closed form, with only `len`'s 16-bit
+    // bound: keep `i` below the longest sum for the reads that follow.
+    let mut i = opaque(i) & 0x7ff;
     if i + 4 <= len {
         s += w32(u32::from_be_bytes(read::<4>(data, end, off + i)?));
         i += 4;
@@ -60,4 +63,19 @@ pub fn sum_frame(data: usize, end: usize, off: usize, len: usize) -> Option<u64>
 #[inline(always)]
 pub const fn pseudo_v4(saddr: u32, daddr: u32, len: usize) -> u64 {
     w32(saddr) + w32(daddr) + 6 + len as u64
+}
+
+/// The sum of an address's words (IPv4: `[a, 0, 0, 0]`).
+#[inline(always)]
+pub const fn addr(a: &[u32; 4]) -> u64 {
+    w32(a[0]) + w32(a[1]) + w32(a[2]) + w32(a[3])
+}
+
+/// The pseudo-header's sum for a TCP segment of `len` bytes between `saddr` and `daddr`, for
+/// either family: IPv4's (RFC 9293) and IPv6's (RFC 8200 8.1: 32-bit length, next header) add
+/// up the same, and an IPv4 address's zero words add nothing. Symmetric in the addresses, so a
+/// reply's is computed from the request's.
+#[inline(always)]
+pub const fn pseudo(saddr: &[u32; 4], daddr: &[u32; 4], len: usize) -> u64 {
+    addr(saddr) + addr(daddr) + 6 + len as u64
 }

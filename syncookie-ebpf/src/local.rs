@@ -23,5 +23,20 @@ pub fn for_this_host(l: &impl Local, data: usize, end: usize, t: &Tcp) -> bool {
     let Some(dst_mac) = read::<6>(data, end, 0) else {
         return false;
     };
-    l.mac_local(&dst_mac) && l.addr_local(&Key::new(V4_MAPPED_PREFIX + 32, v4_mapped(t.daddr)))
+    if !l.mac_local(&dst_mac) {
+        return false;
+    }
+    let key = if t.is_v6() {
+        let [a, b, c, d] = t.daddr.map(u32::to_be_bytes);
+        Key::new(
+            128,
+            [
+                a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3], c[0], c[1], c[2], c[3], d[0], d[1],
+                d[2], d[3],
+            ],
+        )
+    } else {
+        Key::new(V4_MAPPED_PREFIX + 32, v4_mapped(t.daddr[0]))
+    };
+    l.addr_local(&key)
 }

@@ -1,7 +1,8 @@
-//! Bounds-checked parsing of Ethernet (up to two VLAN tags), IPv4 and TCP, over the raw
+//! Bounds-checked parsing of Ethernet (up to two VLAN tags), IPv4, IPv6 (a bounded walk over its
+//! extension headers) and TCP, over the raw
 //! `data..data_end` range that both XDP and TC give us. Every read checks its end first.
 
-use syncookie_common::proto::*;
+use syncookie_common::{cookie::Flow, proto::*};
 
 /// Reads `N` bytes at `data + off`, or `None` past the end of the frame.
 #[inline(always)]
@@ -21,6 +22,15 @@ pub fn read<const N: usize>(data: usize, end: usize, off: usize) -> Option<[u8; 
 pub fn opaque(mut x: usize) -> usize {
     // SAFETY: an empty asm block that only claims to modify `x`.
     unsafe { core::arch::asm!("/* {0} */", inout(reg) x, options(pure, nomem, nostack)) };
+    x
+}
+
+/// As [`opaque`], but never merged with another call on the same value (the asm is not
+/// `pure`): each result is a register of its own for the verifier.
+#[inline(always)]
+pub fn fresh(mut x: usize) -> usize {
+    // SAFETY: an empty asm block that only claims to modify `x`.
+    unsafe { core::arch::asm!("/* {0} */", inout(reg) x, options(nomem, nostack)) };
     x
 }
 
@@ -44,17 +54,20 @@ pub fn be32(data: usize, end: usize, off: usize) -> Option<u32> {
     read::<4>(data, end, off).map(u32::from_be_bytes)
 }
 
-/// An IPv4 TCP segment. Addresses and numbers in host order.
+/// A TCP segment over IPv4 or IPv6. Addresses are big-endian words (IPv4 in `[0]`, the rest
+/// zero), numbers in host order.
 #[derive(Clone, Copy)]
 pub struct Tcp {
-    /// Offsets from `data`: the IP header, the TCP header.
+    /// Offsets from `data`: the IP header, the TCP header. Between them: the IPv4 header with
+    /// its options, or the IPv6 header with the extension headers walked.
     pub l3_off: usize,
     pub l4_off: usize,
     /// TCP header length (data offset × 4) and header + payload length (from the IP header).
     pub hlen: usize,
     pub seg_len: usize,
-    pub saddr: u32,
-    pub daddr: u32,
+    pub saddr: [u32; 4],
+    pub daddr: [u32; 4],
+    pub v6: bool,
     pub sport: u16,
     pub dport: u16,
     pub seq: u32,
@@ -62,15 +75,38 @@ pub struct Tcp {
     pub flags: u8,
     /// The TCP header's four reserved bits (the low nibble of the data-offset byte).
     pub res1: u8,
-    /// The ECN field of the IP header (TOS & 3).
+    /// The ECN field of the IP header (IPv4 TOS & 3, IPv6 traffic class & 3).
     pub ip_ecn: u8,
+}
+
+impl Tcp {
+    /// Whether the segment is IPv6, as a fresh value at each call. The verifier remembers which
+    /// way a branch went in the register it tested: a branch on `self.v6` itself would keep
+    /// the two families apart in everything after it (the option walk, the MAC), checked
+    /// twice. Each call tests a new register and leaves `v6` unknown for the code that follows.
+    #[inline(always)]
+    pub fn is_v6(&self) -> bool {
+        fresh(self.v6 as usize) & 1 != 0
+    }
+
+    /// The connection, as the cookie sees it.
+    #[inline(always)]
+    pub fn flow(&self) -> Flow {
+        Flow {
+            saddr: self.saddr,
+            daddr: self.daddr,
+            sport: self.sport,
+            dport: self.dport,
+            v6: self.is_v6(),
+        }
+    }
 }
 
 pub enum Frame {
     Tcp(Tcp),
     /// IP, but not a TCP segment we judge (UDP, ICMP, ...).
     Other,
-    /// Not parsed: non-IP, IPv6, fragments, more VLAN tags than we walk.
+    /// Not parsed: non-IP, fragments, more VLAN tags or IPv6 extension headers than we walk.
     NotInspected,
     /// TCP to this destination port whose data offset is inconsistent.
     Malformed(u16),
@@ -92,32 +128,151 @@ fn ethernet(data: usize, end: usize) -> Option<(u16, usize)> {
     Some((proto, off))
 }
 
+/// What the IP layer gives the TCP parse: where TCP starts, how long the segment is, the
+/// addresses and the ECN bits.
+struct Ip {
+    l4_off: usize,
+    seg_len: usize,
+    saddr: [u32; 4],
+    daddr: [u32; 4],
+    v6: bool,
+    ecn: u8,
+}
+
 #[inline(always)]
-pub fn parse(data: usize, end: usize) -> Frame {
-    let Some((proto, l3_off)) = ethernet(data, end) else {
-        return Frame::NotInspected;
-    };
-    if proto != ETH_P_IP {
-        return Frame::NotInspected;
-    }
+fn word(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+/// IPv4: the header (with options), not a fragment, lengths consistent with the frame.
+#[inline(always)]
+fn ipv4(data: usize, end: usize, l3_off: usize) -> Result<Ip, Frame> {
     let Some(ip) = read::<IPV4_HLEN>(data, end, l3_off) else {
-        return Frame::NotInspected;
+        return Err(Frame::NotInspected);
     };
     let ihl = ((ip[0] & 0x0f) as usize) * 4;
     let tot_len = len16(u16::from_be_bytes([ip[2], ip[3]]));
     let frag = u16::from_be_bytes([ip[6], ip[7]]);
     if ip[0] >> 4 != 4 || ihl < IPV4_HLEN || tot_len < ihl || data + l3_off + tot_len > end {
         // The kernel drops these itself; they are not ours to judge.
-        return Frame::NotInspected;
+        return Err(Frame::NotInspected);
     }
     if frag & (IP_MF | IP_OFFSET) != 0 {
-        return Frame::NotInspected;
+        return Err(Frame::NotInspected);
     }
     if ip[9] != IPPROTO_TCP {
-        return Frame::Other;
+        return Err(Frame::Other);
     }
-    let l4_off = l3_off + ihl;
-    let seg_len = tot_len - ihl;
+    Ok(Ip {
+        l4_off: l3_off + ihl,
+        seg_len: tot_len - ihl,
+        saddr: [word(&ip, 12), 0, 0, 0],
+        daddr: [word(&ip, 16), 0, 0, 0],
+        v6: false,
+        ecn: ip[1] & IP_ECN_MASK,
+    })
+}
+
+/// IPv6: the fixed header, then a bounded walk over hop-by-hop (first only, as the kernel
+/// takes it), routing (only with no segments left: otherwise the packet is forwarded on, not
+/// ours) and destination options. Fragments, AH, jumbograms and chains longer than
+/// [`MAX_IPV6_EXT_HDRS`] are not inspected; any other next header is not TCP.
+#[inline(always)]
+fn ipv6(data: usize, end: usize, l3_off: usize) -> Result<Ip, Frame> {
+    let Some(ip) = read::<IPV6_HLEN>(data, end, l3_off) else {
+        return Err(Frame::NotInspected);
+    };
+    let payload_len = len16(u16::from_be_bytes([ip[4], ip[5]]));
+    if ip[0] >> 4 != 6 || payload_len == 0 || data + l3_off + IPV6_HLEN + payload_len > end {
+        return Err(Frame::NotInspected);
+    }
+    let mut nh = ip[6];
+    let mut ext = 0usize;
+    for i in 0..MAX_IPV6_EXT_HDRS {
+        if nh == IPPROTO_TCP {
+            break;
+        }
+        let walked =
+            nh == IPV6_NH_ROUTING || nh == IPV6_NH_DSTOPTS || (nh == IPV6_NH_HOPOPTS && i == 0);
+        if !walked {
+            break;
+        }
+        // Every extension header we walk starts with next header and length (in 8-byte units,
+        // not counting the first 8); a routing header's 4th byte is its segments left.
+        let Some([next, len, _, segs_left]) =
+            read::<4>(data, end, opaque(l3_off + IPV6_HLEN + ext))
+        else {
+            return Err(Frame::NotInspected);
+        };
+        if nh == IPV6_NH_ROUTING && segs_left != 0 {
+            return Err(Frame::NotInspected);
+        }
+        ext += (len as usize + 1) * 8;
+        nh = next;
+    }
+    if nh != IPPROTO_TCP {
+        return Err(
+            if nh == IPV6_NH_HOPOPTS
+                || nh == IPV6_NH_ROUTING
+                || nh == IPV6_NH_DSTOPTS
+                || nh == IPV6_NH_FRAGMENT
+                || nh == IPV6_NH_AH
+            {
+                Frame::NotInspected
+            } else {
+                Frame::Other
+            },
+        );
+    }
+    // Each way out of the walk gives `ext` its own range, and the verifier would check all that
+    // follows once per way: hidden behind `opaque` (and bounded again: at most
+    // MAX_IPV6_EXT_HDRS * 2048 bytes), they are one state.
+    let ext = opaque(ext) & 0x3fff;
+    if ext > payload_len {
+        return Err(Frame::NotInspected);
+    }
+    let w = |at: usize| {
+        [
+            word(&ip, at),
+            word(&ip, at + 4),
+            word(&ip, at + 8),
+            word(&ip, at + 12),
+        ]
+    };
+    Ok(Ip {
+        l4_off: l3_off + IPV6_HLEN + ext,
+        seg_len: payload_len - ext,
+        saddr: w(8),
+        daddr: w(24),
+        v6: true,
+        ecn: (u16::from_be_bytes([ip[0], ip[1]]) >> 4) as u8 & IP_ECN_MASK,
+    })
+}
+
+#[inline(always)]
+pub fn parse(data: usize, end: usize) -> Frame {
+    let Some((proto, l3_off)) = ethernet(data, end) else {
+        return Frame::NotInspected;
+    };
+    let ip = match proto {
+        ETH_P_IP => ipv4(data, end, l3_off),
+        ETH_P_IPV6 => ipv6(data, end, l3_off),
+        _ => return Frame::NotInspected,
+    };
+    let ip = match ip {
+        Ok(ip) => ip,
+        Err(f) => return f,
+    };
+    // From here on the two families share the code, and the verifier would check it once per
+    // family (IPv4's addresses have known zero words, its offsets other ranges): behind
+    // `opaque` their states are the same, and the second is pruned. Bounds again after it: the
+    // TCP header lies at most 0x7fff bytes in (IPv6: 62 + 4 extension headers of 2 KiB).
+    let l4_off = opaque(ip.l4_off) & 0x7fff;
+    let seg_len = opaque(ip.seg_len) & 0xffff;
+    let v6 = opaque(ip.v6 as usize) & 1 != 0;
+    let w = |a: [u32; 4]| a.map(|x| opaque(x as usize) as u32);
+    let (saddr, daddr) = (w(ip.saddr), w(ip.daddr));
+    let ecn = (opaque(ip.ecn as usize) & IP_ECN_MASK as usize) as u8;
     let Some(th) = read::<TCP_HLEN>(data, end, l4_off) else {
         // Cut short before the ports: nothing says it is ours; the kernel drops it.
         return Frame::NotInspected;
@@ -131,15 +286,16 @@ pub fn parse(data: usize, end: usize) -> Frame {
         l4_off,
         hlen,
         seg_len,
-        saddr: u32::from_be_bytes([ip[12], ip[13], ip[14], ip[15]]),
-        daddr: u32::from_be_bytes([ip[16], ip[17], ip[18], ip[19]]),
+        saddr,
+        daddr,
+        v6,
         sport: u16::from_be_bytes([th[0], th[1]]),
         dport: u16::from_be_bytes([th[2], th[3]]),
-        seq: u32::from_be_bytes([th[4], th[5], th[6], th[7]]),
-        ack: u32::from_be_bytes([th[8], th[9], th[10], th[11]]),
+        seq: word(&th, 4),
+        ack: word(&th, 8),
         flags: th[13],
         res1: th[12] & 0x0f,
-        ip_ecn: ip[1] & IP_ECN_MASK,
+        ip_ecn: ecn,
     })
 }
 

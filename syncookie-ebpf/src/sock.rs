@@ -8,11 +8,11 @@ use aya_ebpf::{
     EbpfContext,
     bindings::{
         bpf_sock, bpf_sock_tuple, bpf_sock_tuple__bindgen_ty_1,
-        bpf_sock_tuple__bindgen_ty_1__bindgen_ty_1,
+        bpf_sock_tuple__bindgen_ty_1__bindgen_ty_1, bpf_sock_tuple__bindgen_ty_1__bindgen_ty_2,
     },
     helpers::{bpf_sk_release, bpf_skc_lookup_tcp, bpf_skc_to_mptcp_sock, bpf_tcp_check_syncookie},
 };
-use syncookie_common::proto::{IPV4_HLEN, TCP_HLEN, TCP_LISTEN};
+use syncookie_common::proto::{IPV4_HLEN, IPV6_HLEN, TCP_HLEN, TCP_LISTEN};
 
 use crate::parse::{Tcp, opaque};
 
@@ -33,9 +33,12 @@ pub enum Sock {
 /// Looks up the socket for `t` and returns it still referenced: release with `bpf_sk_release`.
 #[inline(always)]
 pub fn lookup(ctx: &impl EbpfContext, t: &Tcp) -> *mut bpf_sock {
+    if t.is_v6() {
+        return lookup6(ctx, t);
+    }
     let v4 = bpf_sock_tuple__bindgen_ty_1__bindgen_ty_1 {
-        saddr: t.saddr.to_be(),
-        daddr: t.daddr.to_be(),
+        saddr: t.saddr[0].to_be(),
+        daddr: t.daddr[0].to_be(),
         sport: t.sport.to_be(),
         dport: t.dport.to_be(),
     };
@@ -44,6 +47,24 @@ pub fn lookup(ctx: &impl EbpfContext, t: &Tcp) -> *mut bpf_sock {
         __bindgen_anon_1: bpf_sock_tuple__bindgen_ty_1 { ipv4: v4 },
     };
     let size = core::mem::size_of_val(&v4) as u32;
+    // SAFETY: helper call with a valid context and tuple.
+    unsafe { bpf_skc_lookup_tcp(ctx.as_ptr(), &mut tuple, size, CURRENT_NETNS, 0) }
+}
+
+/// The IPv6 lookup: its own call with a constant size (the verifier checks the tuple's bytes
+/// against it).
+#[inline(always)]
+fn lookup6(ctx: &impl EbpfContext, t: &Tcp) -> *mut bpf_sock {
+    let v6 = bpf_sock_tuple__bindgen_ty_1__bindgen_ty_2 {
+        saddr: t.saddr.map(u32::to_be),
+        daddr: t.daddr.map(u32::to_be),
+        sport: t.sport.to_be(),
+        dport: t.dport.to_be(),
+    };
+    let mut tuple = bpf_sock_tuple {
+        __bindgen_anon_1: bpf_sock_tuple__bindgen_ty_1 { ipv6: v6 },
+    };
+    let size = core::mem::size_of_val(&v6) as u32;
     // SAFETY: helper call with a valid context and tuple.
     unsafe { bpf_skc_lookup_tcp(ctx.as_ptr(), &mut tuple, size, CURRENT_NETNS, 0) }
 }
@@ -79,7 +100,9 @@ pub fn kernel_cookie_ok(ctx: &impl EbpfContext, data: usize, end: usize, t: &Tcp
     // Opaque: the bounds check must be made on the very registers passed to the helper (LLVM
     // would otherwise check a re-derived sum the verifier cannot relate to them).
     let (ip, th) = (opaque(data + t.l3_off), opaque(data + t.l4_off));
-    if ip + IPV4_HLEN > end || th + TCP_HLEN > end {
+    // The helper takes the fixed IP header only (the IPv6 one tells it the family).
+    let ip_len = if t.is_v6() { IPV6_HLEN } else { IPV4_HLEN };
+    if ip + IPV6_HLEN > end || th + TCP_HLEN > end {
         return false;
     }
     let sk = lookup(ctx, t);
@@ -92,7 +115,7 @@ pub fn kernel_cookie_ok(ctx: &impl EbpfContext, data: usize, end: usize, t: &Tcp
         bpf_tcp_check_syncookie(
             sk as *mut c_void,
             ip as *mut c_void,
-            IPV4_HLEN as u32,
+            ip_len as u32,
             th as *mut _,
             TCP_HLEN as u32,
         )

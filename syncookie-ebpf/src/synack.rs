@@ -1,16 +1,16 @@
 //! Turns a SYN into our SYN-ACK in place: swapped MACs (VLAN tags kept), a fresh IPv4 header
-//! without options, a TCP header whose ISN is the cookie, the options the kernel would send
+//! without options or IPv6 header without extension headers, a TCP header whose ISN is the cookie, the options the kernel would send
 //! (same order as tcp_options_write()), full checksums.
 
 use aya_ebpf::{helpers::bpf_xdp_adjust_tail, programs::XdpContext};
 use syncookie_common::{
-    cookie::{self, Flow, SynAttrs, WSCALE_NONE},
+    cookie::{self, SynAttrs, WSCALE_NONE},
     maps::{Config, flags},
     proto::*,
 };
 
 use crate::{
-    csum::{fold, pseudo_v4, sum_frame, w32},
+    csum::{fold, pseudo, sum_frame, w32},
     keys::Keys,
     parse::{Options, Tcp, read},
 };
@@ -28,7 +28,7 @@ pub enum Syn {
 #[inline(always)]
 pub fn checksum_ok(data: usize, end: usize, t: &Tcp) -> Option<bool> {
     let sum = sum_frame(data, end, t.l4_off, t.seg_len)?;
-    Some(fold(sum + pseudo_v4(t.saddr, t.daddr, t.seg_len)) == 0xffff)
+    Some(fold(sum + pseudo(&t.saddr, &t.daddr, t.seg_len)) == 0xffff)
 }
 
 /// `N` bytes of the frame at a checked position, written as big-endian words. With
@@ -76,15 +76,18 @@ fn ecn_ok(cfg: &Config, t: &Tcp) -> bool {
 /// The SYN's options as far as we offer them, given the kernel's settings in `cfg`.
 #[inline(always)]
 fn offered(cfg: &Config, t: &Tcp, o: &Options) -> (SynAttrs, bool) {
-    let client_mss = if o.mss == 0 { 536 } else { o.mss };
-    let mss = if client_mss < cfg.mss_v4 {
-        client_mss
+    // Without an MSS option the kernel assumes the family's minimum (tcp_v6_conn_request:
+    // IPV6_MIN_MTU - 60; RFC 1122 for IPv4).
+    let (default_mss, ours) = if t.is_v6() {
+        (IPV6_DEFAULT_MSS, cfg.mss_v6)
     } else {
-        cfg.mss_v4
+        (IPV4_DEFAULT_MSS, cfg.mss_v4)
     };
+    let client_mss = if o.mss == 0 { default_mss } else { o.mss };
+    let mss = if client_mss < ours { client_mss } else { ours };
     let ws = cfg.flags & flags::WSCALE != 0;
     let a = SynAttrs {
-        mss_idx: cookie::mss_index(false, mss),
+        mss_idx: cookie::mss_index(t.is_v6(), mss),
         wscale: if ws {
             cookie::wscale_field(o.wscale)
         } else {
@@ -115,12 +118,12 @@ pub fn answer(
         return Some(Syn::Pass);
     }
     let (a, ts) = offered(cfg, t, o);
-    let flow = Flow::v4(t.saddr, t.daddr, t.sport, t.dport);
+    let flow = t.flow();
     let c = cookie::encode(&key, slot, &flow, t.seq, &a, ts);
 
     // Options as 32-bit words, in the kernel's order: MSS, [SACK-perm|NOP NOP] TS, or NOP NOP
     // SACK-perm, then NOP WS. Absent words are zero and add nothing to the checksum.
-    let opt0 = 0x0204_0000 | cfg.mss_v4 as u32;
+    let opt0 = 0x0204_0000 | if t.is_v6() { cfg.mss_v6 } else { cfg.mss_v4 } as u32;
     let (mut opt1, mut opt2, mut opt3, mut opt4) = (0u32, 0u32, 0u32, 0u32);
     let mut words = 1usize;
     if ts {
@@ -147,8 +150,14 @@ pub fn answer(
     }
     let tcp_len = TCP_HLEN + 4 * words;
     // The kernel's window for this SYN: its MSS less the timestamps' room decides the rounding.
-    let window = if ts { cfg.window_ts } else { cfg.window };
-    let l4_off = t.l3_off + IPV4_HLEN;
+    let window = match (t.is_v6(), ts) {
+        (false, false) => cfg.window,
+        (false, true) => cfg.window_ts,
+        (true, false) => cfg.window_v6,
+        (true, true) => cfg.window_ts_v6,
+    };
+    let l3_len = if t.is_v6() { IPV6_HLEN } else { IPV4_HLEN };
+    let l4_off = t.l3_off + l3_len;
     let new_len = l4_off + tcp_len;
 
     let macs = read::<12>(data, end, 0)?;
@@ -166,23 +175,49 @@ pub fn answer(
     eth.u32(6, u32::from_be_bytes([macs[0], macs[1], macs[2], macs[3]]));
     eth.u16(10, u16::from_be_bytes([macs[4], macs[5]]));
 
-    let tot_len = (IPV4_HLEN + tcp_len) as u16;
-    let ttl_proto = ((cfg.ttl as u16) << 8) | IPPROTO_TCP as u16;
-    let ip_csum = !fold(
-        0x4500 + tot_len as u64 + IP_DF as u64 + ttl_proto as u64 + w32(t.daddr) + w32(t.saddr),
-    );
-    let ip = Span::<IPV4_HLEN>::at(data, end, t.l3_off)?;
-    ip.u32(0, 0x4500_0000 | tot_len as u32); // version 4, IHL 5, TOS 0, total length
-    ip.u32(4, IP_DF as u32); // ID 0, DF
-    ip.u32(8, ((ttl_proto as u32) << 16) | ip_csum as u32);
-    ip.u32(12, t.daddr);
-    ip.u32(16, t.saddr);
+    if t.is_v6() {
+        // Version 6, traffic class 0 (np->tclass), flow label 0: the kernel's is a hash of the
+        // flow under a boot-time secret (auto_flowlabels) that we cannot reproduce; any other
+        // value would differ from the connection's later packets anyway, and 0 (unlabeled,
+        // RFC 6437) tells nothing about us and makes no promise the kernel then breaks.
+        let ip = Span::<IPV6_HLEN>::at(data, end, t.l3_off)?;
+        ip.u32(0, 0x6000_0000);
+        ip.u32(
+            4,
+            ((tcp_len as u32) << 16) | ((IPPROTO_TCP as u32) << 8) | cfg.hop_limit as u32,
+        );
+        ip.u32(8, t.daddr[0]);
+        ip.u32(12, t.daddr[1]);
+        ip.u32(16, t.daddr[2]);
+        ip.u32(20, t.daddr[3]);
+        ip.u32(24, t.saddr[0]);
+        ip.u32(28, t.saddr[1]);
+        ip.u32(32, t.saddr[2]);
+        ip.u32(36, t.saddr[3]);
+    } else {
+        let tot_len = (IPV4_HLEN + tcp_len) as u16;
+        let ttl_proto = ((cfg.ttl as u16) << 8) | IPPROTO_TCP as u16;
+        let ip_csum = !fold(
+            0x4500
+                + tot_len as u64
+                + IP_DF as u64
+                + ttl_proto as u64
+                + w32(t.daddr[0])
+                + w32(t.saddr[0]),
+        );
+        let ip = Span::<IPV4_HLEN>::at(data, end, t.l3_off)?;
+        ip.u32(0, 0x4500_0000 | tot_len as u32); // version 4, IHL 5, TOS 0, total length
+        ip.u32(4, IP_DF as u32); // ID 0, DF
+        ip.u32(8, ((ttl_proto as u32) << 16) | ip_csum as u32);
+        ip.u32(12, t.daddr[0]);
+        ip.u32(16, t.saddr[0]);
+    }
 
     let ports = ((t.dport as u32) << 16) | t.sport as u32;
     let ack = t.seq.wrapping_add(1);
     let flags = TCP_SYN | TCP_ACK | if a.ecn { TCP_ECE } else { 0 };
     let off_flags = (((tcp_len / 4) as u16) << 12) | flags as u16;
-    let sum = pseudo_v4(t.daddr, t.saddr, tcp_len)
+    let sum = pseudo(&t.daddr, &t.saddr, tcp_len)
         + w32(ports)
         + w32(c.isn)
         + w32(ack)

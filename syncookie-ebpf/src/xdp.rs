@@ -2,7 +2,7 @@
 
 use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
 use syncookie_common::{
-    maps::{Config, Mode},
+    maps::{Config, Mode, flags},
     proto::*,
     stats::Counter,
 };
@@ -63,6 +63,10 @@ fn judge(ctx: &XdpContext) -> (Verdict, Option<Counter>) {
     let Some(cfg) = maps::config() else {
         return (Verdict::Pass, None);
     };
+    if t.is_v6() && cfg.flags & flags::IPV6 == 0 {
+        // IPv6 is disabled on the interface: the kernel drops these, not we.
+        return (Verdict::Pass, Some(Counter::NotInspected));
+    }
     let f = t.flags & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN);
     if f == TCP_SYN {
         return syn(ctx, cfg, &t);
@@ -106,8 +110,8 @@ fn syn(ctx: &XdpContext, cfg: &Config, t: &Tcp) -> (Verdict, Option<Counter>) {
     if mode == Mode::Monitor {
         return (Verdict::Pass, Some(Counter::MonitorSynack));
     }
-    // The client's /24: one victim of spoofed SYNs gets at most its budget of SYN-ACKs.
-    if !maps::take_synack_budget(cfg, t.saddr & 0xffff_ff00) {
+    // The client's /24 or /48: one victim of spoofed SYNs gets at most its budget of SYN-ACKs.
+    if !maps::take_synack_budget(cfg, maps::client_prefix(t)) {
         return (Verdict::Drop, Some(Counter::SynDroppedBudget));
     }
     match synack::answer(ctx, &PinnedKeys, cfg, t, &o) {

@@ -22,16 +22,31 @@ fn main() -> anyhow::Result<()> {
 
 fn verify(obj: &[u8], pins: &syncookie::pins::PinDir) -> anyhow::Result<()> {
     let mut ebpf = EbpfLoader::new()
-        .verifier_log_level(VerifierLogLevel::STATS)
+        // VERIFY_LOG=verbose: the instruction trace, for a rejection's context.
+        .verifier_log_level(if std::env::var("VERIFY_LOG").as_deref() == Ok("verbose") {
+            VerifierLogLevel::VERBOSE | VerifierLogLevel::STATS
+        } else {
+            VerifierLogLevel::STATS
+        })
         .default_map_pin_directory(&pins.dir)
         .load(obj)?;
     let xdp: &mut Xdp = ebpf.program_mut(PROG_XDP).unwrap().try_into()?;
     let r = xdp.load();
-    println!("{PROG_XDP}: {}", summary(r.map_err(|e| format!("{e:#}"))));
+    let n = insns(xdp.info().ok().and_then(|i| i.verified_instruction_count()));
+    println!(
+        "{PROG_XDP}: {}{n}",
+        summary(r.map_err(|e| format!("{e:#}")))
+    );
     let tc: &mut SchedClassifier = ebpf.program_mut(PROG_TC).unwrap().try_into()?;
     let r = tc.load();
-    println!("{PROG_TC}: {}", summary(r.map_err(|e| format!("{e:#}"))));
+    let n = insns(tc.info().ok().and_then(|i| i.verified_instruction_count()));
+    println!("{PROG_TC}: {}{n}", summary(r.map_err(|e| format!("{e:#}"))));
     Ok(())
+}
+
+/// The instructions the verifier processed, for a loaded program.
+fn insns(n: Option<u32>) -> String {
+    n.map_or(String::new(), |n| format!(" ({n} instructions processed)"))
 }
 
 fn summary(r: Result<(), String>) -> String {

@@ -308,6 +308,16 @@ impl Shield {
         let mut ebpf = load_linked(&opts.pins, &obj)?;
         // Generic XDP may deliver no metadata to TC: let TC re-check the cookie then.
         let mut config = kernel.config(mtu, opts.xdp_mode == XdpModeArg::Skb);
+        let ipv6 = sysctl::Ipv6::read(&opts.iface)?;
+        if !ipv6.enabled {
+            eprintln!(
+                "syncookie: IPv6 is disabled on {} (no IPv6 in this namespace, or \
+                 net.ipv6.conf.{{all,{}}}.disable_ipv6=1): only IPv4 is protected; IPv6 frames \
+                 pass untouched",
+                opts.iface, opts.iface
+            );
+        }
+        ipv6.apply(&mut config);
         opts.policy.apply(&mut config);
         if opts.fleet.is_some() {
             config.flags |= syncookie_common::maps::flags::FLEET;

@@ -27,6 +27,8 @@ mod default {
     /// matters above tcp_rmem's max, which wins otherwise.
     pub const RMEM_MAX: i64 = 212_992;
     pub const TTL: i64 = super::DEFAULT_TTL as i64;
+    /// net.ipv6.conf.*.hop_limit.
+    pub const HOP_LIMIT: i64 = 64;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -216,7 +218,8 @@ impl Kernel {
     /// The SYN-ACK configuration for an interface of MTU `mtu`, with the default policy (see
     /// `policy::Policy::apply`).
     pub fn config(&self, mtu: u32, tc_recheck: bool) -> Config {
-        let mut f = 0;
+        // IPv6 on unless `Ipv6::apply` finds it disabled on the interface.
+        let mut f = flags::IPV6;
         for (on, bit) in [
             (self.timestamps, flags::TIMESTAMPS),
             (self.sack, flags::SACK),
@@ -229,7 +232,10 @@ impl Kernel {
             }
         }
         let mss_v4 = mtu.saturating_sub(40).clamp(536, 65535) as u16;
+        let mss_v6 = mtu.saturating_sub(60).clamp(1220, 65535) as u16;
         let (window, window_ts) = self.windows(mss_v4);
+        // The kernel rounds to the family's MSS: IPv6's windows differ (64800/64260 at 1500).
+        let (window_v6, window_ts_v6) = self.windows(mss_v6);
         let mut c = Config {
             flags: f,
             rst_per_sec: 0,
@@ -239,14 +245,73 @@ impl Kernel {
             window,
             window_ts,
             mss_v4,
-            mss_v6: mtu.saturating_sub(60).clamp(1220, 65535) as u16,
+            mss_v6,
             wscale: self.wscale(),
             ttl: self.ttl,
             mode: 0,
-            reserved: 0,
+            hop_limit: default::HOP_LIMIT as u8,
+            window_v6,
+            window_ts_v6,
         };
         crate::policy::Policy::default().apply(&mut c);
         c
+    }
+}
+
+/// IPv6 on an interface, as the kernel will treat our SYN-ACK: whether IPv6 runs there at all
+/// (the namespace may have none: `ipv6.disable=1`, or `disable_ipv6` on the interface or for
+/// all), and the hop limit of the interface (ip6_dst_hoplimit(): the device's
+/// `net.ipv6.conf.IF.hop_limit`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ipv6 {
+    pub enabled: bool,
+    pub hop_limit: u8,
+}
+
+impl Ipv6 {
+    pub fn read(iface: &str) -> Result<Self, SysctlError> {
+        Self::read_from(Path::new(PROC_SYS_NET), iface)
+    }
+
+    fn read_from(root: &Path, iface: &str) -> Result<Self, SysctlError> {
+        let s = Sysctls { root };
+        if !root.join("ipv6").is_dir() {
+            return Ok(Self {
+                enabled: false,
+                hop_limit: default::HOP_LIMIT as u8,
+            });
+        }
+        // An interface name with a dot is a directory name with a dot in /proc/sys.
+        let conf = |name: &str| -> Result<Option<i64>, SysctlError> {
+            let path = root.join("ipv6/conf").join(iface).join(name);
+            match std::fs::read_to_string(&path) {
+                Ok(v) => v.trim().parse().map(Some).map_err(|_| SysctlError::Parse {
+                    path,
+                    value: v.trim().into(),
+                }),
+                Err(_) => Ok(None),
+            }
+        };
+        let all_off = s.one_or("ipv6.conf.all.disable_ipv6", 0)? != 0;
+        let if_off = conf("disable_ipv6")?.unwrap_or(0) != 0;
+        let hop = match conf("hop_limit")? {
+            Some(h) => h,
+            None => s.one_or("ipv6.conf.default.hop_limit", default::HOP_LIMIT)?,
+        };
+        Ok(Self {
+            enabled: !all_off && !if_off,
+            hop_limit: u8::try_from(hop).unwrap_or(default::HOP_LIMIT as u8),
+        })
+    }
+
+    /// Writes these settings into `cfg`.
+    pub fn apply(&self, cfg: &mut Config) {
+        cfg.hop_limit = self.hop_limit;
+        if self.enabled {
+            cfg.flags |= flags::IPV6;
+        } else {
+            cfg.flags &= !flags::IPV6;
+        }
     }
 }
 
@@ -343,7 +408,12 @@ mod tests {
         let c = kernel().config(1500, false);
         assert_eq!(c.mss_v4, 1460);
         assert_eq!(c.mss_v6, 1440);
-        assert_eq!(c.flags, flags::TIMESTAMPS | flags::SACK | flags::WSCALE);
+        assert_eq!((c.window_v6, c.window_ts_v6), (64800, 64260));
+        assert_eq!(c.hop_limit, 64);
+        assert_eq!(
+            c.flags,
+            flags::TIMESTAMPS | flags::SACK | flags::WSCALE | flags::IPV6
+        );
         let c = Kernel {
             sack: false,
             ecn: true,
@@ -353,7 +423,7 @@ mod tests {
         assert_eq!(c.mss_v4, 8960);
         assert_eq!(
             c.flags,
-            flags::TIMESTAMPS | flags::WSCALE | flags::ECN | flags::TC_RECHECK
+            flags::TIMESTAMPS | flags::WSCALE | flags::ECN | flags::TC_RECHECK | flags::IPV6
         );
     }
 
@@ -466,6 +536,43 @@ mod tests {
                 ..kernel()
             }
         );
+    }
+
+    #[test]
+    fn ipv6_settings_of_the_interface() {
+        let p = FakeProc::new(
+            "v6",
+            &[
+                ("ipv6.conf.all.disable_ipv6", "0"),
+                ("ipv6.conf.default.hop_limit", "64"),
+                ("ipv6.conf.eth0.hop_limit", "42"),
+                ("ipv6.conf.eth0.disable_ipv6", "0"),
+                ("ipv6.conf.eth1.disable_ipv6", "1"),
+            ],
+        );
+        let v = Ipv6::read_from(&p.0, "eth0").unwrap();
+        assert_eq!(
+            v,
+            Ipv6 {
+                enabled: true,
+                hop_limit: 42
+            }
+        );
+        let v = Ipv6::read_from(&p.0, "eth1").unwrap();
+        assert_eq!(
+            v,
+            Ipv6 {
+                enabled: false,
+                hop_limit: 64
+            }
+        );
+        let mut c = kernel().config(1500, false);
+        v.apply(&mut c);
+        assert_eq!(c.flags & flags::IPV6, 0);
+        // No IPv6 at all (ipv6.disable=1): not protected, the kernel's default hop limit.
+        let p = FakeProc::new("nov6", &[("ipv4.tcp_syncookies", "1")]);
+        let v = Ipv6::read_from(&p.0, "eth0").unwrap();
+        assert!(!v.enabled);
     }
 
     #[test]

@@ -8,8 +8,8 @@
 
 use etherparse::{
     DoubleVlanHeader, EtherType, Ethernet2Header, IpFragOffset, IpHeaders, IpNumber, Ipv4Header,
-    Ipv4Options, LinkExtHeader, NetHeaders, PacketBuilder, PacketHeaders, SingleVlanHeader,
-    TcpHeader, TcpOptionElement, TransportHeader, VlanHeader, VlanId,
+    Ipv4Options, Ipv6Header, LinkExtHeader, NetHeaders, PacketBuilder, PacketHeaders,
+    SingleVlanHeader, TcpHeader, TcpOptionElement, TransportHeader, VlanHeader, VlanId,
 };
 use syncookie_common::proto::{
     TCP_ACK, TCP_CWR, TCP_ECE, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, TCP_URG,
@@ -65,6 +65,63 @@ pub struct Segment {
     /// Option bytes etherparse has no element for (TCP-MD5...); used instead of `options`.
     pub raw_options: Option<Vec<u8>>,
     pub payload: Vec<u8>,
+    /// IPv6 instead of IPv4 (`src`, `dst`, `ttl` and `ip_options` are then unused).
+    pub ip6: Option<Ip6>,
+}
+
+/// The IPv6 part of a [`Segment`]: addresses, hop limit, traffic class, flow label, and
+/// extension headers in front of TCP, each `(its type, its bytes after the first two)` (the
+/// builder writes next header and length; a header is 8n bytes long, so 8n - 2 here).
+#[derive(Clone, Debug)]
+pub struct Ip6 {
+    pub src: [u8; 16],
+    pub dst: [u8; 16],
+    pub hop_limit: u8,
+    pub traffic_class: u8,
+    pub flow_label: u32,
+    pub ext: Vec<(u8, Vec<u8>)>,
+}
+
+impl Default for Ip6 {
+    fn default() -> Self {
+        Self {
+            src: CLIENT_IP6,
+            dst: SERVER_IP6,
+            hop_limit: 64,
+            traffic_class: 0,
+            flow_label: 0,
+            ext: Vec::new(),
+        }
+    }
+}
+
+/// IPv6 extension header types (RFC 8200).
+pub const NH_HOPOPTS: u8 = 0;
+pub const NH_ROUTING: u8 = 43;
+pub const NH_FRAGMENT: u8 = 44;
+pub const NH_DSTOPTS: u8 = 60;
+
+/// A hop-by-hop or destination options header's body: `n` PadN-filled 8-byte units.
+pub fn pad_options(units: usize) -> Vec<u8> {
+    let len = 8 * units - 2;
+    let mut b = vec![1, (len - 2) as u8];
+    b.resize(len, 0);
+    b
+}
+
+/// A routing header (type 4, segment routing) body with `segs_left` and one segment address.
+pub fn routing(segs_left: u8) -> Vec<u8> {
+    let mut b = vec![4, segs_left, 0, 0, 0, 0];
+    b.extend_from_slice(&SERVER_IP6);
+    b
+}
+
+/// A fragment header body: offset (8-byte units), more fragments, id.
+pub fn fragment(offset: u16, more: bool) -> Vec<u8> {
+    let mut b = vec![];
+    b.extend_from_slice(&((offset << 3) | u16::from(more)).to_be_bytes());
+    b.extend_from_slice(&0x1234_5678u32.to_be_bytes());
+    b
 }
 
 impl Segment {
@@ -86,7 +143,20 @@ impl Segment {
             options: Vec::new(),
             raw_options: None,
             payload: Vec::new(),
+            ip6: None,
         }
+    }
+
+    /// The same segment over IPv6 (CLIENT_IP6 to SERVER_IP6, no extension headers).
+    pub fn v6(mut self) -> Self {
+        self.ip6 = Some(Ip6::default());
+        self
+    }
+
+    /// Over IPv6 with these extension headers.
+    pub fn with_ext(mut self, ext: &[(u8, Vec<u8>)]) -> Self {
+        self.ip6.get_or_insert_with(Ip6::default).ext = ext.to_vec();
+        self
     }
 
     /// A bare SYN (no options) from the client.
@@ -172,6 +242,9 @@ impl Segment {
 
     /// The whole frame, all checksums correct.
     pub fn frame(&self) -> Vec<u8> {
+        if let Some(ip6) = &self.ip6 {
+            return self.frame6(ip6);
+        }
         eth_ipv4_tcp(
             (self.src_mac, self.dst_mac),
             self.vlan.clone(),
@@ -181,14 +254,63 @@ impl Segment {
         )
     }
 
-    /// Offset of the TCP header in [`Self::frame`].
-    pub fn l4_offset(&self) -> usize {
+    /// Offset of the IP header in [`Self::frame`].
+    pub fn l3_offset(&self) -> usize {
         let tags = match self.vlan {
             None => 0,
             Some(VlanHeader::Single(_)) => 1,
             Some(VlanHeader::Double(_)) => 2,
         };
-        ETH_HLEN + VLAN_HLEN * tags + Ipv4Header::MIN_LEN + self.ip_options.len()
+        ETH_HLEN + VLAN_HLEN * tags
+    }
+
+    /// Offset of the TCP header in [`Self::frame`].
+    pub fn l4_offset(&self) -> usize {
+        match &self.ip6 {
+            Some(ip6) => {
+                self.l3_offset() + 40 + ip6.ext.iter().map(|(_, b)| b.len() + 2).sum::<usize>()
+            }
+            None => self.l3_offset() + Ipv4Header::MIN_LEN + self.ip_options.len(),
+        }
+    }
+
+    /// The IPv6 frame, built by hand (etherparse for the link headers and the TCP header and
+    /// its checksum, over the pseudo-header of RFC 8200 8.1).
+    fn frame6(&self, ip6: &Ip6) -> Vec<u8> {
+        // The link headers as etherparse writes them for IPv4, with the IPv6 EtherType.
+        let v4 = Segment {
+            ip6: None,
+            ip_options: Vec::new(),
+            payload: Vec::new(),
+            ..self.clone()
+        };
+        let l3 = self.l3_offset();
+        let mut f = v4.frame()[..l3].to_vec();
+        f[l3 - 2..l3].copy_from_slice(&0x86ddu16.to_be_bytes());
+        let mut tcp = self.tcp_header();
+        tcp.checksum = tcp
+            .calc_checksum_ipv6_raw(ip6.src, ip6.dst, &self.payload)
+            .expect("TCP checksum");
+        let tcp = tcp.to_bytes();
+        let ext_len: usize = ip6.ext.iter().map(|(_, b)| b.len() + 2).sum();
+        let payload_len = ext_len + tcp.len() + self.payload.len();
+        let first = ip6.ext.first().map_or(6, |(t, _)| *t);
+        let w0 = (6u32 << 28) | (u32::from(ip6.traffic_class) << 20) | (ip6.flow_label & 0xfffff);
+        f.extend_from_slice(&w0.to_be_bytes());
+        f.extend_from_slice(&(payload_len as u16).to_be_bytes());
+        f.extend_from_slice(&[first, ip6.hop_limit]);
+        f.extend_from_slice(&ip6.src);
+        f.extend_from_slice(&ip6.dst);
+        for (i, (_, body)) in ip6.ext.iter().enumerate() {
+            let next = ip6.ext.get(i + 1).map_or(6, |(t, _)| *t);
+            let len = body.len() + 2;
+            assert_eq!(len % 8, 0, "extension headers are 8n bytes long");
+            f.extend_from_slice(&[next, (len / 8 - 1) as u8]);
+            f.extend_from_slice(body);
+        }
+        f.extend_from_slice(&tcp);
+        f.extend_from_slice(&self.payload);
+        f
     }
 
     /// The frame with its TCP checksum off by one.
@@ -474,4 +596,137 @@ pub fn fix_ipv4_tcp_checksums(frame: &mut [u8]) {
     pseudo.extend_from_slice(&frame[l4..l4 + seg_len]);
     let c = !ones_complement_sum(&pseudo);
     frame[l4 + 16..l4 + 18].copy_from_slice(&c.to_be_bytes());
+}
+
+/// An IPv6 SYN-ACK taken apart by etherparse.
+#[derive(Clone, Debug)]
+pub struct SynAck6 {
+    pub eth: Ethernet2Header,
+    pub vlan: Vec<SingleVlanHeader>,
+    pub ip: Ipv6Header,
+    pub tcp: TcpHeader,
+}
+
+impl SynAck6 {
+    pub fn options(&self) -> Vec<TcpOptionElement> {
+        self.tcp.options_iterator().filter_map(Result::ok).collect()
+    }
+
+    pub fn timestamps(&self) -> Option<(u32, u32)> {
+        self.options().into_iter().find_map(|o| match o {
+            TcpOptionElement::Timestamp(v, e) => Some((v, e)),
+            _ => None,
+        })
+    }
+}
+
+/// Parses `frame` as an IPv6 TCP SYN-ACK and checks what any IPv6 SYN-ACK we send must
+/// satisfy: no extension headers, the frame exactly as long as the packet, the TCP checksum
+/// right (etherparse's, and an RFC 1071 sum over the pseudo-header of our own), flags SYN|ACK
+/// (ECE allowed), no payload, well-formed options.
+pub fn parse_synack6(frame: &[u8]) -> Result<SynAck6, String> {
+    let p = PacketHeaders::from_ethernet_slice(frame).map_err(|e| format!("etherparse: {e}"))?;
+    let Some(etherparse::LinkHeader::Ethernet2(eth)) = p.link.clone() else {
+        return Err("no Ethernet header".into());
+    };
+    let mut vlan = Vec::new();
+    for ext in &p.link_exts {
+        match ext {
+            LinkExtHeader::Vlan(v) => vlan.push(v.clone()),
+            other => return Err(format!("unexpected link header {other:?}")),
+        }
+    }
+    let Some(NetHeaders::Ipv6(ip, exts)) = p.net.clone() else {
+        return Err(format!("no IPv6 header: {:?}", p.net));
+    };
+    if exts.header_len() != 0 {
+        return Err(format!("extension headers in a SYN-ACK: {exts:?}"));
+    }
+    let Some(TransportHeader::Tcp(tcp)) = p.transport.clone() else {
+        return Err(format!("no TCP header: {:?}", p.transport));
+    };
+    let l3 = ETH_HLEN + VLAN_HLEN * vlan.len();
+    if usize::from(ip.payload_length) + 40 != frame.len() - l3 {
+        return Err(format!(
+            "IPv6 payload length {} with {} bytes after the IPv6 header",
+            ip.payload_length,
+            frame.len() - l3 - 40
+        ));
+    }
+    if ip.next_header != IpNumber::TCP {
+        return Err(format!("next header {:?}", ip.next_header));
+    }
+    let flags = (
+        tcp.syn, tcp.ack, tcp.fin, tcp.rst, tcp.psh, tcp.urg, tcp.cwr, tcp.ns,
+    );
+    if flags != (true, true, false, false, false, false, false, false) {
+        return Err(format!("TCP flags not SYN|ACK: {tcp:?}"));
+    }
+    if !p.payload.slice().is_empty() {
+        return Err("SYN-ACK with payload".into());
+    }
+    let want = tcp
+        .calc_checksum_ipv6(&ip, &[])
+        .map_err(|e| format!("TCP checksum: {e}"))?;
+    if tcp.checksum != want {
+        return Err(format!(
+            "TCP checksum {:#06x}, want {want:#06x}",
+            tcp.checksum
+        ));
+    }
+    // Independently: the pseudo-header (addresses, 32-bit length, next header) and the
+    // segment sum to 0xffff.
+    let seg = &frame[l3 + 40..];
+    let mut pseudo = Vec::new();
+    pseudo.extend_from_slice(&frame[l3 + 8..l3 + 40]);
+    pseudo.extend_from_slice(&(seg.len() as u32).to_be_bytes());
+    pseudo.extend_from_slice(&[0, 0, 0, 6]);
+    pseudo.extend_from_slice(seg);
+    if ones_complement_sum(&pseudo) != 0xffff {
+        return Err(
+            "TCP checksum: the RFC 1071 sum over the IPv6 pseudo-header is not 0xffff".into(),
+        );
+    }
+    if let Some(Err(e)) = tcp.options_iterator().find(Result::is_err) {
+        return Err(format!("TCP option: {e:?}"));
+    }
+    Ok(SynAck6 { eth, vlan, ip, tcp })
+}
+
+/// The exact IPv6 SYN-ACK frame expected for `syn`: MACs, addresses and ports swapped, VLAN
+/// tags kept, no extension headers, traffic class 0, flow label 0, `hop_limit`; seq `isn`,
+/// ack = the SYN's seq + 1, SYN|ACK (ECE if `ece`), `window`, `options` as raw bytes.
+pub fn expected_synack6(
+    syn: &Segment,
+    isn: u32,
+    window: u16,
+    hop_limit: u8,
+    ece: bool,
+    options: &[u8],
+) -> Vec<u8> {
+    let ip6 = syn.ip6.clone().expect("an IPv6 SYN");
+    let reply = Segment {
+        src_mac: syn.dst_mac,
+        dst_mac: syn.src_mac,
+        vlan: syn.vlan.clone(),
+        sport: syn.dport,
+        dport: syn.sport,
+        seq: isn,
+        ack: syn.seq.wrapping_add(1),
+        flags: TCP_SYN | TCP_ACK | if ece { TCP_ECE } else { 0 },
+        window,
+        options: Vec::new(),
+        raw_options: Some(options.to_vec()),
+        payload: Vec::new(),
+        ip6: Some(Ip6 {
+            src: ip6.dst,
+            dst: ip6.src,
+            hop_limit,
+            traffic_class: 0,
+            flow_label: 0,
+            ext: Vec::new(),
+        }),
+        ..syn.clone()
+    };
+    reply.frame()
 }

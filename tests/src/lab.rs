@@ -2,7 +2,7 @@
 //! offload off (XDP sees full checksums), and a pass program on the client's veth so that
 //! frames the server's XDP sends back with XDP_TX are received.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use aya::{
     Ebpf,
@@ -21,6 +21,9 @@ pub struct Lab {
     pub client_if: String,
     pub server_ip: Ipv4Addr,
     pub client_ip: Ipv4Addr,
+    /// IPv6 addresses on the same veth (fd00:<a>:<b>::1 and ::2/64, no DAD).
+    pub server_ip6: Ipv6Addr,
+    pub client_ip6: Ipv6Addr,
     /// The client-side lab programs (kept loaded and attached while the lab lives).
     pub client_lab: Ebpf,
     /// Server side: `lab_count_synack` on the veth's egress.
@@ -88,6 +91,8 @@ impl Lab {
             client_if,
             server_ip: Ipv4Addr::new(net[0], net[1], net[2], 1),
             client_ip: Ipv4Addr::new(net[0], net[1], net[2], 2),
+            server_ip6: Ipv6Addr::new(0xfd00, net[1] as u16, net[2] as u16, 0, 0, 0, 0, 1),
+            client_ip6: Ipv6Addr::new(0xfd00, net[1] as u16, net[2] as u16, 0, 0, 0, 0, 2),
             client_lab,
             server_lab,
             client_tx_offload,
@@ -99,11 +104,24 @@ impl Lab {
     /// The veth pair, its addresses, the client's TX checksum offload off, and the lab programs.
     fn wire(&mut self) {
         veth(&self.server, &self.server_if, &self.client, &self.client_if);
-        for (ns, ifc, ip) in [
-            (&self.server, &self.server_if, self.server_ip),
-            (&self.client, &self.client_if, self.client_ip),
+        for (ns, ifc, ip, ip6) in [
+            (
+                &self.server,
+                &self.server_if,
+                self.server_ip,
+                self.server_ip6,
+            ),
+            (
+                &self.client,
+                &self.client_if,
+                self.client_ip,
+                self.client_ip6,
+            ),
         ] {
             ns.exec(&["ip", "addr", "add", &format!("{ip}/24"), "dev", ifc]);
+            // nodad: usable at once, no duplicate address detection to wait for.
+            let a6 = format!("{ip6}/64");
+            ns.exec(&["ip", "-6", "addr", "add", &a6, "dev", ifc, "nodad"]);
             ns.exec(&["ip", "link", "set", ifc, "up"]);
         }
         if !self.client_tx_offload {

@@ -60,8 +60,20 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         }
     );
     println!(
-        "  SYN-ACK            window {} ({} with timestamps), MSS {}, wscale {}, TTL {}",
-        c.window, c.window_ts, c.mss_v4, c.wscale, c.ttl
+        "  SYN-ACK            window {} ({} with timestamps), MSS {}, wscale {}, TTL {}; IPv6 {}",
+        c.window,
+        c.window_ts,
+        c.mss_v4,
+        c.wscale,
+        c.ttl,
+        if c.flags & flags::IPV6 != 0 {
+            format!(
+                "window {} ({} with timestamps), MSS {}, hop limit {}",
+                c.window_v6, c.window_ts_v6, c.mss_v6, c.hop_limit
+            )
+        } else {
+            "not protected (disabled)".into()
+        }
     );
     println!(
         "  options            timestamps {}, SACK {}, window scaling {}, ECN {}, TC re-check {}",

@@ -68,6 +68,10 @@ pub(crate) fn handshake_ack(syn: &Segment, synack_isn: u32, tsecr: Option<u32>) 
         synack_isn.wrapping_add(1),
     );
     ack.vlan = syn.vlan.clone();
+    ack.ip6 = syn.ip6.clone().map(|mut ip6| {
+        ip6.ext.clear();
+        ip6
+    });
     match tsecr {
         Some(ecr) => ack.with_options(&ack_timestamps(CLIENT_TSVAL.wrapping_add(1), ecr)),
         None => ack,
@@ -86,8 +90,13 @@ pub(crate) struct Want {
 /// The option bytes, in the order the kernel writes them (tcp_options_write): MSS, then
 /// SACK-permitted + timestamps, NOP NOP + timestamps or NOP NOP + SACK-permitted, then NOP WS.
 pub(crate) fn expected_options(w: &Want, our_tsval: u32) -> Vec<u8> {
+    expected_options_mss(w, our_tsval, CONFIG.mss_v4)
+}
+
+/// [`expected_options`] with our MSS `mss` (IPv6: `CONFIG.mss_v6`).
+pub(crate) fn expected_options_mss(w: &Want, our_tsval: u32, mss: u16) -> Vec<u8> {
     let mut o = vec![2, 4];
-    o.extend_from_slice(&CONFIG.mss_v4.to_be_bytes());
+    o.extend_from_slice(&mss.to_be_bytes());
     match (w.sack, w.tsecr) {
         (sack, Some(ecr)) => {
             o.extend_from_slice(if sack { &[4, 2, 8, 10] } else { &[1, 1, 8, 10] });
@@ -123,7 +132,7 @@ fn expected_option_elements(w: &Want, our_tsval: u32) -> Vec<TcpOptionElement> {
 
 /// The program's TSval clock: CLOCK_MONOTONIC_COARSE (bpf_ktime_get_coarse_ns) through
 /// `cookie::ts_clock`.
-fn monotonic_ms() -> u32 {
+pub(crate) fn monotonic_ms() -> u32 {
     let ts = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC_COARSE)
         .expect("CLOCK_MONOTONIC_COARSE");
     syncookie_common::cookie::ts_clock(ts.tv_sec() as u64 * 1_000_000_000 + ts.tv_nsec() as u64)

@@ -26,7 +26,7 @@ use syncookie_common::{
     stats::Counter,
 };
 use syncookie_tests::{
-    frames::{SERVER_IP, SERVER_MAC},
+    frames::{SERVER_IP, SERVER_IP6, SERVER_MAC},
     netns::{Entered, Netns, unique},
 };
 
@@ -138,6 +138,29 @@ impl Shield {
 
     pub(crate) fn listen(&self) -> TcpListener {
         self.listen_on(PORT)
+    }
+
+    /// Gives the namespace's `lo` the server's IPv6 address (up, no DAD) and syncs the local
+    /// routes, so that IPv6 frames to SERVER_IP6 count as this host's.
+    pub(crate) fn enable_v6(&self) {
+        self.ns.exec(&["ip", "link", "set", "lo", "up"]);
+        self.ns.exec(&[
+            "ip",
+            "-6",
+            "addr",
+            "add",
+            "fd00::1/128",
+            "dev",
+            "lo",
+            "nodad",
+        ]);
+        self.sync_local();
+    }
+
+    /// A listener on [SERVER_IP6]:PORT (call [`Self::enable_v6`] first).
+    pub(crate) fn listen6(&self) -> TcpListener {
+        TcpListener::bind((std::net::Ipv6Addr::from(SERVER_IP6), PORT))
+            .unwrap_or_else(|e| panic!("listening on [fd00::1]:{PORT}: {e}"))
     }
 
     /// A wildcard listener (0.0.0.0) on the protected port: it matches any destination.

@@ -17,6 +17,7 @@ mod expect;
 mod forgery;
 mod fuzz;
 mod harness;
+mod ipv6;
 mod locality;
 mod passthrough;
 mod policy;
@@ -25,7 +26,9 @@ mod tc;
 
 use syncookie_common::{
     maps::{Config, Key, flags},
-    proto::{DEFAULT_TTL, DEFAULT_WINDOW, DEFAULT_WINDOW_TS},
+    proto::{
+        DEFAULT_TTL, DEFAULT_WINDOW, DEFAULT_WINDOW_TS, DEFAULT_WINDOW_TS_V6, DEFAULT_WINDOW_V6,
+    },
 };
 
 /// The protected port, and one that is not.
@@ -46,7 +49,7 @@ const KEY1: Key = Key {
 
 /// What the daemon writes on a default Linux host: timestamps, SACK and window scaling on.
 const CONFIG: Config = Config {
-    flags: flags::TIMESTAMPS | flags::SACK | flags::WSCALE,
+    flags: flags::TIMESTAMPS | flags::SACK | flags::WSCALE | flags::IPV6,
     rst_per_sec: RST_PER_SEC,
     window: DEFAULT_WINDOW,
     window_ts: DEFAULT_WINDOW_TS,
@@ -58,7 +61,9 @@ const CONFIG: Config = Config {
     synack_per_sec: 0,
     synack_per_prefix: 0,
     mode: 0,
-    reserved: 0,
+    hop_limit: DEFAULT_TTL,
+    window_v6: DEFAULT_WINDOW_V6,
+    window_ts_v6: DEFAULT_WINDOW_TS_V6,
 };
 
 /// Bad-cookie ACKs passed to the kernel per second and CPU: none, unless a test says otherwise.

@@ -2,7 +2,7 @@
 
 use syncookie_common::stats::Counter;
 use syncookie_tests::{
-    frames::{Segment, arp_request, ipv4_fragment, tcp6, udp4},
+    frames::{NH_FRAGMENT, Segment, arp_request, fragment, ipv4_fragment, udp4},
     require_root,
 };
 
@@ -40,8 +40,10 @@ fn other_ports_and_non_tcp_pass_untouched() {
         ),
         ("ARP", arp_request(), true),
         (
-            "an IPv6 SYN to the protected port",
-            tcp6(&linux_syn()),
+            "an IPv6 first fragment of a SYN to the protected port",
+            linux_syn()
+                .with_ext(&[(NH_FRAGMENT, fragment(0, true))])
+                .frame(),
             true,
         ),
         (

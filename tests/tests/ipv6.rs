@@ -1,0 +1,166 @@
+//! IPv6 end to end in network namespaces: real clients and a real server over the lab's veth,
+//! the shield in between (the same checks as tests/netns.rs, over IPv6).
+
+use std::{
+    io::{Read, Write},
+    net::{SocketAddr, TcpListener, TcpStream},
+    thread,
+    time::Duration,
+};
+
+use syncookie::counters;
+use syncookie_common::stats::Counter;
+use syncookie_tests::{
+    daemon::{Daemon, pins, syncookie_in},
+    lab::Lab,
+    packets::{TCPI_OPT_SACK, TCPI_OPT_TIMESTAMPS, TCPI_OPT_WSCALE, tcp_info},
+    require_root,
+};
+
+const PORT: u16 = 8080;
+
+fn echo_server(lab: &Lab) -> (SocketAddr, std::sync::mpsc::Receiver<u8>) {
+    let l = {
+        let _in = lab.server.enter();
+        TcpListener::bind((lab.server_ip6, PORT)).expect("bind [server]:8080")
+    };
+    let addr = l.local_addr().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { break };
+            let _ = tx.send(tcp_info(&s).tcpi_options);
+            thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = s.read(&mut buf) {
+                    if n == 0 || s.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    (addr, rx)
+}
+
+fn stats(lab: &Lab) -> counters::Snapshot {
+    counters::read(&pins(&lab.server, &lab.server_if), &lab.server_if).expect("counters")
+}
+
+fn exchange(lab: &Lab, addr: SocketAddr, payload: &[u8]) -> TcpStream {
+    let _in = lab.client.enter();
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(payload).unwrap();
+    let mut back = vec![0u8; payload.len()];
+    s.read_exact(&mut back).expect("echo");
+    assert_eq!(back, payload);
+    s
+}
+
+fn daemon(lab: &Lab, extra: &[&str]) -> Daemon {
+    let mut args = vec!["--ports", "8080"];
+    args.extend_from_slice(extra);
+    Daemon::start(&lab.server, &lab.server_if, &args)
+}
+
+#[test]
+fn ipv6_hundred_connections_through_cookies() {
+    require_root!();
+    let lab = Lab::new();
+    let (addr, accepted) = echo_server(&lab);
+    let _d = daemon(&lab, &[]);
+    for i in 0..100u32 {
+        let payload: Vec<u8> = (0..1000 + i).map(|b| (b * 7 + i) as u8).collect();
+        let s = exchange(&lab, addr, &payload);
+        let o = tcp_info(&s).tcpi_options;
+        let want = TCPI_OPT_TIMESTAMPS | TCPI_OPT_SACK | TCPI_OPT_WSCALE;
+        assert_eq!(o & want, want, "client options {o:#x}");
+        let so = accepted.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(so & want, want, "server options {so:#x}");
+    }
+    let c = stats(&lab);
+    assert_eq!(
+        lab.kernel_synacks(),
+        0,
+        "the server's own stack sent SYN-ACKs"
+    );
+    assert_eq!(c.get(Counter::SynackSent), 100, "{}", c.table());
+    assert_eq!(c.get(Counter::HandoffOk), 100, "{}", c.table());
+    assert_eq!(c.get(Counter::AckValid), 100);
+    assert_eq!(c.get(Counter::AckBadCookie), 0);
+    assert_eq!(c.get(Counter::HandoffFailed), 0);
+}
+
+fn rotate(lab: &Lab) {
+    let out = syncookie_in(&lab.server, &["rotate", "--iface", &lab.server_if]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn connect_with_lost_ack(lab: &mut Lab, addr: SocketAddr, between: impl FnOnce(&Lab)) -> bool {
+    let before = lab.dropped_acks();
+    lab.drop_next_acks(1, PORT);
+    let _in = lab.client.enter();
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+    assert_eq!(
+        lab.dropped_acks(),
+        before + 1,
+        "the bare ACK was not dropped"
+    );
+    between(lab);
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    s.write_all(b"first data after a lost ACK").unwrap();
+    let mut back = [0u8; 27];
+    s.read_exact(&mut back).is_ok() && &back == b"first data after a lost ACK"
+}
+
+#[test]
+fn ipv6_lost_final_ack_and_rotations() {
+    require_root!();
+    let mut lab = Lab::new();
+    let (addr, _acc) = echo_server(&lab);
+    let _d = daemon(&lab, &[]);
+    assert!(
+        connect_with_lost_ack(&mut lab, addr, |_| {}),
+        "lost final ACK"
+    );
+    assert!(
+        connect_with_lost_ack(&mut lab, addr, rotate),
+        "one rotation must not break a handshake"
+    );
+    let c = stats(&lab);
+    assert_eq!(c.get(Counter::HandoffOk), 2, "{}", c.table());
+    assert!(
+        !connect_with_lost_ack(&mut lab, addr, |l| {
+            rotate(l);
+            rotate(l);
+        }),
+        "a cookie two rotations old must be refused"
+    );
+    let c = stats(&lab);
+    assert_eq!(c.get(Counter::HandoffOk), 2);
+    assert!(
+        c.get(Counter::AckExpired) + c.get(Counter::AckReset) >= 1,
+        "{}",
+        c.table()
+    );
+}
+
+#[test]
+fn ipv6_generic_xdp_mode_connects_too() {
+    require_root!();
+    let lab = Lab::new();
+    let (addr, _acc) = echo_server(&lab);
+    let _d = daemon(&lab, &["--xdp-mode", "skb"]);
+    for i in 0..20u8 {
+        exchange(&lab, addr, &[i; 3000]);
+    }
+    let c = stats(&lab);
+    assert_eq!(c.get(Counter::SynackSent), 20, "{}", c.table());
+    assert_eq!(c.get(Counter::HandoffOk), 20, "{}", c.table());
+    assert_eq!(lab.kernel_synacks(), 0);
+}

@@ -119,9 +119,11 @@ impl Lab {
             ),
         ] {
             ns.exec(&["ip", "addr", "add", &format!("{ip}/24"), "dev", ifc]);
-            // nodad: usable at once, no duplicate address detection to wait for.
+            // No duplicate address detection: usable at once (a sysctl rather than `nodad`,
+            // which busybox's ip in the kernel matrix's initramfs does not know).
+            ns.sysctl(&format!("net.ipv6.conf.{ifc}.accept_dad"), "0");
             let a6 = format!("{ip6}/64");
-            ns.exec(&["ip", "-6", "addr", "add", &a6, "dev", ifc, "nodad"]);
+            ns.exec(&["ip", "-6", "addr", "add", &a6, "dev", ifc]);
             ns.exec(&["ip", "link", "set", ifc, "up"]);
         }
         if !self.client_tx_offload {

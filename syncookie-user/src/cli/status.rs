@@ -50,6 +50,14 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let on = |f: u32| if cfg.flags & f != 0 { "on" } else { "off" };
     println!("  pins               {}", pins.dir.display());
     println!("  protected ports    {ports:?}");
+    if cfg.flags & flags::KERNEL_COOKIES != 0 {
+        println!(
+            "  cookies            kernel (the kernel's own cookies and keys, MSS only; no TC \
+             program)"
+        );
+    } else {
+        println!("  cookies            own (key epoch {epoch}; bpf_sk_assign_tcp_reqsk handoff)");
+    }
     println!("  key epoch          {epoch}");
     println!(
         "  SYN-ACK            window {}, MSS {}, wscale {}, TTL {}",

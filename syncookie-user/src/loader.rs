@@ -221,12 +221,14 @@ pub fn linked_object() -> Result<Vec<u8>, LoadError> {
     Ok(obj)
 }
 
-/// The object for `cookies`: linked for full mode; as built for kernel-cookie mode, whose
-/// program calls no kfunc (the TC program, which does, is not loaded then).
+/// The object for `cookies`: linked for full mode. Kernel-cookie mode's program calls no
+/// kfunc, and the TC program, which does, is not loaded then: its call is only marked as a
+/// kfunc call (with an id no kernel has) so that aya, which cannot resolve the symbol, accepts
+/// the object; the kernel's BTF is not read.
 pub fn object_for(cookies: Cookies) -> Result<Vec<u8>, LoadError> {
     match cookies {
         Cookies::Own => linked_object(),
-        Cookies::Kernel => Ok(EBPF_OBJECT.to_vec()),
+        Cookies::Kernel => Ok(kfunc::patch(EBPF_OBJECT, &[KFUNC_ASSIGN_REQSK], |_| Some(u32::MAX))?.0),
     }
 }
 

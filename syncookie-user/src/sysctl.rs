@@ -268,7 +268,9 @@ pub fn set_syncookies_2(current: i64) -> Result<(), SysctlError> {
         source,
     })?;
     log::warn!(
-        "net.ipv4.tcp_syncookies was {current}, set to 2 for kernel-cookie mode: the kernel now          answers every SYN that reaches it with a cookie (in this network namespace, on every          port; it stays 2 when the shield stops)"
+        "net.ipv4.tcp_syncookies was {current}, set to 2 for kernel-cookie mode: the kernel now \
+         answers every SYN that reaches it with a cookie (in this network namespace, on every \
+         port; it stays 2 when the shield stops)"
     );
     Ok(())
 }

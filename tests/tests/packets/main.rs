@@ -17,6 +17,7 @@ mod expect;
 mod forgery;
 mod fuzz;
 mod harness;
+mod kernel_cookies;
 mod locality;
 mod passthrough;
 mod policy;

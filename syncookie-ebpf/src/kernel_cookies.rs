@@ -30,7 +30,9 @@ use aya_ebpf::{
 use syncookie_common::{
     maps::{
         Config, Mode,
-        kernel_cookies::{DEFAULT_REFRESH_SECS, KC_CONF_LEN, KC_REFRESH_NS, REFRESH_ENTRIES, refresh_key},
+        kernel_cookies::{
+            DEFAULT_REFRESH_SECS, KC_CONF_LEN, KC_REFRESH_NS, REFRESH_ENTRIES, refresh_key,
+        },
     },
     proto::*,
     stats::Counter,
@@ -400,9 +402,19 @@ fn write_synack(ctx: &XdpContext, cfg: &Config, t: &Tcp, isn: u32) -> Option<boo
         return Some(false);
     }
     let (data, end) = (ctx.data(), ctx.data_end());
-    put32(data, end, 0, u32::from_be_bytes([macs[6], macs[7], macs[8], macs[9]]))?;
+    put32(
+        data,
+        end,
+        0,
+        u32::from_be_bytes([macs[6], macs[7], macs[8], macs[9]]),
+    )?;
     put16(data, end, 4, u16::from_be_bytes([macs[10], macs[11]]))?;
-    put32(data, end, 6, u32::from_be_bytes([macs[0], macs[1], macs[2], macs[3]]))?;
+    put32(
+        data,
+        end,
+        6,
+        u32::from_be_bytes([macs[0], macs[1], macs[2], macs[3]]),
+    )?;
     put16(data, end, 10, u16::from_be_bytes([macs[4], macs[5]]))?;
 
     let tot_len = (IPV4_HLEN + tcp_len) as u16;
@@ -413,7 +425,12 @@ fn write_synack(ctx: &XdpContext, cfg: &Config, t: &Tcp, isn: u32) -> Option<boo
     let ip = t.l3_off;
     put32(data, end, ip, 0x4500_0000 | tot_len as u32)?;
     put32(data, end, ip + 4, IP_DF as u32)?;
-    put32(data, end, ip + 8, ((ttl_proto as u32) << 16) | ip_csum as u32)?;
+    put32(
+        data,
+        end,
+        ip + 8,
+        ((ttl_proto as u32) << 16) | ip_csum as u32,
+    )?;
     put32(data, end, ip + 12, t.daddr)?;
     put32(data, end, ip + 16, t.saddr)?;
 
@@ -432,7 +449,12 @@ fn write_synack(ctx: &XdpContext, cfg: &Config, t: &Tcp, isn: u32) -> Option<boo
     put32(data, end, l4_off, ports)?;
     put32(data, end, l4_off + 4, isn)?;
     put32(data, end, l4_off + 8, ack)?;
-    put32(data, end, l4_off + 12, ((off_flags as u32) << 16) | cfg.window as u32)?;
+    put32(
+        data,
+        end,
+        l4_off + 12,
+        ((off_flags as u32) << 16) | cfg.window as u32,
+    )?;
     put32(data, end, l4_off + 16, (tcp_csum as u32) << 16)?;
     put32(data, end, l4_off + 20, mss)?;
     Some(true)

@@ -121,7 +121,11 @@ impl Probe {
 
     /// The mode to run: `requested` if the kernel can, else the error naming what it lacks;
     /// without a request, own cookies where the kernel can, else the kernel's.
-    pub fn choose(&self, requested: Option<Cookies>, release: &str) -> Result<Cookies, KernelError> {
+    pub fn choose(
+        &self,
+        requested: Option<Cookies>,
+        release: &str,
+    ) -> Result<Cookies, KernelError> {
         match requested {
             Some(Cookies::Own) => self.check(release).map(|()| Cookies::Own),
             Some(Cookies::Kernel) => self.check_kernel_cookies(release).map(|()| Cookies::Kernel),
@@ -199,29 +203,50 @@ mod tests {
     #[test]
     fn modes_are_chosen_by_what_the_kernel_has() {
         let deb12 = probe((6, 1, 192), false);
-        assert_eq!(deb12.choose(None, "6.1.0-57-cloud-amd64").unwrap(), Cookies::Kernel);
+        assert_eq!(
+            deb12.choose(None, "6.1.0-57-cloud-amd64").unwrap(),
+            Cookies::Kernel
+        );
         assert_eq!(
             deb12.choose(Some(Cookies::Kernel), "6.1.0").unwrap(),
             Cookies::Kernel
         );
-        let e = deb12.choose(Some(Cookies::Own), "6.1.0-57-cloud-amd64").unwrap_err();
-        assert!(e.to_string().contains("bpf_sk_assign_tcp_reqsk (Linux 6.9+)"), "{e}");
+        let e = deb12
+            .choose(Some(Cookies::Own), "6.1.0-57-cloud-amd64")
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("bpf_sk_assign_tcp_reqsk (Linux 6.9+)"),
+            "{e}"
+        );
         let lts = probe((6, 12, 117), true);
         assert_eq!(lts.choose(None, "6.12.117").unwrap(), Cookies::Own);
-        assert_eq!(lts.choose(Some(Cookies::Kernel), "6.12.117").unwrap(), Cookies::Kernel);
+        assert_eq!(
+            lts.choose(Some(Cookies::Kernel), "6.12.117").unwrap(),
+            Cookies::Kernel
+        );
         let old = Probe {
             raw_cookies: false,
             ..probe((5, 15, 0), false)
         };
-        let e = old.choose(None, "5.15.0-91-generic").unwrap_err().to_string();
+        let e = old
+            .choose(None, "5.15.0-91-generic")
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("kernel 5.15.0 (5.15.0-91-generic)")
                 && e.contains("bpf_sk_assign_tcp_reqsk (Linux 6.9+")
                 && e.contains("bpf_tcp_raw_gen_syncookie_ipv4 (Linux 6.0+"),
             "{e}"
         );
-        let e = old.choose(Some(Cookies::Kernel), "5.15.0").unwrap_err().to_string();
-        assert!(e.contains("has no bpf_tcp_raw_gen_syncookie_ipv4 (Linux 6.0+)"), "{e}");
+        let e = old
+            .choose(Some(Cookies::Kernel), "5.15.0")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("has no bpf_tcp_raw_gen_syncookie_ipv4 (Linux 6.0+)"),
+            "{e}"
+        );
     }
 
     #[test]

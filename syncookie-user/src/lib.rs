@@ -32,7 +32,10 @@ mod tests {
     fn embedded_object_is_the_shield_only() {
         let obj = aya_obj::Object::parse(super::EBPF_OBJECT).expect("parse the embedded object");
         let progs: BTreeSet<&str> = obj.programs.keys().map(String::as_str).collect();
-        assert_eq!(progs, BTreeSet::from([PROG_XDP, PROG_TC, kernel_cookies::PROG_XDP]));
+        assert_eq!(
+            progs,
+            BTreeSet::from([PROG_XDP, PROG_TC, kernel_cookies::PROG_XDP])
+        );
         let maps: BTreeSet<&str> = obj
             .maps
             .keys()

@@ -228,7 +228,9 @@ pub fn linked_object() -> Result<Vec<u8>, LoadError> {
 pub fn object_for(cookies: Cookies) -> Result<Vec<u8>, LoadError> {
     match cookies {
         Cookies::Own => linked_object(),
-        Cookies::Kernel => Ok(kfunc::patch(EBPF_OBJECT, &[KFUNC_ASSIGN_REQSK], |_| Some(u32::MAX))?.0),
+        Cookies::Kernel => {
+            Ok(kfunc::patch(EBPF_OBJECT, &[KFUNC_ASSIGN_REQSK], |_| Some(u32::MAX))?.0)
+        }
     }
 }
 

@@ -86,7 +86,9 @@ fn connections_forged_acks_status_and_the_stamp() {
     let lab = Lab::new();
     let (addr, accepted) = echo_n(&lab, PORT, 1000);
     let _d = start(&lab, 3);
-    let syncookies = lab.server.exec(&["cat", "/proc/sys/net/ipv4/tcp_syncookies"]);
+    let syncookies = lab
+        .server
+        .exec(&["cat", "/proc/sys/net/ipv4/tcp_syncookies"]);
     assert_eq!(syncookies.trim(), "2", "the daemon sets tcp_syncookies=2");
 
     // 20 connections with data: the first SYN is the kernel's (its own cookie renews the
@@ -101,7 +103,11 @@ fn connections_forged_acks_status_and_the_stamp() {
     assert_eq!(sent + refresh, 20);
     assert_eq!(get(&c, Counter::HandoffOk), 20);
     assert_eq!(get(&c, Counter::HandoffFailed), 0);
-    assert_eq!(lab.kernel_synacks(), refresh, "the stack answered only the refresh SYNs");
+    assert_eq!(
+        lab.kernel_synacks(),
+        refresh,
+        "the stack answered only the refresh SYNs"
+    );
     // What the mode keeps: the connections answered from XDP have no timestamps, SACK or
     // window scaling (the kernel's cookies carry them only in timestamps).
     let opts: Vec<u8> = (0..20).map(|_| accepted.recv().unwrap()).collect();
@@ -112,11 +118,19 @@ fn connections_forged_acks_status_and_the_stamp() {
     assert_eq!(plain, sent, "server options {opts:x?}");
 
     // Forged ACKs never reach the stack (reset budget 0 here).
-    let SocketAddr::V4(dst) = addr else { panic!("IPv4 lab") };
+    let SocketAddr::V4(dst) = addr else {
+        panic!("IPv4 lab")
+    };
     {
         let _in = lab.client.enter();
         for i in 0..10 {
-            send_raw_tcp(SocketAddrV4::new(lab.client_ip, 41000 + i), dst, rand::random(), rand::random(), false);
+            send_raw_tcp(
+                SocketAddrV4::new(lab.client_ip, 41000 + i),
+                dst,
+                rand::random(),
+                rand::random(),
+                false,
+            );
         }
     }
     thread::sleep(Duration::from_millis(500));

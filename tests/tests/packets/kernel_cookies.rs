@@ -55,7 +55,12 @@ fn syn_gets_the_kernels_cookie_and_its_ack_passes_a_forged_one_is_dropped() {
     let mut data = handshake_ack(&syn, isn, None);
     data.payload = b"GET / HTTP/1.0\r\n\r\n".to_vec();
     let data = data.frame();
-    assert_untouched(&s.xdp_kc(&data), &data, XDP_PASS, "data carrying the cookie");
+    assert_untouched(
+        &s.xdp_kc(&data),
+        &data,
+        XDP_PASS,
+        "data carrying the cookie",
+    );
 
     // A cookie one bit off, and one for another client port: forged.
     for (i, forged) in [
@@ -111,15 +116,23 @@ fn other_traffic_is_left_alone() {
     let (s, _l, _c) = stamped();
     let _other = s.listen_on(OTHER_PORT);
     let frames = [
-        ("a SYN to an unprotected port", Segment::syn(CLIENT_PORT, OTHER_PORT, 1).frame()),
+        (
+            "a SYN to an unprotected port",
+            Segment::syn(CLIENT_PORT, OTHER_PORT, 1).frame(),
+        ),
         (
             "an ACK to an unprotected port",
             Segment::ack(CLIENT_PORT, OTHER_PORT, 1, 2).frame(),
         ),
-        ("UDP to the protected port", udp4(CLIENT_PORT, PORT, b"hello")),
+        (
+            "UDP to the protected port",
+            udp4(CLIENT_PORT, PORT, b"hello"),
+        ),
         (
             "an RST to the protected port",
-            Segment::ack(CLIENT_PORT, PORT, 1, 2).with_flags(0x14).frame(),
+            Segment::ack(CLIENT_PORT, PORT, 1, 2)
+                .with_flags(0x14)
+                .frame(),
         ),
     ];
     for (what, f) in &frames {

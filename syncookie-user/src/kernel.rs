@@ -234,7 +234,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            e.contains("kernel 5.15.0 (5.15.0-91-generic)")
+            e.contains("kernel 5.15.0-91-generic has neither")
                 && e.contains("bpf_sk_assign_tcp_reqsk (Linux 6.9+")
                 && e.contains("bpf_tcp_raw_gen_syncookie_ipv4 (Linux 6.0+"),
             "{e}"

@@ -270,7 +270,7 @@ fn refresh_period() -> u64 {
 #[inline(always)]
 fn refresh_due(t: &Tcp) -> bool {
     let key = refresh_key(t.daddr, t.dport);
-    match SC_KC_REFRESH.get_ptr(&key) {
+    match SC_KC_REFRESH.get_ptr(key) {
         // SAFETY: a value of the map, valid while we run (another CPU may rewrite it: any time
         // it holds is a refresh's).
         Some(last) => now_ns().wrapping_sub(unsafe { *last }) >= refresh_period(),
@@ -282,7 +282,7 @@ fn refresh_due(t: &Tcp) -> bool {
 fn mark_refreshed(t: &Tcp) {
     let key = refresh_key(t.daddr, t.dport);
     // A failed insert (a race with another CPU) only means one more refresh SYN.
-    let _ = SC_KC_REFRESH.insert(&key, &now_ns(), 0);
+    let _ = SC_KC_REFRESH.insert(key, now_ns(), 0);
 }
 
 #[inline(always)]

@@ -346,6 +346,8 @@ pub fn run(kind: Kind, p: &Params) -> Outcome {
                 ..Policy::default()
             },
             fleet: None,
+            cookies: Some(syncookie::kernel::Cookies::Own),
+            refresh_secs: syncookie_common::maps::kernel_cookies::DEFAULT_REFRESH_SECS,
         })
         .unwrap_or_else(|e| panic!("attaching the shield ({mode:?}): {e}"))
     }));

@@ -14,6 +14,9 @@ pub const MAP_AUTO: &str = "SC_AUTO";
 pub const MAP_PREFIX_BUDGET: &str = "SC_PREFIX_BUDGET";
 pub const MAP_SYNACK_BUDGET: &str = "SC_SYNACK_BUDGET";
 pub const MAP_NO_META: &str = "SC_NO_META";
+/// Kernel-cookie mode (see [`kernel_cookies`]).
+pub const MAP_KC_CONF: &str = "SC_KC_CONF";
+pub const MAP_KC_REFRESH: &str = "SC_KC_REFRESH";
 /// Every map of the shield's object.
 pub const SHIELD_MAPS: &[&str] = &[
     MAP_CONFIG,
@@ -28,6 +31,8 @@ pub const SHIELD_MAPS: &[&str] = &[
     MAP_NO_META,
     MAP_LOCAL_ADDRS,
     MAP_LOCAL_MACS,
+    MAP_KC_CONF,
+    MAP_KC_REFRESH,
 ];
 pub const PROG_XDP: &str = "syncookie_xdp";
 /// Pinned bpf_links (next to the maps): the shield stays attached if the daemon dies, and the
@@ -37,6 +42,28 @@ pub const LINK_TC: &str = "link_tc";
 pub const PROG_TC: &str = "syncookie_tc";
 /// The kfunc the TC program calls; exported through bpf-linker, patched in before load.
 pub const KFUNC_ASSIGN_REQSK: &str = "bpf_sk_assign_tcp_reqsk";
+
+/// Kernel-cookie mode, for kernels without [`KFUNC_ASSIGN_REQSK`] (6.0-6.8): the XDP program
+/// answers SYNs with the kernel's own cookies (`bpf_tcp_raw_gen_syncookie_ipv4`) and passes
+/// ACKs that carry one to the kernel, which makes the connection in `cookie_v4_check()` if the
+/// listener's overflow stamp is recent. One SYN per local address and port every
+/// `SC_KC_CONF[KC_REFRESH_NS]` goes to the kernel (tcp_syncookies=2: it answers with a cookie
+/// and renews the stamp); so does every SYN while the kernel would refuse our cookies.
+pub mod kernel_cookies {
+    pub const PROG_XDP: &str = "syncookie_kc_xdp";
+    /// `SC_KC_CONF` index: nanoseconds between refresh SYNs per address and port.
+    pub const KC_REFRESH_NS: u32 = 0;
+    pub const KC_CONF_LEN: u32 = 1;
+    /// The stamp lasts 120 s (TCP_SYNCOOKIE_VALID); a refresh every 30 s leaves 90 s of margin.
+    pub const DEFAULT_REFRESH_SECS: u64 = 30;
+    /// `SC_KC_REFRESH`: (IPv4 destination << 16 | port) -> when a SYN last went to the kernel.
+    pub const REFRESH_ENTRIES: u32 = 4096;
+
+    #[inline(always)]
+    pub const fn refresh_key(daddr: u32, dport: u16) -> u64 {
+        ((daddr as u64) << 16) | dport as u64
+    }
+}
 
 /// A cookie key. `epoch` 0 marks an empty slot.
 #[repr(C)]
@@ -116,6 +143,8 @@ pub mod flags {
     /// Protect IPv6 too: set unless IPv6 is disabled on the interface (then its frames, which
     /// the kernel drops, pass untouched and count as not inspected).
     pub const IPV6: u32 = 1 << 6;
+    /// Kernel-cookie mode: the kernel's own cookies (`syncookie_kc_xdp`), no TC program.
+    pub const KERNEL_COOKIES: u32 = 1 << 7;
 }
 
 /// `SC_CONFIG[0]`: how to answer, set by the daemon from the kernel's settings.

@@ -61,10 +61,12 @@ counters! {
     AckPassedSocket = "ack_passed_socket",
     /// ACKs to protected ports with no socket at all, left to the kernel (it resets them).
     AckNoListener = "ack_no_listener",
-    /// Connections created from a cookie by bpf_sk_assign_tcp_reqsk.
+    /// Connections created from a cookie by bpf_sk_assign_tcp_reqsk (kernel-cookie mode: cookie
+    /// ACKs passed to the kernel while its check accepts them, so it makes the connection).
     HandoffOk = "handoff_ok",
     /// Cookie ACKs bpf_sk_assign_tcp_reqsk refused (no listener any more, a kernel setting
-    /// changed): left to the kernel, which resets them.
+    /// changed; kernel-cookie mode: the listener's overflow stamp has expired): left to the
+    /// kernel, which resets them.
     HandoffFailed = "handoff_failed",
     /// Dropped: TCP to a protected port with an inconsistent header, or a SYN-ACK not written whole.
     Malformed = "malformed",
@@ -73,6 +75,9 @@ counters! {
     /// SYNs and ACKs to protected ports not addressed to this host (another MAC, or a
     /// destination that is not local): passed untouched.
     NotLocal = "not_local",
+    /// Kernel-cookie mode: SYNs left to the kernel so that its own cookie renews the listener's
+    /// overflow stamp (one per address and port every refresh period, and any while it is stale).
+    SynRefresh = "syn_refresh",
 }
 
 #[cfg(test)]

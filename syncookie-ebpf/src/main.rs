@@ -4,6 +4,7 @@
 #![no_std]
 #![no_main]
 
+mod kernel_cookies;
 mod maps;
 mod stats;
 mod tc;
@@ -19,6 +20,12 @@ syncookie_ebpf::license!();
 #[xdp]
 pub fn syncookie_xdp(ctx: XdpContext) -> u32 {
     xdp::run(&ctx)
+}
+
+/// Kernel-cookie mode (kernels without the kfunc): the kernel's own cookies, no TC program.
+#[xdp]
+pub fn syncookie_kc_xdp(ctx: XdpContext) -> u32 {
+    kernel_cookies::run(&ctx)
 }
 
 #[classifier]

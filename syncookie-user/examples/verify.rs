@@ -5,7 +5,7 @@ use aya::{
     EbpfLoader, VerifierLogLevel,
     programs::{SchedClassifier, Xdp},
 };
-use syncookie_common::maps::{PROG_TC, PROG_XDP};
+use syncookie_common::maps::{PROG_TC, PROG_XDP, kernel_cookies};
 
 fn main() -> anyhow::Result<()> {
     let obj = syncookie::loader::linked_object()?;
@@ -35,6 +35,17 @@ fn verify(obj: &[u8], pins: &syncookie::pins::PinDir) -> anyhow::Result<()> {
     let n = insns(xdp.info().ok().and_then(|i| i.verified_instruction_count()));
     println!(
         "{PROG_XDP}: {}{n}",
+        summary(r.map_err(|e| format!("{e:#}")))
+    );
+    let kc: &mut Xdp = ebpf
+        .program_mut(kernel_cookies::PROG_XDP)
+        .unwrap()
+        .try_into()?;
+    let r = kc.load();
+    let n = insns(kc.info().ok().and_then(|i| i.verified_instruction_count()));
+    println!(
+        "{}: {}{n}",
+        kernel_cookies::PROG_XDP,
         summary(r.map_err(|e| format!("{e:#}")))
     );
     let tc: &mut SchedClassifier = ebpf.program_mut(PROG_TC).unwrap().try_into()?;

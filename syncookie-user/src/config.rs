@@ -7,7 +7,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use crate::{loader::XdpModeArg, policy::ModeArg};
+use crate::{kernel::Cookies, loader::XdpModeArg, policy::ModeArg};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -53,6 +53,8 @@ pub struct RunFile {
     pub metrics: Option<SocketAddr>,
     pub master_key_file: Option<PathBuf>,
     pub on_exit: Option<OnExit>,
+    pub cookies: Option<Cookies>,
+    pub refresh_secs: Option<u64>,
 }
 
 impl RunFile {
@@ -87,6 +89,11 @@ impl RunFile {
                 return Err(bad("ports", format!("{p:?}"), "ports are 1-65535"));
             }
         }
+        if let Some(r) = f.refresh_secs
+            && !(1..=100).contains(&r)
+        {
+            return Err(bad("refresh-secs", r.to_string(), "1-100 seconds"));
+        }
         if f.rotate_secs == Some(0) {
             return Err(bad("rotate-secs", "0".into(), "at least 1 second"));
         }
@@ -114,6 +121,10 @@ mod tests {
         assert_eq!(f.mode, Some(ModeArg::Auto));
         assert_eq!(f.xdp_mode, Some(XdpModeArg::Skb));
         assert_eq!(f.metrics, Some("127.0.0.1:9813".parse().unwrap()));
+        let f = parse("cookies = \"kernel\"\nrefresh-secs = 10\n").unwrap();
+        assert_eq!(f.cookies, Some(Cookies::Kernel));
+        assert_eq!(f.refresh_secs, Some(10));
+        assert!(parse("cookies = \"theirs\"").is_err());
     }
 
     #[test]

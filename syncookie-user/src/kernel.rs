@@ -1,6 +1,8 @@
 //! What the running kernel can do, checked before anything else: on a kernel that cannot run
 //! the shield, the error names the kernel's version and the missing feature, instead of whatever
 //! happens to fail first further on (a sysctl a namespace lacks, a program the verifier rejects).
+//! It also picks how cookies are made: the shield's own with the kfunc handoff where the kernel
+//! has it (full mode), else the kernel's own cookies (kernel-cookie mode, Linux 6.0+).
 
 use aya::util::KernelVersion;
 use syncookie_common::maps::KFUNC_ASSIGN_REQSK;
@@ -24,6 +26,33 @@ pub const TCX: Feature = Feature {
     since: (6, 6),
 };
 
+/// Kernel-cookie mode: the kernel's cookies from XDP without a socket (net/core/filter.c).
+pub const RAW_COOKIES: Feature = Feature {
+    name: "bpf_tcp_raw_gen_syncookie_ipv4",
+    since: (6, 0),
+};
+
+/// Whose cookies the shield sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Cookies {
+    /// The shield's own keyed cookies, handed to the kernel by bpf_sk_assign_tcp_reqsk (Linux
+    /// 6.9+): rotating or fleet keys, every option.
+    Own,
+    /// The kernel's own cookies (Linux 6.0+, for kernels without the kfunc): the kernel's
+    /// keys, the MSS only in the SYN-ACK; tcp_syncookies is set to 2.
+    Kernel,
+}
+
+impl Cookies {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Own => "own",
+            Self::Kernel => "kernel",
+        }
+    }
+}
+
 const BTF: &str = "/sys/kernel/btf/vmlinux";
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +64,13 @@ pub enum KernelError {
          kernel built with CONFIG_DEBUG_INFO_BTF=y"
     )]
     NoBtf { kernel: String },
+    #[error(
+        "not supported: kernel {kernel} has neither {} (Linux {}.{}+, the shield's own cookies) \
+         nor {} (Linux {}.{}+, the kernel's cookies)",
+        KFUNC.name, KFUNC.since.0, KFUNC.since.1,
+        RAW_COOKIES.name, RAW_COOKIES.since.0, RAW_COOKIES.since.1
+    )]
+    Neither { kernel: String },
     #[error("cannot tell the kernel's version: {0}")]
     Version(String),
 }
@@ -45,6 +81,8 @@ pub struct Probe {
     pub version: KernelVersion,
     pub btf: bool,
     pub kfunc: bool,
+    /// bpf_tcp_raw_gen_syncookie_ipv4 (found in BTF, or by version without BTF).
+    pub raw_cookies: bool,
 }
 
 impl Probe {
@@ -53,25 +91,74 @@ impl Probe {
     pub fn running() -> Result<Self, KernelError> {
         let version = KernelVersion::current().map_err(|e| KernelError::Version(e.to_string()))?;
         let btf = std::path::Path::new(BTF).exists();
-        let kfunc = btf
-            && crate::kfunc::kernel_btf_ids()
-                .map(|ids| ids(KFUNC.name).is_some())
-                .unwrap_or(false);
+        let ids = if btf {
+            crate::kfunc::kernel_btf_ids().ok()
+        } else {
+            None
+        };
+        let kfunc = ids.as_ref().is_some_and(|ids| ids(KFUNC.name).is_some());
+        // A helper is a function of the kernel's BTF too (BPF_CALL_x): a backport counts.
+        let raw_cookies = match &ids {
+            Some(ids) => ids(RAW_COOKIES.name).is_some(),
+            None => version >= KernelVersion::new(RAW_COOKIES.since.0, RAW_COOKIES.since.1, 0),
+        };
         Ok(Self {
             version,
             btf,
             kfunc,
+            raw_cookies,
         })
+    }
+
+    /// `release` with the version when it does not already say it.
+    fn kernel(&self, release: &str) -> String {
+        if release.starts_with(&self.version.to_string()) {
+            release.to_string()
+        } else {
+            format!("{} ({release})", self.version)
+        }
+    }
+
+    /// The mode to run: `requested` if the kernel can, else the error naming what it lacks;
+    /// without a request, own cookies where the kernel can, else the kernel's.
+    pub fn choose(
+        &self,
+        requested: Option<Cookies>,
+        release: &str,
+    ) -> Result<Cookies, KernelError> {
+        match requested {
+            Some(Cookies::Own) => self.check(release).map(|()| Cookies::Own),
+            Some(Cookies::Kernel) => self.check_kernel_cookies(release).map(|()| Cookies::Kernel),
+            None => match self.check(release) {
+                Ok(()) => Ok(Cookies::Own),
+                Err(own) => match self.check_kernel_cookies(release) {
+                    Ok(()) => Ok(Cookies::Kernel),
+                    Err(_) if matches!(own, KernelError::Missing { feature, .. } if feature == KFUNC) => {
+                        Err(KernelError::Neither {
+                            kernel: self.kernel(release),
+                        })
+                    }
+                    Err(_) => Err(own),
+                },
+            },
+        }
+    }
+
+    /// What kernel-cookie mode needs: the raw cookie helpers (no TC program, no kfunc).
+    pub fn check_kernel_cookies(&self, release: &str) -> Result<(), KernelError> {
+        if !self.raw_cookies {
+            return Err(KernelError::Missing {
+                kernel: self.kernel(release),
+                feature: RAW_COOKIES,
+            });
+        }
+        Ok(())
     }
 
     /// The first thing missing for the shield's own cookies with the kfunc handoff, named with
     /// the kernel (`release`: `uname -r`, shown when it does not already say the version).
     pub fn check(&self, release: &str) -> Result<(), KernelError> {
-        let kernel = if release.starts_with(&self.version.to_string()) {
-            release.to_string()
-        } else {
-            format!("{} ({release})", self.version)
-        };
+        let kernel = self.kernel(release);
         if !self.btf {
             return Err(KernelError::NoBtf { kernel });
         }
@@ -88,10 +175,16 @@ impl Probe {
     }
 }
 
-/// Checks the running kernel: call before touching anything else.
+/// Checks the running kernel for full mode: call before touching anything else.
 pub fn check() -> Result<(), KernelError> {
+    choose(Some(Cookies::Own)).map(|_| ())
+}
+
+/// Picks the mode on the running kernel (`requested`: the admin's override): call before
+/// touching anything else.
+pub fn choose(requested: Option<Cookies>) -> Result<Cookies, KernelError> {
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    Probe::running()?.check(release.trim())
+    Probe::running()?.choose(requested, release.trim())
 }
 
 #[cfg(test)]
@@ -103,7 +196,57 @@ mod tests {
             version: KernelVersion::new(v.0, v.1, v.2),
             btf: true,
             kfunc,
+            raw_cookies: v.0 >= 6,
         }
+    }
+
+    #[test]
+    fn modes_are_chosen_by_what_the_kernel_has() {
+        let deb12 = probe((6, 1, 192), false);
+        assert_eq!(
+            deb12.choose(None, "6.1.0-57-cloud-amd64").unwrap(),
+            Cookies::Kernel
+        );
+        assert_eq!(
+            deb12.choose(Some(Cookies::Kernel), "6.1.0").unwrap(),
+            Cookies::Kernel
+        );
+        let e = deb12
+            .choose(Some(Cookies::Own), "6.1.0-57-cloud-amd64")
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("bpf_sk_assign_tcp_reqsk (Linux 6.9+)"),
+            "{e}"
+        );
+        let lts = probe((6, 12, 117), true);
+        assert_eq!(lts.choose(None, "6.12.117").unwrap(), Cookies::Own);
+        assert_eq!(
+            lts.choose(Some(Cookies::Kernel), "6.12.117").unwrap(),
+            Cookies::Kernel
+        );
+        let old = Probe {
+            raw_cookies: false,
+            ..probe((5, 15, 0), false)
+        };
+        let e = old
+            .choose(None, "5.15.0-91-generic")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("kernel 5.15.0-91-generic has neither")
+                && e.contains("bpf_sk_assign_tcp_reqsk (Linux 6.9+")
+                && e.contains("bpf_tcp_raw_gen_syncookie_ipv4 (Linux 6.0+"),
+            "{e}"
+        );
+        let e = old
+            .choose(Some(Cookies::Kernel), "5.15.0")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("has no bpf_tcp_raw_gen_syncookie_ipv4 (Linux 6.0+)"),
+            "{e}"
+        );
     }
 
     #[test]

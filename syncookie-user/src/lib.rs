@@ -26,14 +26,17 @@ pub static EBPF_OBJECT: &[u8] =
 mod tests {
     use std::collections::BTreeSet;
 
-    use syncookie_common::maps::{PROG_TC, PROG_XDP, SHIELD_MAPS};
+    use syncookie_common::maps::{PROG_TC, PROG_XDP, SHIELD_MAPS, kernel_cookies};
 
     /// The daemon embeds the shield and nothing else: no lab or bench program ships with it.
     #[test]
     fn embedded_object_is_the_shield_only() {
         let obj = aya_obj::Object::parse(super::EBPF_OBJECT).expect("parse the embedded object");
         let progs: BTreeSet<&str> = obj.programs.keys().map(String::as_str).collect();
-        assert_eq!(progs, BTreeSet::from([PROG_XDP, PROG_TC]));
+        assert_eq!(
+            progs,
+            BTreeSet::from([PROG_XDP, PROG_TC, kernel_cookies::PROG_XDP])
+        );
         let maps: BTreeSet<&str> = obj
             .maps
             .keys()

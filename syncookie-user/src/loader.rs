@@ -16,13 +16,13 @@ use aya::{
 };
 
 use syncookie_common::maps::{
-    Config, KFUNC_ASSIGN_REQSK, LINK_TC, LINK_XDP, MAP_CONFIG, MAP_PORTS, PORTS_LEN, PROG_TC,
-    PROG_XDP, port_word,
+    Config, KFUNC_ASSIGN_REQSK, LINK_TC, LINK_XDP, MAP_CONFIG, MAP_KC_CONF, MAP_PORTS, PORTS_LEN,
+    PROG_TC, PROG_XDP, kernel_cookies, port_word,
 };
 
 use crate::{
     EBPF_OBJECT,
-    kernel::{self, KernelError},
+    kernel::{self, Cookies, KernelError},
     keys::{KeyError, Keys},
     kfunc::{self, KfuncError},
     local::{self, LocalError},
@@ -101,6 +101,11 @@ pub struct Options {
     pub policy: crate::policy::Policy,
     /// Fleet keys (derived from a master key and the wall clock) instead of random ones.
     pub fleet: Option<Fleet>,
+    /// Whose cookies: `None` picks by what the kernel has (own where the kfunc is).
+    pub cookies: Option<Cookies>,
+    /// Kernel-cookie mode: seconds between the SYNs left to the kernel to renew its overflow
+    /// stamp, per local address and port.
+    pub refresh_secs: u64,
 }
 
 /// A fleet's shared master key and its rotation period.
@@ -116,6 +121,8 @@ pub struct Shield {
     tc: Option<PinnedLink>,
     pub pins: PinDir,
     pub config: Config,
+    /// The mode running.
+    pub cookies: Cookies,
 }
 
 fn prog_err(what: impl Into<String>) -> impl FnOnce(aya::programs::ProgramError) -> LoadError {
@@ -214,6 +221,31 @@ pub fn linked_object() -> Result<Vec<u8>, LoadError> {
     Ok(obj)
 }
 
+/// The object for `cookies`: linked for full mode. Kernel-cookie mode's program calls no
+/// kfunc, and the TC program, which does, is not loaded then: its call is only marked as a
+/// kfunc call (with an id no kernel has) so that aya, which cannot resolve the symbol, accepts
+/// the object; the kernel's BTF is not read.
+pub fn object_for(cookies: Cookies) -> Result<Vec<u8>, LoadError> {
+    match cookies {
+        Cookies::Own => linked_object(),
+        Cookies::Kernel => {
+            Ok(kfunc::patch(EBPF_OBJECT, &[KFUNC_ASSIGN_REQSK], |_| Some(u32::MAX))?.0)
+        }
+    }
+}
+
+/// Writes kernel-cookie mode's refresh period.
+pub fn write_refresh(ebpf: &mut Ebpf, secs: u64) -> Result<(), LoadError> {
+    let map = ebpf.map_mut(MAP_KC_CONF).expect("object has SC_KC_CONF");
+    let mut arr: Array<&mut MapData, u64> = Array::try_from(map).map_err(map_err(MAP_KC_CONF))?;
+    arr.set(
+        kernel_cookies::KC_REFRESH_NS,
+        secs.saturating_mul(1_000_000_000),
+        0,
+    )
+    .map_err(map_err(MAP_KC_CONF))
+}
+
 /// Loads the object with its maps pinned (or reused) in `pins`.
 pub fn load(pins: &PinDir) -> Result<Ebpf, LoadError> {
     load_linked(pins, &linked_object()?)
@@ -277,9 +309,9 @@ impl Shield {
     pub fn attach(opts: &Options) -> Result<Self, LoadError> {
         // First: on a kernel that cannot run us, say which feature it lacks, before a missing
         // sysctl or the verifier says something less useful.
-        kernel::check()?;
+        let cookies = kernel::choose(opts.cookies)?;
         let fresh = !opts.pins.exists();
-        let res = Self::attach_inner(opts);
+        let res = Self::attach_inner(opts, cookies);
         if res.is_err() && fresh {
             // Nothing of a previous run to keep: leave no trace of this failed one.
             let _ = opts.pins.remove();
@@ -290,9 +322,9 @@ impl Shield {
     /// Everything that can be told before the first change: the interface, the kernel (BTF,
     /// the kfunc, its settings), pins of another version, another program on the XDP hook.
     /// Returns the linked object and the kernel's settings.
-    pub fn preflight(opts: &Options) -> Result<(Vec<u8>, Kernel), LoadError> {
+    pub fn preflight(opts: &Options, cookies: Cookies) -> Result<(Vec<u8>, Kernel), LoadError> {
         let ifindex = netdev::ifindex(&opts.iface)?;
-        let obj = linked_object()?;
+        let obj = object_for(cookies)?;
         let kernel = Kernel::read()?;
         kernel.check()?;
         opts.pins.check_layout()?;
@@ -302,9 +334,14 @@ impl Shield {
         Ok((obj, kernel))
     }
 
-    fn attach_inner(opts: &Options) -> Result<Self, LoadError> {
-        let (obj, kernel) = Self::preflight(opts)?;
+    fn attach_inner(opts: &Options, cookies: Cookies) -> Result<Self, LoadError> {
+        let (obj, kernel) = Self::preflight(opts, cookies)?;
         let mtu = sysctl::mtu(&opts.iface)?;
+        if cookies == Cookies::Kernel {
+            // The kernel renews a listener's overflow stamp only when it answers a SYN with a
+            // cookie itself: at 2 it does for every SYN we leave to it.
+            sysctl::set_syncookies_2(kernel.syncookies)?;
+        }
         let mut ebpf = load_linked(&opts.pins, &obj)?;
         // Generic XDP may deliver no metadata to TC: let TC re-check the cookie then.
         let mut config = kernel.config(mtu, opts.xdp_mode == XdpModeArg::Skb);
@@ -322,6 +359,10 @@ impl Shield {
         if opts.fleet.is_some() {
             config.flags |= syncookie_common::maps::flags::FLEET;
         }
+        if cookies == Cookies::Kernel {
+            config.flags |= syncookie_common::maps::flags::KERNEL_COOKIES;
+            write_refresh(&mut ebpf, opts.refresh_secs)?;
+        }
         write_config(&mut ebpf, config)?;
         write_ports(&mut ebpf, &opts.ports)?;
         let mut keys = Keys::open(&opts.pins)?;
@@ -337,6 +378,7 @@ impl Shield {
             tc: None,
             pins: opts.pins.clone(),
             config,
+            cookies,
         };
         if let Err(e) = shield.attach_programs(opts) {
             shield.detach();
@@ -346,6 +388,11 @@ impl Shield {
     }
 
     fn attach_programs(&mut self, opts: &Options) -> Result<(), LoadError> {
+        if self.cookies == Cookies::Kernel {
+            // No TC program: a full-mode run's TC link, if one was left, goes.
+            drop(take_over(&self.pins.map(LINK_TC))?);
+            return self.attach_xdp(opts, kernel_cookies::PROG_XDP);
+        }
         let iface = &opts.iface;
         let tc: &mut SchedClassifier = self
             .ebpf
@@ -372,10 +419,15 @@ impl Shield {
             FdLink::try_from(link).map_err(LoadError::Link)?,
             &tc_pin,
         )?);
+        self.attach_xdp(opts, PROG_XDP)
+    }
 
+    /// Loads the XDP program `name` and attaches it (or swaps it into a pinned link).
+    fn attach_xdp(&mut self, opts: &Options, name: &str) -> Result<(), LoadError> {
+        let iface = &opts.iface;
         let xdp: &mut Xdp = self
             .ebpf
-            .program_mut(PROG_XDP)
+            .program_mut(name)
             .expect("object has the XDP program")
             .try_into()
             .map_err(prog_err("XDP program"))?;

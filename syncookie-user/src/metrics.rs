@@ -27,6 +27,21 @@ struct Iface {
     iface: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Cookies {
+    cookies: &'static str,
+}
+
+/// The shield's configuration, from its pinned map.
+fn config(pins: &PinDir) -> Option<syncookie_common::maps::Config> {
+    use aya::maps::{Array, Map, MapData};
+    let m = MapData::from_pin(pins.map(syncookie_common::maps::MAP_CONFIG)).ok()?;
+    Array::<MapData, syncookie_common::maps::Config>::try_from(Map::Array(m))
+        .ok()?
+        .get(&0, 0)
+        .ok()
+}
+
 /// The metrics text (OpenMetrics, which Prometheus reads) of the shield pinned at `pins`.
 pub fn render(pins: &PinDir, iface: &str) -> String {
     let mut reg = Registry::with_prefix("syncookie");
@@ -51,6 +66,18 @@ pub fn render(pins: &PinDir, iface: &str) -> String {
             packets
                 .get_or_create(&Reason { reason: c.name() })
                 .inc_by(v);
+        }
+    }
+    if let Some(cfg) = config(pins) {
+        let g = Family::<Cookies, Gauge>::default();
+        reg.register(
+            "cookies",
+            "1 for the cookies in use: own (keyed, kfunc handoff) or kernel (the kernel's own)",
+            g.clone(),
+        );
+        let kernel = cfg.flags & syncookie_common::maps::flags::KERNEL_COOKIES != 0;
+        for (name, on) in [("own", !kernel), ("kernel", kernel)] {
+            g.get_or_create(&Cookies { cookies: name }).set(on as i64);
         }
     }
     if let Ok(st) = crate::state::read(pins) {

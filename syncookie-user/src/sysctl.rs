@@ -59,6 +59,11 @@ pub enum SysctlError {
          either: accept `ct state new` on the protected ports whatever the flags"
     )]
     ConntrackStrict,
+    #[error("cannot set {} to 2 (kernel-cookie mode needs it)", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot read the MTU of {iface}")]
     Mtu {
         iface: String,
@@ -313,6 +318,26 @@ impl Ipv6 {
             cfg.flags &= !flags::IPV6;
         }
     }
+}
+
+/// Kernel-cookie mode: the kernel renews a listener's overflow stamp (without which it refuses
+/// cookie ACKs) only when it answers a SYN with a cookie itself, which at tcp_syncookies=2 it
+/// does for every SYN it gets. Sets it (logged) in the current namespace when it is not 2.
+pub fn set_syncookies_2(current: i64) -> Result<(), SysctlError> {
+    if current == 2 {
+        return Ok(());
+    }
+    let path = Path::new(PROC_SYS_NET).join("ipv4/tcp_syncookies");
+    std::fs::write(&path, "2").map_err(|source| SysctlError::Write {
+        path: path.clone(),
+        source,
+    })?;
+    log::warn!(
+        "net.ipv4.tcp_syncookies was {current}, set to 2 for kernel-cookie mode: the kernel now \
+         answers every SYN that reaches it with a cookie (in this network namespace, on every \
+         port; it stays 2 when the shield stops)"
+    );
+    Ok(())
 }
 
 /// The MTU of `iface` in the current network namespace (SIOCGIFMTU; /sys/class/net belongs to

@@ -23,7 +23,15 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     };
     // Open first: on an interface without a shield this fails and leaves no lock file behind.
     let mut keys = Keys::open(&pins)?;
-    if config_flags(&pins)? & flags::FLEET != 0 {
+    let f = config_flags(&pins)?;
+    if f & flags::KERNEL_COOKIES != 0 {
+        anyhow::bail!(
+            "{}: the shield runs with the kernel's own cookies, whose keys the kernel keeps and \
+             rotates itself: there is no key of ours to rotate",
+            a.target.iface
+        );
+    }
+    if f & flags::FLEET != 0 {
         anyhow::bail!(
             "{}: keys are fleet keys (derived from the master key file and the wall clock); a \
              random key here would not be known to the other hosts: replace the master key file \

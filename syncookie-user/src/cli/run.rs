@@ -7,6 +7,7 @@ use syncookie::{
     config::{OnExit, RunFile},
     counters,
     fleet::{MasterKey, secs_to_next_epoch, wall_epoch},
+    kernel::Cookies,
     keys::Keys,
     loader::Fleet,
     loader::{Options, Shield, XdpModeArg},
@@ -14,6 +15,7 @@ use syncookie::{
     policy::{self, ModeArg, Policy},
     privilege,
 };
+use syncookie_common::maps::kernel_cookies;
 use tokio::signal::unix::{SignalKind, signal};
 
 use super::Target;
@@ -71,6 +73,17 @@ pub struct Args {
     /// Serve Prometheus metrics on this address (GET /metrics), e.g. 127.0.0.1:9813.
     #[arg(long, value_name = "ADDR")]
     metrics: Option<std::net::SocketAddr>,
+    /// own: the shield's keyed cookies, handed over with bpf_sk_assign_tcp_reqsk (Linux 6.9+);
+    /// kernel: the kernel's own cookies (Linux 6.0+; MSS only, the kernel's keys, sets
+    /// net.ipv4.tcp_syncookies=2). Default: own where the kernel can, else kernel.
+    #[arg(long, value_enum)]
+    cookies: Option<Cookies>,
+    /// Kernel-cookie mode: seconds between the SYNs left to the kernel (one per local address
+    /// and port) so that its cookie check keeps accepting ours (it needs one of its own in the
+    /// last 120 s).
+    #[arg(long, value_name = "SECS", default_value_t = kernel_cookies::DEFAULT_REFRESH_SECS,
+          value_parser = clap::value_parser!(u64).range(1..=100))]
+    refresh_secs: u64,
 }
 
 /// Takes from the config file what the command line did not set.
@@ -97,8 +110,12 @@ fn merge(mut a: Args, m: &clap::ArgMatches) -> anyhow::Result<Args> {
         synack_prefix_rate,
         reset_rate,
         rotate_secs,
-        report_secs
+        report_secs,
+        refresh_secs
     );
+    if unset("cookies") && f.cookies.is_some() {
+        a.cookies = f.cookies;
+    }
     if unset("metrics") && f.metrics.is_some() {
         a.metrics = f.metrics;
     }
@@ -141,6 +158,8 @@ pub fn run(a: Args, m: &clap::ArgMatches) -> anyhow::Result<()> {
             rst_per_sec: a.reset_rate,
         },
         fleet: fleet.clone(),
+        cookies: a.cookies,
+        refresh_secs: a.refresh_secs,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -164,13 +183,25 @@ pub fn run(a: Args, m: &clap::ArgMatches) -> anyhow::Result<()> {
             return Err(e.into());
         }
     };
-    log::info!(
-        "protecting TCP ports {:?} on {} (XDP {:?}); keys rotate every {} s",
-        a.ports,
-        opts.iface,
-        a.xdp_mode,
-        a.rotate_secs
-    );
+    match shield.cookies {
+        Cookies::Own => log::info!(
+            "protecting TCP ports {:?} on {} (XDP {:?}, own cookies); keys rotate every {} s",
+            a.ports,
+            opts.iface,
+            a.xdp_mode,
+            a.rotate_secs
+        ),
+        Cookies::Kernel => log::info!(
+            "protecting TCP ports {:?} on {} (XDP {:?}, kernel cookies: MSS only, no TC \
+             program); the kernel's cookie keys are its own and rotate by themselves, so \
+             --rotate-secs, --master-key-file and `syncookie rotate` change nothing; one SYN per \
+             address and port goes to the kernel every {} s",
+            a.ports,
+            opts.iface,
+            a.xdp_mode,
+            a.refresh_secs
+        ),
+    }
     // Tests and scripts wait for this line.
     println!("attached");
     if let Some(l) = metrics {
@@ -182,7 +213,10 @@ pub fn run(a: Args, m: &clap::ArgMatches) -> anyhow::Result<()> {
         ));
     }
     let mut shield = shield;
-    let res = rt.block_on(serve(&a, &opts, &mut shield, fleet, signals));
+    // Kernel-cookie mode: the kernel's keys; the shield's key timers have nothing to do.
+    let fleet = fleet.filter(|_| shield.cookies == Cookies::Own);
+    let own_keys = shield.cookies == Cookies::Own;
+    let res = rt.block_on(serve(&a, &opts, &mut shield, fleet, own_keys, signals));
     let summary = counters::read(&pins, &opts.iface);
     match a.on_exit {
         OnExit::Detach => shield.detach(),
@@ -220,6 +254,7 @@ async fn serve(
     opts: &Options,
     shield: &mut Shield,
     fleet: Option<Fleet>,
+    own_keys: bool,
     mut sig: Signals,
 ) -> anyhow::Result<()> {
     let pins = &opts.pins;
@@ -237,7 +272,7 @@ async fn serve(
         tokio::select! {
             _ = sig.term.recv() => break,
             _ = sig.int.recv() => break,
-            _ = rotate.tick(), if fleet.is_none() => {
+            _ = rotate.tick(), if fleet.is_none() && own_keys => {
                 let _l = pins.keys_lock()?;
                 let e = keys.rotate().context("rotating keys")?;
                 log::info!("rotated to key epoch {e}");

@@ -37,6 +37,14 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     println!("syncookie on {}", a.target.iface);
     println!("  pins               {}", pins.dir.display());
     println!("  protected ports    {:?}", st.ports);
+    if c.flags & flags::KERNEL_COOKIES != 0 {
+        println!(
+            "  cookies            kernel (the kernel's own cookies and keys, MSS only; no TC \
+             program)"
+        );
+    } else {
+        println!("  cookies            own (bpf_sk_assign_tcp_reqsk handoff)");
+    }
     println!(
         "  mode               {mode} ({}){}",
         if st.engaged {

@@ -22,7 +22,7 @@ use aya::{
 };
 use syncookie::{counters, keys::Keys, loader, local, pins::PinDir};
 use syncookie_common::{
-    maps::{Config, Key, PROG_TC, PROG_XDP},
+    maps::{Config, Key, PROG_TC, PROG_XDP, kernel_cookies},
     stats::Counter,
 };
 use syncookie_tests::{
@@ -170,11 +170,20 @@ impl Shield {
     }
 
     fn xdp_prog(&self) -> &Xdp {
+        self.xdp_named(PROG_XDP)
+    }
+
+    fn xdp_named(&self, name: &str) -> &Xdp {
         let p = self
             .ebpf
-            .program(PROG_XDP)
+            .program(name)
             .expect("the object has the XDP program");
-        p.try_into().expect("syncookie_xdp is an XDP program")
+        p.try_into().expect("an XDP program")
+    }
+
+    /// Runs kernel-cookie mode's XDP program (`syncookie_kc_xdp`) once on `frame`.
+    pub(crate) fn xdp_kc(&self, frame: &[u8]) -> XdpRun {
+        self.xdp_run(self.xdp_named(kernel_cookies::PROG_XDP), frame)
     }
 
     fn tc_prog(&self) -> &SchedClassifier {
@@ -187,11 +196,14 @@ impl Shield {
 
     /// Runs the XDP program once on `frame`.
     pub(crate) fn xdp(&self, frame: &[u8]) -> XdpRun {
+        self.xdp_run(self.xdp_prog(), frame)
+    }
+
+    fn xdp_run(&self, prog: &Xdp, frame: &[u8]) -> XdpRun {
         let ctx_in = xdp_md(frame.len(), 0);
         let mut ctx_out = [0u8; 24];
         let mut out = vec![0u8; 4096];
-        let r = self
-            .xdp_prog()
+        let r = prog
             .test_run(TestRunOptions {
                 data_in: Some(frame),
                 data_out: Some(&mut out),
@@ -281,6 +293,12 @@ fn load_programs(ebpf: &mut Ebpf) {
         .try_into()
         .expect("syncookie_xdp is an XDP program");
     loader::load_retrying(|| xdp.load()).unwrap_or_else(|e| panic!("loading {PROG_XDP}: {e}"));
+    let kc: &mut Xdp = ebpf
+        .program_mut(kernel_cookies::PROG_XDP)
+        .expect("the object has kernel-cookie mode's XDP program")
+        .try_into()
+        .expect("an XDP program");
+    loader::load_retrying(|| kc.load()).unwrap_or_else(|e| panic!("loading the kc program: {e}"));
     let tc: &mut SchedClassifier = ebpf
         .program_mut(PROG_TC)
         .expect("the object has the TC program")

@@ -2,8 +2,7 @@
 //! kernel should do. A kernel too old for a mode passes when the daemon refuses it with a message
 //! naming the kernel's version and the missing feature.
 
-/// A way of running the shield, and the first kernel that can. A mode for kernels without the
-/// kfunc (the kernel's own cookies) is another entry here and in the smoke suite's `Mode`.
+/// A way of running the shield, and the first kernel that can (the smoke suite's `Mode`).
 pub struct Mode {
     pub name: &'static str,
     pub since: (u32, u32),
@@ -11,11 +10,19 @@ pub struct Mode {
     pub feature: &'static str,
 }
 
-pub const MODES: &[Mode] = &[Mode {
-    name: "full",
-    since: (6, 9),
-    feature: "bpf_sk_assign_tcp_reqsk",
-}];
+pub const MODES: &[Mode] = &[
+    Mode {
+        name: "full",
+        since: (6, 9),
+        feature: "bpf_sk_assign_tcp_reqsk",
+    },
+    // The kernel's own cookies, for kernels without the kfunc.
+    Mode {
+        name: "kernel",
+        since: (6, 0),
+        feature: "bpf_tcp_raw_gen_syncookie_ipv4",
+    },
+];
 
 /// `--modes` for the smoke suite.
 pub fn mode_list() -> String {
@@ -118,14 +125,14 @@ pub fn print(rows: &[Row]) {
         .unwrap_or(6)
         .max(6);
     println!(
-        "\n{:<w$}  {:<5}  {:<7}  {:>5}  result",
+        "\n{:<w$}  {:<6}  {:<7}  {:>5}  result",
         "kernel", "mode", "verdict", "time"
     );
     for r in rows {
         let verdict = if r.ok { "PASS" } else { "FAIL" };
         let time = format!("{} s", r.secs);
         println!(
-            "{:<w$}  {:<5}  {:<7}  {:>5}  {}",
+            "{:<w$}  {:<6}  {:<7}  {:>5}  {}",
             r.kernel, r.mode, verdict, time, r.result
         );
     }
@@ -145,6 +152,9 @@ mod tests {
         assert!(!judge(FULL, "6.1.192", Some("pass"), (5, 5), None).0);
         assert!(!judge(FULL, "6.12.117", Some("fail: flood"), (4, 5), None).0);
         assert!(!judge(FULL, "6.12.117", None, (0, 0), Some("timeout")).0);
+        let kernel = &MODES[1];
+        assert!(judge(kernel, "6.1.192", Some("pass"), (6, 6), None).0);
+        assert!(!judge(kernel, "5.15.0", Some("pass"), (6, 6), None).0);
     }
 
     #[test]

@@ -1,0 +1,211 @@
+//! Kernel-cookie mode end to end (`syncookie run --cookies kernel`), in network namespaces:
+//! real clients, a real server, the kernel making the connections from its own cookies.
+
+use std::{
+    io::{Read, Write},
+    net::{SocketAddr, SocketAddrV4, TcpListener, TcpStream},
+    thread,
+    time::Duration,
+};
+
+use syncookie::counters;
+use syncookie_common::stats::Counter;
+use syncookie_tests::{
+    daemon::{Daemon, pins, syncookie_in},
+    lab::Lab,
+    packets::{TCPI_OPT_SACK, TCPI_OPT_TIMESTAMPS, TCPI_OPT_WSCALE, send_raw_tcp, tcp_info},
+    require_root,
+};
+
+const PORT: u16 = 8080;
+
+/// An echo server on `port` serving `n` connections, then closing its listener; sends the
+/// server side's TCP_INFO options of each.
+fn echo_n(lab: &Lab, port: u16, n: usize) -> (SocketAddr, std::sync::mpsc::Receiver<u8>) {
+    let l = {
+        let _in = lab.server.enter();
+        TcpListener::bind((lab.server_ip, port)).expect("bind")
+    };
+    let addr = l.local_addr().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        for s in l.incoming().take(n) {
+            let Ok(mut s) = s else { break };
+            let _ = tx.send(tcp_info(&s).tcpi_options);
+            let mut buf = [0u8; 4096];
+            while let Ok(k) = s.read(&mut buf) {
+                if k == 0 || s.write_all(&buf[..k]).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    (addr, rx)
+}
+
+fn stats(lab: &Lab) -> counters::Snapshot {
+    counters::read(&pins(&lab.server, &lab.server_if), &lab.server_if).expect("counters")
+}
+
+fn get(c: &counters::Snapshot, k: Counter) -> u64 {
+    c.get(k)
+}
+
+/// Connects from the client namespace, sends `len` bytes, reads the echo.
+fn exchange(lab: &Lab, addr: SocketAddr, len: usize) {
+    let _in = lab.client.enter();
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let payload: Vec<u8> = (0..len).map(|b| (b * 7) as u8).collect();
+    s.write_all(&payload).unwrap();
+    let mut back = vec![0u8; len];
+    s.read_exact(&mut back).expect("echo");
+    assert_eq!(back, payload);
+}
+
+fn start(lab: &Lab, refresh_secs: u64) -> Daemon {
+    Daemon::start(
+        &lab.server,
+        &lab.server_if,
+        &[
+            "--ports",
+            &PORT.to_string(),
+            "--cookies",
+            "kernel",
+            "--refresh-secs",
+            &refresh_secs.to_string(),
+            "--reset-rate",
+            "0",
+        ],
+    )
+}
+
+#[test]
+fn connections_forged_acks_status_and_the_stamp() {
+    require_root!();
+    let lab = Lab::new();
+    let (addr, accepted) = echo_n(&lab, PORT, 1000);
+    let _d = start(&lab, 3);
+    let syncookies = lab
+        .server
+        .exec(&["cat", "/proc/sys/net/ipv4/tcp_syncookies"]);
+    assert_eq!(syncookies.trim(), "2", "the daemon sets tcp_syncookies=2");
+
+    // 20 connections with data: the first SYN is the kernel's (its own cookie renews the
+    // stamp), the others get ours; every ACK goes to the kernel, which makes the connection.
+    for i in 0..20 {
+        exchange(&lab, addr, 1000 + i);
+    }
+    let c = stats(&lab);
+    eprintln!("{}", c.table());
+    let (sent, refresh) = (get(&c, Counter::SynackSent), get(&c, Counter::SynRefresh));
+    assert!(refresh >= 1, "the first SYN goes to the kernel");
+    assert_eq!(sent + refresh, 20);
+    assert_eq!(get(&c, Counter::HandoffOk), 20);
+    assert_eq!(get(&c, Counter::HandoffFailed), 0);
+    assert_eq!(
+        lab.kernel_synacks(),
+        refresh,
+        "the stack answered only the refresh SYNs"
+    );
+    // What the mode keeps: the connections answered from XDP have no timestamps, SACK or
+    // window scaling (the kernel's cookies carry them only in timestamps).
+    let opts: Vec<u8> = (0..20).map(|_| accepted.recv().unwrap()).collect();
+    let plain = opts
+        .iter()
+        .filter(|o| **o & (TCPI_OPT_TIMESTAMPS | TCPI_OPT_SACK | TCPI_OPT_WSCALE) == 0)
+        .count() as u64;
+    assert_eq!(plain, sent, "server options {opts:x?}");
+
+    // Forged ACKs never reach the stack (reset budget 0 here).
+    let SocketAddr::V4(dst) = addr else {
+        panic!("IPv4 lab")
+    };
+    {
+        let _in = lab.client.enter();
+        for i in 0..10 {
+            send_raw_tcp(
+                SocketAddrV4::new(lab.client_ip, 41000 + i),
+                dst,
+                rand::random(),
+                rand::random(),
+                false,
+            );
+        }
+    }
+    thread::sleep(Duration::from_millis(500));
+    let c = stats(&lab);
+    assert_eq!(get(&c, Counter::AckBadCookie), 10, "{}", c.table());
+    assert_eq!(get(&c, Counter::HandoffOk), 20);
+
+    // status and rotate say which cookies these are.
+    let out = syncookie_in(&lab.server, &["status", "--iface", &lab.server_if]);
+    let status = String::from_utf8_lossy(&out.stdout);
+    assert!(status.contains("cookies            kernel"), "{status}");
+    let out = syncookie_in(&lab.server, &["rotate", "--iface", &lab.server_if]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("kernel's own cookies"));
+
+    // Quiet for longer than the refresh period: the next SYN goes to the kernel on its own.
+    thread::sleep(Duration::from_secs(4));
+    let before = stats(&lab);
+    for i in 0..5 {
+        exchange(&lab, addr, 100 + i);
+    }
+    let c = stats(&lab);
+    let d = |k| get(&c, k) - get(&before, k);
+    assert_eq!(d(Counter::SynRefresh), 1, "{}", c.table());
+    assert_eq!(d(Counter::SynackSent), 4);
+    assert_eq!(d(Counter::HandoffOk), 5);
+}
+
+/// A restarted service has a new listener, without the kernel's overflow stamp (as any listener
+/// after two quiet minutes): its SYNs go to the kernel until it has one, even though a refresh
+/// SYN went to the kernel moments before (for the old listener).
+#[test]
+fn a_restarted_listener_gets_its_stamp_first() {
+    require_root!();
+    let lab = Lab::new();
+    let _d = start(&lab, 100);
+    let (addr, first) = echo_n(&lab, PORT, 3);
+    for i in 0..3 {
+        exchange(&lab, addr, 10 + i);
+    }
+    while first.recv_timeout(Duration::from_secs(1)).is_ok() {}
+    thread::sleep(Duration::from_millis(200));
+    let before = stats(&lab);
+    let (addr, _second) = echo_n(&lab, PORT, 5);
+    for i in 0..5 {
+        exchange(&lab, addr, 10 + i);
+    }
+    let c = stats(&lab);
+    let d = |k| get(&c, k) - get(&before, k);
+    assert_eq!(d(Counter::SynRefresh), 1, "{}", c.table());
+    assert_eq!(d(Counter::SynackSent), 4);
+    assert_eq!(d(Counter::HandoffOk), 5);
+    assert_eq!(get(&c, Counter::HandoffFailed), 0);
+}
+
+/// The real thing, slowly: more than the kernel's 120 s without a single SYN, then clients
+/// connect at once. `cargo test -p syncookie-tests --test kernel_cookies -- --ignored`.
+#[test]
+#[ignore = "waits 130 s"]
+fn connections_succeed_after_the_stamp_expired() {
+    require_root!();
+    let lab = Lab::new();
+    let (addr, _a) = echo_n(&lab, PORT, 100);
+    let _d = start(&lab, 30);
+    for i in 0..5 {
+        exchange(&lab, addr, 100 + i);
+    }
+    thread::sleep(Duration::from_secs(130));
+    let before = stats(&lab);
+    for i in 0..10 {
+        exchange(&lab, addr, 100 + i);
+    }
+    let c = stats(&lab);
+    let d = |k| get(&c, k) - get(&before, k);
+    assert_eq!(d(Counter::SynRefresh), 1, "{}", c.table());
+    assert_eq!(d(Counter::HandoffOk), 10);
+    assert_eq!(get(&c, Counter::HandoffFailed), 0);
+}

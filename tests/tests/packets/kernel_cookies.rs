@@ -1,0 +1,146 @@
+//! Kernel-cookie mode (`syncookie_kc_xdp`): SYN-ACKs carry the kernel's own cookie (which only
+//! the kernel can check: the program's ACK path asks `bpf_tcp_raw_check_syncookie_ipv4`), with
+//! the MSS option only; forged ACKs are dropped; SYNs go to the kernel while its listener's
+//! overflow stamp is stale, and periodically.
+
+use std::net::{Ipv4Addr, TcpStream};
+
+use syncookie_common::stats::Counter;
+use syncookie_tests::{
+    frames::{SERVER_IP, Segment, expected_synack, parse_synack, udp4},
+    require_root,
+};
+
+use crate::{
+    CLIENT_ISN, CLIENT_PORT, CONFIG, OTHER_PORT, PORT, XDP_DROP, XDP_PASS, XDP_TX,
+    expect::{handshake_ack, linux_syn},
+    harness::{Shield, assert_action, assert_untouched},
+};
+
+/// A shield in a namespace with tcp_syncookies=2 (as the daemon sets it in this mode) and a
+/// listener whose overflow stamp is fresh: one handshake through `lo`, which the kernel
+/// answered with its own cookie.
+fn stamped() -> (Shield, std::net::TcpListener, TcpStream) {
+    let s = Shield::new();
+    s.ns.sysctl("net.ipv4.tcp_syncookies", "2");
+    let l = s.listen();
+    let c = TcpStream::connect((Ipv4Addr::from(SERVER_IP), PORT)).expect("a kernel handshake");
+    (s, l, c)
+}
+
+#[test]
+fn syn_gets_the_kernels_cookie_and_its_ack_passes_a_forged_one_is_dropped() {
+    require_root!();
+    let (s, _l, _c) = stamped();
+    // The first SYN to an address and port is the periodic refresh: the kernel's.
+    let first = Segment::syn(CLIENT_PORT + 1, PORT, CLIENT_ISN).frame();
+    assert_untouched(&s.xdp_kc(&first), &first, XDP_PASS, "the refresh SYN");
+
+    let syn = linux_syn();
+    let run = s.xdp_kc(&syn.frame());
+    assert_action(&run, XDP_TX, "a SYN (stamp fresh, refresh not due)");
+    let sa = parse_synack(&run.frame).unwrap_or_else(|e| panic!("the SYN-ACK: {e}"));
+    let isn = sa.tcp.sequence_number;
+    // Everything but the cookie is fixed: MSS only (no timestamps, so no SACK, window scaling
+    // or ECN), the kernel's window, TTL, IP ID 0, DF; etherparse computes the checksums.
+    let mut mss = vec![2, 4];
+    mss.extend_from_slice(&CONFIG.mss_v4.to_be_bytes());
+    let want = expected_synack(&syn, isn, CONFIG.window, CONFIG.ttl, false, &mss);
+    assert_eq!(run.frame, want, "the SYN-ACK, byte for byte");
+
+    // The client's ACK: the kernel's raw check accepts the ISN, and so would cookie_v4_check.
+    let ack = handshake_ack(&syn, isn, None).frame();
+    assert_untouched(&s.xdp_kc(&ack), &ack, XDP_PASS, "the ACK of our SYN-ACK");
+    // So does its first data segment (the ACK lost).
+    let mut data = handshake_ack(&syn, isn, None);
+    data.payload = b"GET / HTTP/1.0\r\n\r\n".to_vec();
+    let data = data.frame();
+    assert_untouched(
+        &s.xdp_kc(&data),
+        &data,
+        XDP_PASS,
+        "data carrying the cookie",
+    );
+
+    // A cookie one bit off, and one for another client port: forged.
+    for (i, forged) in [
+        handshake_ack(&syn, isn ^ 1, None),
+        Segment::ack(CLIENT_PORT + 2, PORT, CLIENT_ISN + 1, isn.wrapping_add(1)),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let f = forged.frame();
+        assert_untouched(&s.xdp_kc(&f), &f, XDP_DROP, &format!("forged ACK {i}"));
+    }
+    s.assert_counters(
+        &[
+            (Counter::SynSeen, 2),
+            (Counter::SynRefresh, 1),
+            (Counter::SynackSent, 1),
+            (Counter::AckValid, 2),
+            (Counter::HandoffOk, 2),
+            (Counter::AckBadCookie, 2),
+        ],
+        "refresh SYN, SYN, ACK, data, two forged ACKs",
+    );
+}
+
+#[test]
+fn syns_go_to_the_kernel_while_its_stamp_is_stale() {
+    require_root!();
+    let s = Shield::new();
+    s.ns.sysctl("net.ipv4.tcp_syncookies", "2");
+    let _l = s.listen();
+    // No handshake of the kernel's yet (a new listener, or two quiet minutes): the kernel would
+    // refuse our cookies, so every SYN is its own, not only the periodic one.
+    for sport in [CLIENT_PORT, CLIENT_PORT + 1, CLIENT_PORT + 2] {
+        let syn = Segment::syn(sport, PORT, CLIENT_ISN).frame();
+        assert_untouched(&s.xdp_kc(&syn), &syn, XDP_PASS, "a SYN, stamp stale");
+    }
+    let forged = Segment::ack(CLIENT_PORT, PORT, CLIENT_ISN + 1, 0xdead_beef).frame();
+    assert_untouched(&s.xdp_kc(&forged), &forged, XDP_DROP, "a forged ACK");
+    s.assert_counters(
+        &[
+            (Counter::SynSeen, 3),
+            (Counter::SynRefresh, 3),
+            (Counter::AckBadCookie, 1),
+        ],
+        "three SYNs and a forged ACK, stamp stale",
+    );
+}
+
+#[test]
+fn other_traffic_is_left_alone() {
+    require_root!();
+    let (s, _l, _c) = stamped();
+    let _other = s.listen_on(OTHER_PORT);
+    let frames = [
+        (
+            "a SYN to an unprotected port",
+            Segment::syn(CLIENT_PORT, OTHER_PORT, 1).frame(),
+        ),
+        (
+            "an ACK to an unprotected port",
+            Segment::ack(CLIENT_PORT, OTHER_PORT, 1, 2).frame(),
+        ),
+        (
+            "UDP to the protected port",
+            udp4(CLIENT_PORT, PORT, b"hello"),
+        ),
+        (
+            "an RST to the protected port",
+            Segment::ack(CLIENT_PORT, PORT, 1, 2)
+                .with_flags(0x14)
+                .frame(),
+        ),
+    ];
+    for (what, f) in &frames {
+        assert_untouched(&s.xdp_kc(f), f, XDP_PASS, what);
+    }
+    s.assert_counters(&[], "traffic the shield does not judge");
+    // A SYN without a listener is the kernel's (it resets it).
+    drop(_l);
+    let syn = Segment::syn(CLIENT_PORT, PORT, CLIENT_ISN).frame();
+    assert_untouched(&s.xdp_kc(&syn), &syn, XDP_PASS, "a SYN without a listener");
+}

@@ -435,6 +435,10 @@ fn run_with_btf(ns: &Netns, iface: &str, setup: &str) -> Out {
             "80",
             "--xdp-mode",
             "skb",
+            // Full mode asked for: on its own the daemon would fall back to the kernel's
+            // cookies where the kfunc is missing (and run).
+            "--cookies",
+            "own",
         ],
     )
 }

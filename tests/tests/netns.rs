@@ -221,7 +221,7 @@ fn run_detaches_and_leaves_no_trace() {
     let status = syncookie_in(&lab.server, &["status", "--iface", &lab.server_if]);
     let status = String::from_utf8_lossy(&status.stdout);
     assert!(
-        status.contains(&format!("[{PORT}]")) && status.contains("key epoch          1"),
+        status.contains(&format!("[{PORT}]")) && status.contains("keys               epoch 1,"),
         "{status}"
     );
     assert!(d.stop(), "syncookie run exits cleanly on SIGTERM");
@@ -304,7 +304,7 @@ fn crash_keeps_protection_and_restart_takes_over() {
     }));
     let status = syncookie(&lab.server, &["status", "--iface", &lab.server_if]);
     assert!(
-        status.contains("key epoch          1"),
+        status.contains("keys               epoch 1,"),
         "keys kept: {status}"
     );
     let c = stats(&lab);

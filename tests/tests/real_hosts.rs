@@ -161,7 +161,8 @@ fn a_tc_program_after_the_shield_still_sees_traffic() {
         exchange(&lab, addr, false, &[i; 100]);
     }
     let c = stats(&lab);
-    assert_eq!(c.get(Counter::HandoffOk), 5, "{}", c.table());
+    // At least one handoff per connection (a data segment racing its ACK may be handed over too).
+    assert!(c.get(Counter::HandoffOk) >= 5, "{}", c.table());
     // Each connection: the data segment, its ACKs and the FIN handshake at least.
     assert!(
         lab.tc_seen() >= 10,

@@ -86,8 +86,17 @@ fn ipv6_hundred_connections_through_cookies() {
         "the server's own stack sent SYN-ACKs"
     );
     assert_eq!(c.get(Counter::SynackSent), 100, "{}", c.table());
-    assert_eq!(c.get(Counter::HandoffOk), 100, "{}", c.table());
-    assert_eq!(c.get(Counter::AckValid), 100);
+    // One per connection, now and then its first data segment too (see netns.rs).
+    assert!(
+        (100..=200).contains(&c.get(Counter::HandoffOk)),
+        "{}",
+        c.table()
+    );
+    assert!(
+        (100..=200).contains(&c.get(Counter::AckValid)),
+        "{}",
+        c.table()
+    );
     assert_eq!(c.get(Counter::AckBadCookie), 0);
     assert_eq!(c.get(Counter::HandoffFailed), 0);
 }
@@ -161,6 +170,10 @@ fn ipv6_generic_xdp_mode_connects_too() {
     }
     let c = stats(&lab);
     assert_eq!(c.get(Counter::SynackSent), 20, "{}", c.table());
-    assert_eq!(c.get(Counter::HandoffOk), 20, "{}", c.table());
+    assert!(
+        (20..=40).contains(&c.get(Counter::HandoffOk)),
+        "{}",
+        c.table()
+    );
     assert_eq!(lab.kernel_synacks(), 0);
 }

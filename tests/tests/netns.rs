@@ -87,8 +87,18 @@ fn hundred_connections_through_cookies() {
         "the server's own stack sent SYN-ACKs"
     );
     assert_eq!(c.get(Counter::SynackSent), 100);
-    assert_eq!(c.get(Counter::HandoffOk), 100);
-    assert_eq!(c.get(Counter::AckValid), 100);
+    // One per connection, and now and then its first data segment too (it can reach TC
+    // before the stack has built the connection from the ACK: list receive).
+    assert!(
+        (100..=200).contains(&c.get(Counter::HandoffOk)),
+        "{}",
+        c.table()
+    );
+    assert!(
+        (100..=200).contains(&c.get(Counter::AckValid)),
+        "{}",
+        c.table()
+    );
     assert_eq!(c.get(Counter::AckBadCookie), 0);
     assert_eq!(c.get(Counter::HandoffFailed), 0);
 }

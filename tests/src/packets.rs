@@ -1,6 +1,14 @@
-//! Socket helpers for the netns tests (TCP_INFO) and canned frames for the packet tests.
+//! Socket helpers for the netns tests: TCP_INFO, raw IPv4 sends, packet-socket captures.
 
-use std::{net::TcpStream, os::fd::AsRawFd};
+use std::{
+    net::{Ipv4Addr, SocketAddrV4, TcpStream},
+    os::fd::{AsRawFd, FromRawFd, OwnedFd},
+    time::{Duration, Instant},
+};
+
+use nix::sys::socket::{
+    self, AddressFamily, MsgFlags, SockFlag, SockProtocol, SockType, SockaddrIn,
+};
 
 /// `TCPI_OPT_*` (include/uapi/linux/tcp.h).
 pub const TCPI_OPT_TIMESTAMPS: u8 = 1;
@@ -41,16 +49,80 @@ pub fn send_raw_tcp(
     let b = if flags_syn { b.syn() } else { b.ack(ack) };
     let mut pkt = Vec::new();
     b.write(&mut pkt, &[]).expect("build segment");
-    use nix::sys::socket::{AddressFamily, MsgFlags, SockFlag, SockProtocol, SockType, SockaddrIn};
-    // IPPROTO_RAW: the kernel sends our IP header as it is.
-    let fd = nix::sys::socket::socket(
+    send_raw_ip(&pkt, *dst.ip());
+}
+
+/// Sends a hand-made IPv4 packet (IP header included) from the current namespace through a raw
+/// socket (IPPROTO_RAW: the kernel sends the header as it is, filling in its checksum).
+pub fn send_raw_ip(pkt: &[u8], dst: Ipv4Addr) {
+    let fd = socket::socket(
         AddressFamily::Inet,
         SockType::Raw,
         SockFlag::SOCK_CLOEXEC,
         SockProtocol::Raw,
     )
     .expect("raw socket");
-    let to = SockaddrIn::from(std::net::SocketAddrV4::new(*dst.ip(), 0));
-    let n = nix::sys::socket::sendto(fd.as_raw_fd(), &pkt, &to, MsgFlags::empty()).expect("sendto");
-    assert_eq!(n, pkt.len(), "sendto sent part of the segment");
+    let to = SockaddrIn::from(SocketAddrV4::new(dst, 0));
+    let n = socket::sendto(fd.as_raw_fd(), pkt, &to, MsgFlags::empty()).expect("sendto");
+    assert_eq!(n, pkt.len(), "sendto sent part of the packet");
+}
+
+/// A packet socket on `iface` of the current namespace, receiving every frame, with a 100 ms
+/// receive timeout.
+pub fn capture(iface: &str) -> OwnedFd {
+    let proto = (libc::ETH_P_ALL as u16).to_be() as i32;
+    // SAFETY: socket(2) with constant arguments; the fd is owned right away.
+    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, proto) };
+    assert!(
+        fd >= 0,
+        "packet socket: {}",
+        std::io::Error::last_os_error()
+    );
+    // SAFETY: a fresh fd that nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let ifindex = nix::net::if_::if_nametoindex(iface).expect("ifindex");
+    // SAFETY: an all-zero sockaddr_ll is valid; the fields that matter are set below.
+    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as u16;
+    sll.sll_protocol = proto as u16;
+    sll.sll_ifindex = ifindex as i32;
+    // SAFETY: bind with a sockaddr_ll of the size passed.
+    let r = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            &sll as *const _ as *const libc::sockaddr,
+            std::mem::size_of::<libc::sockaddr_ll>() as u32,
+        )
+    };
+    assert_eq!(r, 0, "bind: {}", std::io::Error::last_os_error());
+    let tv = nix::sys::time::TimeVal::new(0, 100_000);
+    socket::setsockopt(&fd, socket::sockopt::ReceiveTimeout, &tv).unwrap();
+    fd
+}
+
+/// The first SYN-ACK from `server_port` to `client_port` seen on `fd` within `limit`.
+pub fn captured_synack(
+    fd: &OwnedFd,
+    server_port: u16,
+    client_port: u16,
+    limit: Duration,
+) -> Vec<u8> {
+    let deadline = Instant::now() + limit;
+    let mut buf = [0u8; 2048];
+    while Instant::now() < deadline {
+        let Ok(n) = socket::recv(fd.as_raw_fd(), &mut buf, MsgFlags::empty()) else {
+            continue;
+        };
+        let f = &buf[..n];
+        if let Ok(p) = etherparse::SlicedPacket::from_ethernet(f)
+            && let Some(etherparse::TransportSlice::Tcp(t)) = p.transport
+            && t.source_port() == server_port
+            && t.destination_port() == client_port
+            && t.syn()
+            && t.ack()
+        {
+            return f.to_vec();
+        }
+    }
+    panic!("no SYN-ACK to port {client_port} within {limit:?}");
 }

@@ -3,13 +3,17 @@
 //! TSval) and what follows from it (the checksums). The kernel is the oracle.
 
 use std::{
-    net::{Ipv4Addr, SocketAddrV4, TcpListener},
-    os::fd::{AsRawFd, FromRawFd, OwnedFd},
-    time::{Duration, Instant},
+    net::{SocketAddrV4, TcpListener},
+    time::Duration,
 };
 
 use etherparse::{NetSlice, PacketBuilder, SlicedPacket, TcpOptionElement, TransportSlice};
-use syncookie_tests::{daemon::Daemon, lab::Lab, require_root};
+use syncookie_tests::{
+    daemon::Daemon,
+    lab::Lab,
+    packets::{capture, captured_synack, send_raw_ip},
+    require_root,
+};
 
 const PORT: u16 = 8080;
 
@@ -156,78 +160,6 @@ fn shape(frame: &[u8], client_isn: u32) -> Shape {
     }
 }
 
-/// Sends `pkt` from the current namespace through a raw IP socket.
-fn send_raw(pkt: &[u8], dst: Ipv4Addr) {
-    use nix::sys::socket::{AddressFamily, MsgFlags, SockFlag, SockProtocol, SockType, SockaddrIn};
-    let fd = nix::sys::socket::socket(
-        AddressFamily::Inet,
-        SockType::Raw,
-        SockFlag::SOCK_CLOEXEC,
-        SockProtocol::Raw,
-    )
-    .expect("raw socket");
-    let to = SockaddrIn::from(SocketAddrV4::new(dst, 0));
-    nix::sys::socket::sendto(fd.as_raw_fd(), pkt, &to, MsgFlags::empty()).expect("sendto");
-}
-
-/// A packet socket on `iface` of the current namespace, receiving every frame.
-fn capture(iface: &str) -> OwnedFd {
-    let proto = (libc::ETH_P_ALL as u16).to_be() as i32;
-    // SAFETY: socket(2) with constant arguments; the fd is owned right away.
-    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, proto) };
-    assert!(
-        fd >= 0,
-        "packet socket: {}",
-        std::io::Error::last_os_error()
-    );
-    // SAFETY: a fresh fd that nothing else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let ifindex = nix::net::if_::if_nametoindex(iface).expect("ifindex");
-    // SAFETY: an all-zero sockaddr_ll is valid; the fields that matter are set below.
-    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    sll.sll_family = libc::AF_PACKET as u16;
-    sll.sll_protocol = proto as u16;
-    sll.sll_ifindex = ifindex as i32;
-    // SAFETY: bind with a sockaddr_ll of the size passed.
-    let r = unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            &sll as *const _ as *const libc::sockaddr,
-            std::mem::size_of::<libc::sockaddr_ll>() as u32,
-        )
-    };
-    assert_eq!(r, 0, "bind: {}", std::io::Error::last_os_error());
-    let tv = nix::sys::time::TimeVal::new(0, 100_000);
-    nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::ReceiveTimeout, &tv).unwrap();
-    fd
-}
-
-/// The first SYN-ACK from the server's port to `client_port` seen on `fd` within a second.
-fn synack_to(fd: &OwnedFd, client_port: u16) -> Vec<u8> {
-    let deadline = Instant::now() + Duration::from_secs(1);
-    let mut buf = [0u8; 2048];
-    while Instant::now() < deadline {
-        let Ok(n) = nix::sys::socket::recv(
-            fd.as_raw_fd(),
-            &mut buf,
-            nix::sys::socket::MsgFlags::empty(),
-        ) else {
-            continue;
-        };
-        let f = &buf[..n];
-        if let Ok(p) = SlicedPacket::from_ethernet(f)
-            && let Some(TransportSlice::Tcp(t)) = p.transport
-            && t.source_port() == PORT
-            && t.destination_port() == client_port
-            && t.syn()
-            && t.ack()
-        {
-            return f.to_vec();
-        }
-    }
-    panic!("no SYN-ACK to port {client_port} within a second");
-}
-
 /// Sends every case from the client, one new source port each, and returns the SYN-ACK shapes.
 fn answers(lab: &Lab, first_port: u16) -> Vec<Shape> {
     let _in = lab.client.enter();
@@ -238,8 +170,11 @@ fn answers(lab: &Lab, first_port: u16) -> Vec<Shape> {
         .enumerate()
         .map(|(i, s)| {
             let src = SocketAddrV4::new(lab.client_ip, first_port + i as u16);
-            send_raw(&syn_packet(s, src, dst), lab.server_ip);
-            shape(&synack_to(&cap, src.port()), 0x0bad_cafe)
+            send_raw_ip(&syn_packet(s, src, dst), lab.server_ip);
+            shape(
+                &captured_synack(&cap, PORT, src.port(), Duration::from_secs(1)),
+                0x0bad_cafe,
+            )
         })
         .collect()
 }

@@ -4,7 +4,7 @@
 
 use std::{
     net::{Ipv4Addr, SocketAddrV4, TcpListener},
-    os::fd::{AsRawFd, FromRawFd, OwnedFd},
+    os::fd::OwnedFd,
     os::unix::fs::PermissionsExt,
     time::{Duration, Instant},
 };
@@ -15,6 +15,7 @@ use syncookie_common::stats::Counter;
 use syncookie_tests::{
     daemon::{Daemon, pins, syncookie_in},
     netns::{Netns, unique},
+    packets::{capture, captured_synack, send_raw_ip},
     require_root,
 };
 
@@ -24,76 +25,18 @@ const CLIENT: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, 2), 4012
 const CLIENT_ISN: u32 = 0x1000_0000;
 const CLIENT_TSVAL: u32 = 777;
 
-fn send_raw(pkt: &[u8]) {
-    use nix::sys::socket::{AddressFamily, MsgFlags, SockFlag, SockProtocol, SockType, SockaddrIn};
-    let fd = nix::sys::socket::socket(
-        AddressFamily::Inet,
-        SockType::Raw,
-        SockFlag::SOCK_CLOEXEC,
-        SockProtocol::Raw,
-    )
-    .expect("raw socket");
-    let to = SockaddrIn::from(SocketAddrV4::new(SERVER, 0));
-    nix::sys::socket::sendto(fd.as_raw_fd(), pkt, &to, MsgFlags::empty()).expect("sendto");
-}
-
-/// A packet socket on `lo`, with a short receive timeout.
-fn capture_lo() -> OwnedFd {
-    let proto = (libc::ETH_P_ALL as u16).to_be() as i32;
-    // SAFETY: socket(2) with constant arguments; the fd is owned right away.
-    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, proto) };
-    assert!(
-        fd >= 0,
-        "packet socket: {}",
-        std::io::Error::last_os_error()
-    );
-    // SAFETY: a fresh fd that nothing else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: an all-zero sockaddr_ll is valid; the fields that matter are set below.
-    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    sll.sll_family = libc::AF_PACKET as u16;
-    sll.sll_protocol = proto as u16;
-    sll.sll_ifindex = nix::net::if_::if_nametoindex("lo").expect("lo") as i32;
-    // SAFETY: bind with a sockaddr_ll of the size passed.
-    let r = unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            &sll as *const _ as *const libc::sockaddr,
-            std::mem::size_of::<libc::sockaddr_ll>() as u32,
-        )
-    };
-    assert_eq!(r, 0, "bind: {}", std::io::Error::last_os_error());
-    let tv = nix::sys::time::TimeVal::new(0, 100_000);
-    nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::ReceiveTimeout, &tv).unwrap();
-    fd
-}
-
 /// The SYN-ACK to the client's port seen on `fd`: (seq, TSval).
 fn synack(fd: &OwnedFd) -> (u32, u32) {
-    let deadline = Instant::now() + Duration::from_secs(2);
-    let mut buf = [0u8; 2048];
-    while Instant::now() < deadline {
-        let Ok(n) = nix::sys::socket::recv(
-            fd.as_raw_fd(),
-            &mut buf,
-            nix::sys::socket::MsgFlags::empty(),
-        ) else {
-            continue;
-        };
-        if let Ok(p) = SlicedPacket::from_ethernet(&buf[..n])
-            && let Some(TransportSlice::Tcp(t)) = p.transport
-            && t.syn()
-            && t.ack()
-            && t.destination_port() == CLIENT.port()
-        {
-            let ts = t.options_iterator().find_map(|o| match o {
-                Ok(TcpOptionElement::Timestamp(v, _)) => Some(v),
-                _ => None,
-            });
-            return (t.sequence_number(), ts.expect("timestamps in the SYN-ACK"));
-        }
-    }
-    panic!("no SYN-ACK on lo within 2 s");
+    let f = captured_synack(fd, PORT, CLIENT.port(), Duration::from_secs(2));
+    let p = SlicedPacket::from_ethernet(&f).expect("a parsable SYN-ACK");
+    let Some(TransportSlice::Tcp(t)) = p.transport else {
+        panic!("not TCP")
+    };
+    let ts = t.options_iterator().find_map(|o| match o {
+        Ok(TcpOptionElement::Timestamp(v, _)) => Some(v),
+        _ => None,
+    });
+    (t.sequence_number(), ts.expect("timestamps in the SYN-ACK"))
 }
 
 struct Host {
@@ -146,7 +89,7 @@ fn a_cookie_from_one_host_opens_a_connection_on_the_other() {
     // The SYN to host A; its shield answers.
     let (isn, our_tsval) = {
         let _in = a.ns.enter();
-        let cap = capture_lo();
+        let cap = capture("lo");
         let syn = PacketBuilder::ipv4(CLIENT.ip().octets(), SERVER.octets(), 64)
             .tcp(CLIENT.port(), PORT, CLIENT_ISN, 64240)
             .syn()
@@ -160,7 +103,7 @@ fn a_cookie_from_one_host_opens_a_connection_on_the_other() {
             .unwrap();
         let mut p = Vec::new();
         syn.write(&mut p, &[]).unwrap();
-        send_raw(&p);
+        send_raw_ip(&p, SERVER);
         synack(&cap)
     };
     assert_eq!(stats(&a).get(Counter::SynackSent), 1);
@@ -180,7 +123,7 @@ fn a_cookie_from_one_host_opens_a_connection_on_the_other() {
             .unwrap();
         let mut p = Vec::new();
         ack.write(&mut p, &[]).unwrap();
-        send_raw(&p);
+        send_raw_ip(&p, SERVER);
     }
     let deadline = Instant::now() + Duration::from_secs(2);
     while stats(&b).get(Counter::HandoffOk) == 0 && Instant::now() < deadline {

@@ -218,7 +218,7 @@ fn syn_steps<const CSUM: bool, const LOOKUP: bool, const ANSWER: bool, const MAC
     let Some(cfg) = maps::config() else {
         return xdp_action::XDP_PASS;
     };
-    if CSUM && synack::checksum_ok(ctx.data(), ctx.data_end(), &t) != Some(true) {
+    if CSUM && !synack::checksum(ctx.data(), ctx.data_end(), &t).accepted() {
         return xdp_action::XDP_DROP;
     }
     let o = parse::options(ctx.data(), ctx.data_end(), &t);

@@ -8,24 +8,25 @@ use aya_ebpf::{
     bindings::xdp_action, helpers::bpf_get_prandom_u32, macros::xdp, programs::XdpContext,
 };
 use syncookie_common::{
-    lab::{LabCounter, SYN_LEN},
+    lab::{LabCounter, SYN_LEN, SYN6_LEN},
     proto::*,
 };
 use syncookie_ebpf::csum::fold;
 
 use crate::maps::{self, LAB_JMP, LAB_TEMPLATE};
 
-/// Writes the SYN template over the frame; returns the frame's start.
+/// Writes the first `N` bytes of the SYN template over the frame; returns the frame's start.
 #[inline(always)]
-fn restore_syn(ctx: &XdpContext) -> Option<usize> {
+fn restore_syn<const N: usize>(ctx: &XdpContext) -> Option<usize> {
     let data = ctx.data();
-    if data + SYN_LEN > ctx.data_end() {
+    if data + N > ctx.data_end() {
         return None;
     }
     let t = LAB_TEMPLATE.get(0)?;
-    // SAFETY: [data, data + SYN_LEN) is in the frame (checked above); the template is a map
-    // value of at least SYN_LEN bytes.
-    unsafe { *(data as *mut [u8; SYN_LEN]) = *(t.as_ptr() as *const [u8; SYN_LEN]) };
+    const { assert!(N <= syncookie_common::lab::TEMPLATE_SIZE) };
+    // SAFETY: [data, data + N) is in the frame (checked above); the template is a map value of
+    // at least N bytes (asserted).
+    unsafe { *(data as *mut [u8; N]) = *(t.as_ptr() as *const [u8; N]) };
     Some(data)
 }
 
@@ -39,7 +40,7 @@ fn csum_update(c: u16, old: u16, new: u16) -> u16 {
 /// template's /16), port and ISN.
 #[xdp]
 pub fn lab_flood_syn(ctx: XdpContext) -> u32 {
-    let Some(data) = restore_syn(&ctx) else {
+    let Some(data) = restore_syn::<SYN_LEN>(&ctx) else {
         return xdp_action::XDP_ABORTED;
     };
     const IP: usize = ETH_HLEN;
@@ -77,11 +78,49 @@ pub fn lab_flood_syn(ctx: XdpContext) -> u32 {
     xdp_action::XDP_TX
 }
 
+/// The IPv6 flood: the IPv6 SYN template with a random low 32 bits of the source address, a
+/// random port and ISN (no IP checksum in IPv6; the TCP one is updated for each).
+#[xdp]
+pub fn lab_flood_syn6(ctx: XdpContext) -> u32 {
+    let Some(data) = restore_syn::<SYN6_LEN>(&ctx) else {
+        return xdp_action::XDP_ABORTED;
+    };
+    const IP: usize = ETH_HLEN;
+    const TCP: usize = ETH_HLEN + IPV6_HLEN;
+    // SAFETY: restore_syn checked [data, data + SYN6_LEN), which covers both headers.
+    let f = unsafe { &mut *(data as *mut [u8; SYN6_LEN]) };
+    // SAFETY: helper calls without arguments.
+    let (r, r2, r3) = unsafe {
+        (
+            bpf_get_prandom_u32(),
+            bpf_get_prandom_u32(),
+            bpf_get_prandom_u32(),
+        )
+    };
+    let mut tc = u16::from_be_bytes([f[TCP + 16], f[TCP + 17]]);
+    // (offset, new value): the source address's last 32 bits, source port, the ISN.
+    let fields = [
+        (IP + 20, (r >> 16) as u16),
+        (IP + 22, r as u16),
+        (TCP, (r3 as u16) | 1024),
+        (TCP + 4, r2 as u16),
+        (TCP + 6, (r2 >> 16) as u16),
+    ];
+    for (at, new) in fields {
+        let old = u16::from_be_bytes([f[at], f[at + 1]]);
+        tc = csum_update(tc, old, new);
+        [f[at], f[at + 1]] = new.to_be_bytes();
+    }
+    [f[TCP + 16], f[TCP + 17]] = tc.to_be_bytes();
+    maps::inc(LabCounter::Flood);
+    xdp_action::XDP_TX
+}
+
 /// For timing a rewriting program in live-frames mode: restores the SYN template, then
 /// tail-calls `LAB_JMP[0]` (the shield's XDP program, or `lab_reflect`).
 #[xdp]
 pub fn lab_syn_fresh(ctx: XdpContext) -> u32 {
-    if restore_syn(&ctx).is_none() {
+    if restore_syn::<SYN_LEN>(&ctx).is_none() {
         return xdp_action::XDP_ABORTED;
     }
     // SAFETY: a tail call with our own context; it does not return on success.

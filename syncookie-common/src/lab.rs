@@ -13,8 +13,9 @@ pub mod prog {
     /// TC ingress, attached after the shield: counts the TCP segments it gets (the shield must
     /// leave the TCX chain to later programs).
     pub const COUNT_TC: &str = "lab_count_tc";
-    /// XDP for live-frames test runs: the spoofed SYN flood.
+    /// XDP for live-frames test runs: the spoofed SYN flood, IPv4 and IPv6.
     pub const FLOOD_SYN: &str = "lab_flood_syn";
+    pub const FLOOD_SYN6: &str = "lab_flood_syn6";
     /// XDP for live-frames test runs: writes a fresh SYN, then tail-calls `map::JMP[0]`.
     pub const SYN_FRESH: &str = "lab_syn_fresh";
     /// XDP pass-all that counts arriving SYNs (the kernel's scenarios of the bench).
@@ -49,6 +50,7 @@ pub mod prog {
         COUNT_SYNACK,
         COUNT_TC,
         FLOOD_SYN,
+        FLOOD_SYN6,
         SYN_FRESH,
         COUNT_SYN,
         SINK,
@@ -129,8 +131,13 @@ pub mod drop_ack {
 /// The SYN template's length: Ethernet, IPv4, TCP with MSS, SACK-permitted, timestamps, NOP
 /// and window scale (Linux's SYN).
 pub const SYN_LEN: usize = 14 + 20 + 20 + 20;
-/// The template map's value size (room for `SYN_LEN`).
-pub const TEMPLATE_SIZE: usize = 80;
+/// The same SYN over IPv6 (no extension headers).
+pub const SYN6_LEN: usize = 14 + 40 + 20 + 20;
+/// The template map's value size (room for `SYN6_LEN`).
+pub const TEMPLATE_SIZE: usize = 96;
 /// Spoofed floods come from 198.18.0.0/16 (RFC 2544's benchmarking range); `lab_sink` drops
 /// what is sent back there.
 pub const SPOOFED_NET: [u8; 2] = [198, 18];
+/// IPv6 floods come from 2001:2::/48 (RFC 5180's benchmarking range), the last 32 bits random:
+/// one /48, as a single attacker's network would be.
+pub const SPOOFED_NET6: [u16; 3] = [0x2001, 0x0002, 0];

@@ -14,6 +14,9 @@ pub const MAP_AUTO: &str = "SC_AUTO";
 pub const MAP_PREFIX_BUDGET: &str = "SC_PREFIX_BUDGET";
 pub const MAP_SYNACK_BUDGET: &str = "SC_SYNACK_BUDGET";
 pub const MAP_NO_META: &str = "SC_NO_META";
+/// Per-CPU scratch space: the XDP program passes parsed values through it so that the verifier
+/// checks what follows once (see `forget` in the eBPF crate).
+pub const MAP_SCRATCH: &str = "SC_SCRATCH";
 /// Kernel-cookie mode (see [`kernel_cookies`]).
 pub const MAP_KC_CONF: &str = "SC_KC_CONF";
 pub const MAP_KC_REFRESH: &str = "SC_KC_REFRESH";
@@ -29,6 +32,7 @@ pub const SHIELD_MAPS: &[&str] = &[
     MAP_PREFIX_BUDGET,
     MAP_SYNACK_BUDGET,
     MAP_NO_META,
+    MAP_SCRATCH,
     MAP_LOCAL_ADDRS,
     MAP_LOCAL_MACS,
     MAP_KC_CONF,

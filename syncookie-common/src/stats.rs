@@ -41,8 +41,8 @@ counters! {
     MonitorSynack = "monitor_synack",
     /// `monitor` mode: packets it would have dropped (passed).
     MonitorDrop = "monitor_drop",
-    /// SYNs whose TCP checksum does not verify, left to the kernel: it knows whether the sum is
-    /// only partial (a local sender with TX checksum offload) or wrong.
+    /// SYNs whose TCP checksum is wrong (neither the full sum nor a local sender's partial one,
+    /// which TX checksum offload leaves), left to the kernel, which drops them.
     SynBadChecksum = "syn_bad_checksum",
     /// SYNs and handshake ACKs for MPTCP listeners, left to the kernel (the handoff refuses them).
     MptcpPassed = "mptcp_passed",

@@ -41,7 +41,8 @@ use syncookie_ebpf::{
     csum::{fold, pseudo_v4, w32},
     local,
     parse::{self, Frame, Tcp, opaque, read},
-    sock, synack,
+    sock,
+    synack::{self, Checksum},
 };
 
 use crate::{
@@ -132,10 +133,10 @@ fn syn(ctx: &XdpContext, cfg: &Config, t: &Tcp) -> (Verdict, Option<Counter>) {
         return (Verdict::Pass, Some(Counter::SynIdle));
     }
     let (data, end) = (ctx.data(), ctx.data_end());
-    match synack::checksum_ok(data, end, t) {
-        Some(true) => {}
-        Some(false) => return (Verdict::Pass, Some(Counter::SynBadChecksum)),
-        None => return (Verdict::Pass, Some(Counter::SynPassed)),
+    match synack::checksum(data, end, t) {
+        Checksum::Valid | Checksum::Partial => {}
+        Checksum::Wrong => return (Verdict::Pass, Some(Counter::SynBadChecksum)),
+        Checksum::Unchecked => return (Verdict::Pass, Some(Counter::SynPassed)),
     }
     let o = parse::options(data, end, t);
     if o.kernel_only {

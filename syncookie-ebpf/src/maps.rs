@@ -48,6 +48,28 @@ pub static SC_LOCAL_ADDRS: LpmTrie<LocalAddr, u32> = LpmTrie::pinned(LOCAL_ADDRS
 #[map]
 pub static SC_LOCAL_MACS: HashMap<Mac, u32> = HashMap::pinned(LOCAL_MACS_LEN, 0);
 
+/// Scratch space per CPU for [`forget`].
+#[map]
+pub static SC_SCRATCH: PerCpuArray<[u64; SCRATCH_WORDS]> = PerCpuArray::with_max_entries(1, 0);
+const SCRATCH_WORDS: usize = 24;
+
+/// `v`, passed through this CPU's scratch slot: what the verifier reads back from a map is an
+/// unknown value, so the paths that reach this point with different known values (which options
+/// a SYN had, how many VLAN tags) merge into one, and what follows is checked once instead of
+/// once per combination. Callers bound offsets again afterwards. `None` only if the slot is
+/// missing (never, for an array of one entry; older verifiers still explore it).
+#[inline(always)]
+pub fn forget<T: Copy>(v: T) -> Option<T> {
+    const { assert!(core::mem::size_of::<T>() <= SCRATCH_WORDS * 8) };
+    let p = SC_SCRATCH.get_ptr_mut(0)? as *mut T;
+    // SAFETY: this CPU's slot, large enough for `T` (asserted above) and 8-byte aligned; nothing
+    // else uses it while we run. Volatile: LLVM must not forward the stored value to the load.
+    unsafe {
+        p.write_volatile(v);
+        Some(p.read_volatile())
+    }
+}
+
 #[inline(always)]
 pub fn config() -> Option<&'static Config> {
     SC_CONFIG.get(0)

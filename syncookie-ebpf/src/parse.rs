@@ -80,6 +80,19 @@ pub struct Tcp {
 }
 
 impl Tcp {
+    /// Bounds the offsets and lengths again, for a `Tcp` whose values the verifier no longer
+    /// knows (after `forget`): the ranges [`parse`] guarantees, as masks.
+    #[inline(always)]
+    pub fn bounded(mut self) -> Self {
+        self.l3_off &= 0x1f;
+        self.l4_off &= 0x7fff;
+        self.hlen &= 0x3c;
+        self.seg_len &= 0xffff;
+        self.res1 &= 0x0f;
+        self.ip_ecn &= IP_ECN_MASK;
+        self
+    }
+
     /// Whether the segment is IPv6, as a fresh value at each call. The verifier remembers which
     /// way a branch went in the register it tested: a branch on `self.v6` itself would keep
     /// the two families apart in everything after it (the option walk, the MAC), checked

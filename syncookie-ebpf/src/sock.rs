@@ -69,58 +69,73 @@ fn lookup6(ctx: &impl EbpfContext, t: &Tcp) -> *mut bpf_sock {
     unsafe { bpf_skc_lookup_tcp(ctx.as_ptr(), &mut tuple, size, CURRENT_NETNS, 0) }
 }
 
-#[inline(always)]
-pub fn classify(ctx: &impl EbpfContext, t: &Tcp) -> Sock {
-    let sk = lookup(ctx, t);
-    if sk.is_null() {
-        return Sock::None;
+/// A socket a lookup found, still referenced: the reference is released when this is dropped,
+/// on every path (the verifier refuses a program that could leave one held).
+pub struct Found(*mut bpf_sock);
+
+impl Drop for Found {
+    #[inline(always)]
+    fn drop(&mut self) {
+        // SAFETY: the reference the lookup took (non-null, see `find`), released once.
+        unsafe { bpf_sk_release(self.0 as *mut c_void) };
     }
-    // SAFETY: non-null socket returned by the lookup, still referenced.
-    let state = unsafe { (*sk).state };
-    let s = if state != TCP_LISTEN {
-        Sock::Other
-    // SAFETY: a referenced socket from the lookup; the cast returns a plain (unreferenced)
-    // pointer we only test for null.
-    } else if unsafe { !bpf_skc_to_mptcp_sock(sk as *mut c_void).is_null() } {
-        Sock::MptcpListener
-    } else {
-        Sock::Listener
-    };
-    // SAFETY: the reference the lookup took, released once.
-    unsafe { bpf_sk_release(sk as *mut c_void) };
-    s
 }
 
-/// Whether the ACK `t` (in the frame `data..end`) carries a valid SYN cookie of the kernel's
-/// own: one it sent for a SYN we left to it (TCP-MD5, MPTCP, no key yet) when its queue
-/// overflowed or with tcp_syncookies=2. `bpf_tcp_check_syncookie` checks it as the kernel would,
-/// and refuses unless the listener overflowed recently, so it costs little when unused.
+/// The socket for `t`, if any.
 #[inline(always)]
-pub fn kernel_cookie_ok(ctx: &impl EbpfContext, data: usize, end: usize, t: &Tcp) -> bool {
-    // Opaque: the bounds check must be made on the very registers passed to the helper (LLVM
-    // would otherwise check a re-derived sum the verifier cannot relate to them).
-    let (ip, th) = (opaque(data + t.l3_off), opaque(data + t.l4_off));
-    // The helper takes the fixed IP header only (the IPv6 one tells it the family).
-    let ip_len = if t.is_v6() { IPV6_HLEN } else { IPV4_HLEN };
-    if ip + IPV6_HLEN > end || th + TCP_HLEN > end {
-        return false;
-    }
+pub fn find(ctx: &impl EbpfContext, t: &Tcp) -> Option<Found> {
     let sk = lookup(ctx, t);
-    if sk.is_null() {
-        return false;
+    if sk.is_null() { None } else { Some(Found(sk)) }
+}
+
+impl Found {
+    #[inline(always)]
+    pub fn kind(&self) -> Sock {
+        // SAFETY: a referenced socket from the lookup.
+        let state = unsafe { (*self.0).state };
+        if state != TCP_LISTEN {
+            Sock::Other
+        // SAFETY: a referenced socket; the cast returns a plain (unreferenced) pointer we only
+        // test for null.
+        } else if unsafe { !bpf_skc_to_mptcp_sock(self.0 as *mut c_void).is_null() } {
+            Sock::MptcpListener
+        } else {
+            Sock::Listener
+        }
     }
-    // SAFETY: a referenced socket from the lookup; both headers lie inside the frame (checked
-    // above) and are passed with their fixed sizes.
-    let r = unsafe {
-        bpf_tcp_check_syncookie(
-            sk as *mut c_void,
-            ip as *mut c_void,
-            ip_len as u32,
-            th as *mut _,
-            TCP_HLEN as u32,
-        )
-    };
-    // SAFETY: the reference the lookup took, released once.
-    unsafe { bpf_sk_release(sk as *mut c_void) };
-    r == 0
+
+    /// Whether the ACK `t` (in the frame `data..end`) carries a valid SYN cookie of the
+    /// kernel's own, this socket being its listener: one it sent for a SYN we left to it
+    /// (TCP-MD5, MPTCP, no key yet) when its queue overflowed or with tcp_syncookies=2.
+    /// `bpf_tcp_check_syncookie` checks it as the kernel would, and refuses unless the listener
+    /// overflowed recently, so it costs little when unused.
+    #[inline(always)]
+    pub fn kernel_cookie_ok(&self, data: usize, end: usize, t: &Tcp) -> bool {
+        // Opaque: the bounds check must be made on the very registers passed to the helper
+        // (LLVM would otherwise check a re-derived sum the verifier cannot relate to them).
+        let (ip, th) = (opaque(data + t.l3_off), opaque(data + t.l4_off));
+        // The helper takes the fixed IP header only (the IPv6 one tells it the family).
+        let ip_len = if t.is_v6() { IPV6_HLEN } else { IPV4_HLEN };
+        if ip + IPV6_HLEN > end || th + TCP_HLEN > end {
+            return false;
+        }
+        // SAFETY: a referenced socket from the lookup; both headers lie inside the frame
+        // (checked above) and are passed with their fixed sizes.
+        let r = unsafe {
+            bpf_tcp_check_syncookie(
+                self.0 as *mut c_void,
+                ip as *mut c_void,
+                ip_len as u32,
+                th as *mut _,
+                TCP_HLEN as u32,
+            )
+        };
+        r == 0
+    }
+}
+
+/// What kind of socket `t` belongs to (the lookup's reference released at once).
+#[inline(always)]
+pub fn classify(ctx: &impl EbpfContext, t: &Tcp) -> Sock {
+    find(ctx, t).map_or(Sock::None, |s| s.kind())
 }

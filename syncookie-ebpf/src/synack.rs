@@ -12,7 +12,7 @@ use syncookie_common::{
 use crate::{
     csum::{fold, pseudo, sum_frame, w32},
     keys::Keys,
-    parse::{Options, Tcp, read},
+    parse::{Options, Tcp, be16, read},
 };
 
 /// What the SYN path decided.
@@ -22,13 +22,47 @@ pub enum Syn {
     Pass,
 }
 
-/// Whether the SYN's TCP checksum (pseudo-header included) is right; `None` when the segment is
-/// too long to check here. Runs before anything else on the SYN path: the verifier walks its
-/// loop once per distinct state, so it must not follow the option parser's many states.
+/// What a SYN's TCP checksum field holds.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Checksum {
+    /// The full sum, as on any wire.
+    Valid,
+    /// The pseudo-header's sum only: a local sender with TX checksum offload (veth peers,
+    /// containers) leaves the rest to a NIC that is not there, and the kernel accepts the skb
+    /// (CHECKSUM_PARTIAL) as it is. We answer it as the kernel would.
+    Partial,
+    /// Neither: the kernel drops it, so it is the kernel's to drop.
+    Wrong,
+    /// Too long to sum here.
+    Unchecked,
+}
+
+impl Checksum {
+    /// Whether the SYN may be answered: a sum the kernel would accept.
+    #[inline(always)]
+    pub fn accepted(self) -> bool {
+        matches!(self, Checksum::Valid | Checksum::Partial)
+    }
+}
+
+/// The SYN's TCP checksum (pseudo-header included). Runs before anything else on the SYN path:
+/// the verifier walks its loop once per distinct state, so it must not follow the option
+/// parser's many states.
 #[inline(always)]
-pub fn checksum_ok(data: usize, end: usize, t: &Tcp) -> Option<bool> {
-    let sum = sum_frame(data, end, t.l4_off, t.seg_len)?;
-    Some(fold(sum + pseudo(&t.saddr, &t.daddr, t.seg_len)) == 0xffff)
+pub fn checksum(data: usize, end: usize, t: &Tcp) -> Checksum {
+    let Some(sum) = sum_frame(data, end, t.l4_off, t.seg_len) else {
+        return Checksum::Unchecked;
+    };
+    let ph = pseudo(&t.saddr, &t.daddr, t.seg_len);
+    if fold(sum + ph) == 0xffff {
+        return Checksum::Valid;
+    }
+    // __tcp_v4_send_check()/__tcp_v6_send_check(): th->check = ~tcp_v{4,6}_check(len, s, d, 0),
+    // the folded pseudo-header sum.
+    match be16(data, end, t.l4_off + 16) {
+        Some(c) if c == fold(ph) => Checksum::Partial,
+        _ => Checksum::Wrong,
+    }
 }
 
 /// `N` bytes of the frame at a checked position, written as big-endian words. With

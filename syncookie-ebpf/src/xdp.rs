@@ -12,7 +12,7 @@ use syncookie_ebpf::{
     local,
     parse::{self, Frame, Tcp},
     sock::{self, Sock},
-    synack::{self, Syn},
+    synack::{self, Checksum, Syn},
 };
 
 use crate::{
@@ -67,6 +67,9 @@ fn judge(ctx: &XdpContext) -> (Verdict, Option<Counter>) {
         // IPv6 is disabled on the interface: the kernel drops these, not we.
         return (Verdict::Pass, Some(Counter::NotInspected));
     }
+    let Some(t) = one_state(&t) else {
+        return (Verdict::Pass, None);
+    };
     let f = t.flags & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN);
     if f == TCP_SYN {
         return syn(ctx, cfg, &t);
@@ -78,6 +81,25 @@ fn judge(ctx: &XdpContext) -> (Verdict, Option<Counter>) {
     (Verdict::Pass, None)
 }
 
+/// `t` with its offsets passed through [`maps::forget`]: whatever the VLAN tags, IP options or
+/// IPv6 extension headers, the verifier checks what follows once. (The SYN's options get the
+/// same treatment once parsed: which of them it had is known to the verifier otherwise, and
+/// every combination would be checked through the cookie code.)
+#[inline(always)]
+fn one_state(t: &Tcp) -> Option<Tcp> {
+    let [l3_off, l4_off, hlen, seg_len] = maps::forget([t.l3_off, t.l4_off, t.hlen, t.seg_len])?;
+    Some(
+        Tcp {
+            l3_off,
+            l4_off,
+            hlen,
+            seg_len,
+            ..*t
+        }
+        .bounded(),
+    )
+}
+
 #[inline(always)]
 fn syn(ctx: &XdpContext, cfg: &Config, t: &Tcp) -> (Verdict, Option<Counter>) {
     stats::inc(Counter::SynSeen);
@@ -86,18 +108,18 @@ fn syn(ctx: &XdpContext, cfg: &Config, t: &Tcp) -> (Verdict, Option<Counter>) {
         // Quiet times: the kernel's own handshake, untouched.
         return (Verdict::Pass, Some(Counter::SynIdle));
     }
-    match synack::checksum_ok(ctx.data(), ctx.data_end(), t) {
-        Some(true) => {}
-        // A sum that does not verify may be a partial one (CHECKSUM_PARTIAL from a local sender
-        // with TX offload, which the kernel accepts) or a wrong one (which it drops): only the
-        // kernel knows the skb's checksum state, so it decides.
-        Some(false) => return (Verdict::Pass, Some(Counter::SynBadChecksum)),
-        None => return (Verdict::Pass, Some(Counter::SynPassed)),
+    match synack::checksum(ctx.data(), ctx.data_end(), t) {
+        Checksum::Valid | Checksum::Partial => {}
+        Checksum::Wrong => return (Verdict::Pass, Some(Counter::SynBadChecksum)),
+        Checksum::Unchecked => return (Verdict::Pass, Some(Counter::SynPassed)),
     }
     let o = parse::options(ctx.data(), ctx.data_end(), t);
     if o.kernel_only {
         return (Verdict::Pass, Some(Counter::SynPassed));
     }
+    let Some(o) = maps::forget(o) else {
+        return (Verdict::Pass, Some(Counter::SynPassed));
+    };
     match sock::classify(ctx, t) {
         Sock::Listener => {}
         Sock::MptcpListener => return (Verdict::Pass, Some(Counter::MptcpPassed)),
@@ -124,13 +146,19 @@ fn syn(ctx: &XdpContext, cfg: &Config, t: &Tcp) -> (Verdict, Option<Counter>) {
 
 #[inline(always)]
 fn handshake_ack(ctx: &XdpContext, cfg: &Config, t: &Tcp) -> (Verdict, Option<Counter>) {
-    match sock::classify(ctx, t) {
-        Sock::None => return (Verdict::Pass, Some(Counter::AckNoListener)),
-        Sock::Other => return (Verdict::Pass, Some(Counter::AckPassedSocket)),
+    // Held to the end: a bad ACK asks the same listener about the kernel's own cookies.
+    let Some(sk) = sock::find(ctx, t) else {
+        return (Verdict::Pass, Some(Counter::AckNoListener));
+    };
+    match sk.kind() {
+        Sock::None | Sock::Other => return (Verdict::Pass, Some(Counter::AckPassedSocket)),
         Sock::MptcpListener => return (Verdict::Pass, Some(Counter::MptcpPassed)),
         Sock::Listener => {}
     }
     let o = parse::options(ctx.data(), ctx.data_end(), t);
+    let Some(o) = maps::forget(o) else {
+        return (Verdict::Pass, Some(Counter::AckPassedSocket));
+    };
     let dropped = match ack::check(&PinnedKeys, t, &o) {
         AckCheck::Valid(m) => {
             if !ack::hand_to_tc(ctx, m) {
@@ -146,7 +174,7 @@ fn handshake_ack(ctx: &XdpContext, cfg: &Config, t: &Tcp) -> (Verdict, Option<Co
         return (Verdict::Pass, Some(Counter::NotLocal));
     }
     // Not one of ours. The kernel's own cookie (for a SYN we left to it) is its to check.
-    if sock::kernel_cookie_ok(ctx, ctx.data(), ctx.data_end(), t) {
+    if sk.kernel_cookie_ok(ctx.data(), ctx.data_end(), t) {
         return (Verdict::Pass, Some(Counter::AckKernelCookie));
     }
     if cfg.mode == Mode::Monitor as u8 {

@@ -5,7 +5,7 @@
 //! and XDP_TX puts it on the wire towards the server. Bounded in count and time.
 
 use std::{
-    net::Ipv4Addr,
+    net::{Ipv4Addr, Ipv6Addr},
     sync::atomic::{AtomicBool, AtomicU64, Ordering},
     time::{Duration, Instant},
 };
@@ -15,7 +15,7 @@ use aya::{
     programs::{TestRun, TestRunAttrs, TestRunOptions, Xdp},
 };
 
-use syncookie_common::lab::{LabCounter, SPOOFED_NET, TEMPLATE_SIZE, map, prog};
+use syncookie_common::lab::{LabCounter, SPOOFED_NET, SPOOFED_NET6, TEMPLATE_SIZE, map, prog};
 
 use crate::lab::Lab;
 
@@ -24,6 +24,8 @@ pub const SPOOF_NET: [u8; 2] = SPOOFED_NET;
 
 pub struct Flood {
     ebpf: Ebpf,
+    /// `lab_flood_syn` or `lab_flood_syn6`.
+    prog: &'static str,
     frame: Vec<u8>,
     ctx: [u8; 24],
 }
@@ -50,8 +52,23 @@ pub fn syn_template(
     dst: std::net::Ipv4Addr,
     port: u16,
 ) -> Vec<u8> {
-    let b = etherparse::PacketBuilder::ethernet2(src_mac, dst_mac)
-        .ipv4([SPOOF_NET[0], SPOOF_NET[1], 0, 1], dst.octets(), 64)
+    let link = etherparse::PacketBuilder::ethernet2(src_mac, dst_mac);
+    linux_syn(
+        link.ipv4([SPOOF_NET[0], SPOOF_NET[1], 0, 1], dst.octets(), 64),
+        port,
+    )
+}
+
+/// The IPv6 SYN of [`syn_template`], from the start of 2001:2::/48.
+pub fn syn_template6(src_mac: [u8; 6], dst_mac: [u8; 6], dst: Ipv6Addr, port: u16) -> Vec<u8> {
+    let [a, b, c] = SPOOFED_NET6;
+    let src = Ipv6Addr::new(a, b, c, 0, 0, 0, 0, 1);
+    let link = etherparse::PacketBuilder::ethernet2(src_mac, dst_mac);
+    linux_syn(link.ipv6(src.octets(), dst.octets(), 64), port)
+}
+
+fn linux_syn(ip: etherparse::PacketBuilderStep<etherparse::IpHeaders>, port: u16) -> Vec<u8> {
+    let b = ip
         .tcp(40000, port, 1, 64240)
         .syn()
         .options(&[
@@ -90,6 +107,23 @@ impl Flood {
         port: u16,
     ) -> Self {
         let frame = syn_template(mac(client, client_if), dst_mac, dst, port);
+        Self::load(client, client_if, frame, prog::FLOOD_SYN)
+    }
+
+    /// An IPv6 flood from the lab's client towards `port` on the server's IPv6 address.
+    pub fn v6(lab: &Lab, port: u16) -> Self {
+        let src_mac = mac(&lab.client, &lab.client_if);
+        let dst_mac = mac(&lab.server, &lab.server_if);
+        let frame = syn_template6(src_mac, dst_mac, lab.server_ip6, port);
+        Self::load(&lab.client, &lab.client_if, frame, prog::FLOOD_SYN6)
+    }
+
+    fn load(
+        client: &crate::netns::Netns,
+        client_if: &str,
+        frame: Vec<u8>,
+        prog: &'static str,
+    ) -> Self {
         let ifindex = ifindex_in(client, client_if);
         let mut ebpf = Ebpf::load(crate::LAB_OBJECT).expect("lab object");
         let mut t = [0u8; TEMPLATE_SIZE];
@@ -97,18 +131,18 @@ impl Flood {
         let mut m: aya::maps::Array<&mut aya::maps::MapData, [u8; TEMPLATE_SIZE]> =
             aya::maps::Array::try_from(ebpf.map_mut(map::TEMPLATE).unwrap()).unwrap();
         m.set(0, t, 0).expect("SYN template");
-        let p: &mut Xdp = ebpf
-            .program_mut(prog::FLOOD_SYN)
-            .unwrap()
-            .try_into()
-            .unwrap();
-        p.load()
-            .unwrap_or_else(|e| panic!("load {}: {e}", prog::FLOOD_SYN));
+        let p: &mut Xdp = ebpf.program_mut(prog).unwrap().try_into().unwrap();
+        p.load().unwrap_or_else(|e| panic!("load {prog}: {e}"));
         // struct xdp_md { data, data_end, data_meta, ingress_ifindex, rx_queue_index, egress }
         let mut ctx = [0u8; 24];
         ctx[4..8].copy_from_slice(&(frame.len() as u32).to_ne_bytes());
         ctx[12..16].copy_from_slice(&ifindex.to_ne_bytes());
-        Self { ebpf, frame, ctx }
+        Self {
+            ebpf,
+            prog,
+            frame,
+            ctx,
+        }
     }
 
     /// SYNs sent so far (counted by the program as it sends them; readable from another thread
@@ -158,12 +192,7 @@ impl Flood {
         stop: &AtomicBool,
         progress: &AtomicU64,
     ) -> u64 {
-        let p: &Xdp = self
-            .ebpf
-            .program(prog::FLOOD_SYN)
-            .unwrap()
-            .try_into()
-            .unwrap();
+        let p: &Xdp = self.ebpf.program(self.prog).unwrap().try_into().unwrap();
         // Frames per NAPI batch (the kernel's maximum is 256), and per syscall: large enough to
         // amortize the syscall, small enough to keep to the rate and the time bound.
         let batch = 64u32;

@@ -321,6 +321,28 @@ impl Segment {
         f[at..at + 2].copy_from_slice(&c.to_be_bytes());
         f
     }
+
+    /// The frame as a sender with TX checksum offload hands it over (CHECKSUM_PARTIAL): the
+    /// TCP checksum field holds only the folded pseudo-header sum (__tcp_v4_send_check()).
+    pub fn frame_with_partial_checksum(&self) -> Vec<u8> {
+        let mut f = self.frame();
+        let (l3, l4) = (self.l3_offset(), self.l4_offset());
+        let addrs = if self.ip6.is_some() {
+            &f[l3 + 8..l3 + 40]
+        } else {
+            &f[l3 + 12..l3 + 20]
+        };
+        let mut sum: u32 = addrs
+            .chunks(2)
+            .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+            .sum();
+        sum += 6 + (f.len() - l4) as u32;
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        f[l4 + 16..l4 + 18].copy_from_slice(&(sum as u16).to_be_bytes());
+        f
+    }
 }
 
 fn eth_ipv4_tcp(

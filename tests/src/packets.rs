@@ -1,13 +1,13 @@
-//! Socket helpers for the netns tests: TCP_INFO, raw IPv4 sends, packet-socket captures.
+//! Socket helpers for the netns tests: TCP_INFO, raw IP sends, packet-socket captures.
 
 use std::{
-    net::{Ipv4Addr, SocketAddrV4, TcpStream},
+    net::{IpAddr, SocketAddr, SocketAddrV4, SocketAddrV6, TcpStream},
     os::fd::{AsRawFd, FromRawFd, OwnedFd},
     time::{Duration, Instant},
 };
 
 use nix::sys::socket::{
-    self, AddressFamily, MsgFlags, SockFlag, SockProtocol, SockType, SockaddrIn,
+    self, AddressFamily, MsgFlags, SockFlag, SockProtocol, SockType, SockaddrIn, SockaddrIn6,
 };
 
 /// `TCPI_OPT_*` (include/uapi/linux/tcp.h).
@@ -32,38 +32,57 @@ pub fn tcp_info(s: &TcpStream) -> libc::tcp_info {
     }
 }
 
-/// Sends one hand-made IPv4 TCP segment from the current namespace through a raw socket.
+/// Sends one hand-made TCP segment (IPv4 or IPv6) from the current namespace through a raw
+/// socket.
 pub fn send_raw_tcp(
-    src: std::net::SocketAddrV4,
-    dst: std::net::SocketAddrV4,
+    src: impl Into<SocketAddr>,
+    dst: impl Into<SocketAddr>,
     seq: u32,
     ack: u32,
     flags_syn: bool,
 ) {
-    let b = etherparse::PacketBuilder::ipv4(src.ip().octets(), dst.ip().octets(), 64).tcp(
-        src.port(),
-        dst.port(),
-        seq,
-        64240,
-    );
+    let (src, dst) = (src.into(), dst.into());
+    let ip = match (src.ip(), dst.ip()) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            etherparse::PacketBuilder::ipv4(s.octets(), d.octets(), 64)
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            etherparse::PacketBuilder::ipv6(s.octets(), d.octets(), 64)
+        }
+        _ => panic!("{src} and {dst} are of different families"),
+    };
+    let b = ip.tcp(src.port(), dst.port(), seq, 64240);
     let b = if flags_syn { b.syn() } else { b.ack(ack) };
     let mut pkt = Vec::new();
     b.write(&mut pkt, &[]).expect("build segment");
-    send_raw_ip(&pkt, *dst.ip());
+    send_raw_ip(&pkt, dst.ip());
 }
 
-/// Sends a hand-made IPv4 packet (IP header included) from the current namespace through a raw
-/// socket (IPPROTO_RAW: the kernel sends the header as it is, filling in its checksum).
-pub fn send_raw_ip(pkt: &[u8], dst: Ipv4Addr) {
+/// Sends a hand-made IP packet (IP header included) from the current namespace through a raw
+/// socket (IPPROTO_RAW: the kernel sends the header as it is; IPv4's checksum it fills in).
+pub fn send_raw_ip(pkt: &[u8], dst: IpAddr) {
+    let family = match dst {
+        IpAddr::V4(_) => AddressFamily::Inet,
+        IpAddr::V6(_) => AddressFamily::Inet6,
+    };
     let fd = socket::socket(
-        AddressFamily::Inet,
+        family,
         SockType::Raw,
         SockFlag::SOCK_CLOEXEC,
         SockProtocol::Raw,
     )
     .expect("raw socket");
-    let to = SockaddrIn::from(SocketAddrV4::new(dst, 0));
-    let n = socket::sendto(fd.as_raw_fd(), pkt, &to, MsgFlags::empty()).expect("sendto");
+    let n = match dst {
+        IpAddr::V4(d) => {
+            let to = SockaddrIn::from(SocketAddrV4::new(d, 0));
+            socket::sendto(fd.as_raw_fd(), pkt, &to, MsgFlags::empty())
+        }
+        IpAddr::V6(d) => {
+            let to = SockaddrIn6::from(SocketAddrV6::new(d, 0, 0, 0));
+            socket::sendto(fd.as_raw_fd(), pkt, &to, MsgFlags::empty())
+        }
+    }
+    .expect("sendto");
     assert_eq!(n, pkt.len(), "sendto sent part of the packet");
 }
 

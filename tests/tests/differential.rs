@@ -170,7 +170,7 @@ fn answers(lab: &Lab, first_port: u16) -> Vec<Shape> {
         .enumerate()
         .map(|(i, s)| {
             let src = SocketAddrV4::new(lab.client_ip, first_port + i as u16);
-            send_raw_ip(&syn_packet(s, src, dst), lab.server_ip);
+            send_raw_ip(&syn_packet(s, src, dst), lab.server_ip.into());
             shape(
                 &captured_synack(&cap, PORT, src.port(), Duration::from_secs(1)),
                 0x0bad_cafe,

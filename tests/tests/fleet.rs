@@ -103,7 +103,7 @@ fn a_cookie_from_one_host_opens_a_connection_on_the_other() {
             .unwrap();
         let mut p = Vec::new();
         syn.write(&mut p, &[]).unwrap();
-        send_raw_ip(&p, SERVER);
+        send_raw_ip(&p, SERVER.into());
         synack(&cap)
     };
     assert_eq!(stats(&a).get(Counter::SynackSent), 1);
@@ -123,7 +123,7 @@ fn a_cookie_from_one_host_opens_a_connection_on_the_other() {
             .unwrap();
         let mut p = Vec::new();
         ack.write(&mut p, &[]).unwrap();
-        send_raw_ip(&p, SERVER);
+        send_raw_ip(&p, SERVER.into());
     }
     let deadline = Instant::now() + Duration::from_secs(2);
     while stats(&b).get(Counter::HandoffOk) == 0 && Instant::now() < deadline {

@@ -4,16 +4,18 @@
 use std::{
     io::{Read, Write},
     net::{SocketAddr, TcpListener, TcpStream},
+    sync::atomic::{AtomicBool, Ordering},
     thread,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use syncookie::counters;
 use syncookie_common::stats::Counter;
 use syncookie_tests::{
     daemon::{Daemon, pins, syncookie_in},
+    flood::Flood,
     lab::Lab,
-    packets::{TCPI_OPT_SACK, TCPI_OPT_TIMESTAMPS, TCPI_OPT_WSCALE, tcp_info},
+    packets::{TCPI_OPT_SACK, TCPI_OPT_TIMESTAMPS, TCPI_OPT_WSCALE, send_raw_tcp, tcp_info},
     require_root,
 };
 
@@ -176,4 +178,96 @@ fn ipv6_generic_xdp_mode_connects_too() {
         c.table()
     );
     assert_eq!(lab.kernel_synacks(), 0);
+}
+
+/// Forged IPv6 handshake ACKs (random sequence and acknowledgment numbers) to the listener:
+/// each is judged (dropped, or within the reset budget left to the kernel to reset), none is
+/// handed off, and real clients still connect.
+#[test]
+fn ipv6_forged_acks_are_judged_and_counted() {
+    require_root!();
+    let lab = Lab::new();
+    let (addr, _acc) = echo_server(&lab);
+    let _d = daemon(&lab, &[]);
+    let forged = 50u16;
+    {
+        let _in = lab.client.enter();
+        for i in 0..forged {
+            let src = SocketAddr::from((lab.client_ip6, 40000 + i));
+            send_raw_tcp(src, addr, rand::random(), rand::random(), false);
+        }
+    }
+    let judged = |c: &counters::Snapshot| c.get(Counter::AckBadCookie) + c.get(Counter::AckReset);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while judged(&stats(&lab)) < forged as u64 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+    }
+    let c = stats(&lab);
+    assert_eq!(judged(&c), forged as u64, "{}", c.table());
+    assert_eq!(c.get(Counter::HandoffOk), 0, "{}", c.table());
+    exchange(&lab, addr, b"still here");
+}
+
+/// A spoofed IPv6 SYN flood (2001:2::/48, random sources, ports and ISNs, at up to 20,000 per
+/// second) while real clients connect: every client succeeds, the flood is answered by XDP up to
+/// the default budget of its /48 and dropped beyond it, and the server's kernel answers none
+/// of it.
+#[test]
+fn ipv6_spoofed_flood_while_clients_connect() {
+    require_root!();
+    let lab = Lab::new();
+    let (addr, _acc) = echo_server(&lab);
+    let _d = daemon(&lab, &[]);
+    let flood = Flood::v6(&lab, PORT);
+    let flooding = AtomicBool::new(true);
+    let (sent, (ok, failed)) = thread::scope(|sc| {
+        let f = sc.spawn(|| {
+            let _in = lab.client.enter();
+            let n = flood.run(40_000, 20_000, Duration::from_secs(3));
+            flooding.store(false, Ordering::Relaxed);
+            n
+        });
+        let c = sc.spawn(|| {
+            let (mut ok, mut failed) = (0u32, 0u32);
+            while flooding.load(Ordering::Relaxed) || ok + failed < 10 {
+                let _in = lab.client.enter();
+                let r =
+                    TcpStream::connect_timeout(&addr, Duration::from_secs(3)).and_then(|mut s| {
+                        s.set_read_timeout(Some(Duration::from_secs(3)))?;
+                        s.write_all(b"ping")?;
+                        let mut b = [0u8; 4];
+                        s.read_exact(&mut b)
+                    });
+                if r.is_ok() { ok += 1 } else { failed += 1 }
+            }
+            (ok, failed)
+        });
+        (f.join().unwrap(), c.join().unwrap())
+    });
+    let c = stats(&lab);
+    assert_eq!(
+        failed,
+        0,
+        "{failed} of {} clients failed: {}",
+        ok + failed,
+        c.table()
+    );
+    let judged = c.get(Counter::SynackSent) + c.get(Counter::SynDroppedBudget);
+    // The veth ring may drop some of each burst; most must arrive and be judged.
+    assert!(
+        judged >= sent / 2,
+        "{sent} sent, {judged} judged: {}",
+        c.table()
+    );
+    assert!(
+        c.get(Counter::SynDroppedBudget) > 0,
+        "one /48 over its budget: {}",
+        c.table()
+    );
+    assert_eq!(
+        lab.kernel_synacks(),
+        0,
+        "the kernel answered: {}",
+        c.table()
+    );
 }

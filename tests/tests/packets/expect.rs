@@ -140,9 +140,20 @@ pub(crate) fn monotonic_ms() -> u32 {
 
 /// Runs `syn` through XDP and checks every byte of the SYN-ACK; returns it parsed.
 pub(crate) fn assert_synack_for(s: &Shield, syn: &Segment, c: Cookie, want: &Want) -> SynAck {
-    let input = syn.frame();
+    assert_synack_to(s, syn, &syn.frame(), c, want)
+}
+
+/// As [`assert_synack_for`], for `syn` sent as the frame `input` (its checksum field, say,
+/// as a sender with TX offload leaves it).
+pub(crate) fn assert_synack_to(
+    s: &Shield,
+    syn: &Segment,
+    input: &[u8],
+    c: Cookie,
+    want: &Want,
+) -> SynAck {
     let before = monotonic_ms();
-    let run = s.xdp(&input);
+    let run = s.xdp(input);
     let after = monotonic_ms();
     assert_action(&run, XDP_TX, "a SYN to a listening protected port");
     assert!(

@@ -154,6 +154,21 @@ impl Shield {
             "lo",
             "nodad",
         ]);
+        // The address's local route is added by the kernel's address work queue, even without
+        // DAD: sync once it is there (a sync before it would leave fd00::1 not local).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while self
+            .ns
+            .exec(&["ip", "-6", "route", "show", "table", "local", "fd00::1"])
+            .trim()
+            .is_empty()
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no local route for fd00::1"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
         self.sync_local();
     }
 
@@ -240,6 +255,13 @@ impl Shield {
     /// Runs the TC program on `frame` (an skb starting at the Ethernet header); returns the
     /// verdict and the frame as the program left it.
     pub(crate) fn tc(&self, frame: &[u8]) -> (u32, Vec<u8>) {
+        self.try_tc(frame)
+            .unwrap_or_else(|e| panic!("TC test run on {} bytes: {e}", frame.len()))
+    }
+
+    /// [`Self::tc`], or the test run's error: the kernel refuses to build an skb of an IPv4 or
+    /// IPv6 frame too short for the IP header (bpf_prog_test_run_skb()).
+    pub(crate) fn try_tc(&self, frame: &[u8]) -> Result<(u32, Vec<u8>), String> {
         let mut out = vec![0u8; 4096];
         let r = self
             .tc_prog()
@@ -248,9 +270,9 @@ impl Shield {
                 data_out: Some(&mut out),
                 ..Default::default()
             })
-            .unwrap_or_else(|e| panic!("TC test run on {} bytes: {e}", frame.len()));
+            .map_err(|e| e.to_string())?;
         out.truncate(r.data_size_out as usize);
-        (r.return_value, out)
+        Ok((r.return_value, out))
     }
 
     pub(crate) fn attach_tc(&mut self, iface: &str) {

@@ -71,9 +71,13 @@ fn window6(ts: bool) -> u16 {
 
 /// Runs `syn` through XDP and checks every byte of the IPv6 SYN-ACK; returns it parsed.
 fn assert_synack6(s: &Shield, syn: &Segment, c: Cookie, want: &Want) -> SynAck6 {
-    let input = syn.frame();
+    assert_synack6_to(s, syn, &syn.frame(), c, want)
+}
+
+/// As [`assert_synack6`], for `syn` sent as the frame `input`.
+fn assert_synack6_to(s: &Shield, syn: &Segment, input: &[u8], c: Cookie, want: &Want) -> SynAck6 {
     let before = monotonic_ms();
-    let run = s.xdp(&input);
+    let run = s.xdp(input);
     let after = monotonic_ms();
     assert_action(&run, XDP_TX, "an IPv6 SYN to a listening protected port");
     assert!(run.meta.is_empty(), "metadata on a SYN-ACK");
@@ -124,6 +128,27 @@ fn linux_want() -> Want {
         tsecr: Some(CLIENT_TSVAL),
         wscale: true,
     }
+}
+
+/// A sender with TX checksum offload leaves the IPv6 pseudo-header sum in the field
+/// (__tcp_v6_send_check()); the kernel accepts it, and so do we.
+#[test]
+fn ipv6_syn_with_partial_checksum_is_answered() {
+    require_root!();
+    let (s, _l) = shield6();
+    let syn = linux_syn6();
+    let input = syn.frame_with_partial_checksum();
+    assert_ne!(
+        input,
+        syn.frame(),
+        "the partial sum differs from the full one"
+    );
+    let c = cookie6(&KEY1, &syn, linux_attrs6(), true);
+    assert_synack6_to(&s, &syn, &input, c, &linux_want());
+    s.assert_counters(
+        &[(Counter::SynSeen, 1), (Counter::SynackSent, 1)],
+        "an IPv6 SYN with a partial checksum",
+    );
 }
 
 #[test]

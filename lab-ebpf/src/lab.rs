@@ -103,7 +103,8 @@ pub fn lab_count_synack(ctx: TcContext) -> i32 {
         // SAFETY: map value of this array.
         unsafe { *n += 1 };
     }
-    TC_ACT_OK
+    // TCX_NEXT: programs after it on egress (the trunk's tagging) still run.
+    TC_ACT_UNSPEC
 }
 
 /// Counts the IPv4 TCP segments it sees, and leaves them to the next program (or the stack).

@@ -6,7 +6,7 @@ use aya_ebpf::{
     maps::{Array, PerCpuArray, ProgramArray},
 };
 use syncookie_common::{
-    lab::{LabCounter, TEMPLATE_SIZE, drop_ack},
+    lab::{LabCounter, TEMPLATE_SIZE, drop_ack, vlan},
     maps::{Config, KEYS_LEN, Key},
 };
 use syncookie_ebpf::keys::Keys;
@@ -27,6 +27,8 @@ pub static LAB_CONFIG: Array<Config> = Array::with_max_entries(1, 0);
 pub static LAB_KEYS: Array<Key> = Array::with_max_entries(KEYS_LEN, 0);
 #[map]
 pub static LAB_EPOCH: Array<u64> = Array::with_max_entries(1, 0);
+#[map]
+pub static LAB_VLAN: Array<u32> = Array::with_max_entries(vlan::LEN, 0);
 
 #[inline(always)]
 pub fn inc(c: LabCounter) {

@@ -13,6 +13,10 @@ pub mod prog {
     /// TC ingress, attached after the shield: counts the TCP segments it gets (the shield must
     /// leave the TCX chain to later programs).
     pub const COUNT_TC: &str = "lab_count_tc";
+    /// TC egress: puts VLAN tags into the frame (`map::VLAN`), as a trunk port's sender does.
+    pub const VLAN_PUSH: &str = "lab_vlan_push";
+    /// TC ingress, first: takes the tags (`map::VLAN`) off again, counting tagged SYN-ACKs.
+    pub const VLAN_POP: &str = "lab_vlan_pop";
     /// XDP for live-frames test runs: the spoofed SYN flood, IPv4 and IPv6.
     pub const FLOOD_SYN: &str = "lab_flood_syn";
     pub const FLOOD_SYN6: &str = "lab_flood_syn6";
@@ -49,6 +53,8 @@ pub mod prog {
         DROP_ACK,
         COUNT_SYNACK,
         COUNT_TC,
+        VLAN_PUSH,
+        VLAN_POP,
         FLOOD_SYN,
         FLOOD_SYN6,
         SYN_FRESH,
@@ -88,8 +94,21 @@ pub mod map {
     pub const CONFIG: &str = "LAB_CONFIG";
     pub const KEYS: &str = "LAB_KEYS";
     pub const EPOCH: &str = "LAB_EPOCH";
+    /// The trunk's tags, `u32`s indexed by `super::vlan::*`.
+    pub const VLAN: &str = "LAB_VLAN";
 
-    pub const ALL: &[&str] = &[COUNTERS, DROP, SYNACKS, TEMPLATE, JMP, CONFIG, KEYS, EPOCH];
+    pub const ALL: &[&str] = &[
+        COUNTERS, DROP, SYNACKS, TEMPLATE, JMP, CONFIG, KEYS, EPOCH, VLAN,
+    ];
+}
+
+/// Indices of `map::VLAN`: the VLAN IDs of the emulated trunk (0: no such tag).
+pub mod vlan {
+    /// The outer tag (802.1ad when there is an inner one, 802.1Q alone).
+    pub const OUTER: u32 = 0;
+    /// The inner tag (802.1Q), or 0 for a single tag.
+    pub const INNER: u32 = 1;
+    pub const LEN: u32 = 2;
 }
 
 /// Indices of `LAB_COUNTERS`.
@@ -111,10 +130,13 @@ pub enum LabCounter {
     /// Random ACKs tried by `lab_forge_ack`, and those whose cookie passed.
     ForgeTries,
     Forged,
+    /// `lab_vlan_pop`: frames that came in with the trunk's tags, and the SYN-ACKs among them.
+    VlanTagged,
+    VlanSynack,
 }
 
 impl LabCounter {
-    pub const COUNT: u32 = 8;
+    pub const COUNT: u32 = 10;
 }
 
 /// Indices of `LAB_DROP`.

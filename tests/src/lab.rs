@@ -3,7 +3,11 @@
 //! program on the client's veth so that frames the server's XDP sends back with XDP_TX are
 //! received.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::{
+    io::{Read, Write},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream},
+    time::Duration,
+};
 
 use aya::{
     Ebpf,
@@ -11,7 +15,7 @@ use aya::{
     programs::{LinkOrder, SchedClassifier, TcAttachType, Xdp, XdpMode, tc::TcAttachOptions},
 };
 
-use syncookie_common::lab::{LabCounter, drop_ack, map, prog};
+use syncookie_common::lab::{LabCounter, drop_ack, map, prog, vlan};
 
 use crate::netns::{Netns, unique, veth};
 
@@ -189,6 +193,117 @@ impl Lab {
             TcAttachOptions::TcxOrder(LinkOrder::default()),
         )
         .expect("attach lab_count_tc after the shield");
+    }
+
+    /// Makes the veth a VLAN trunk (this kernel has no VLAN devices): both ends put the tags
+    /// into every frame they send (`lab_vlan_push`, TC egress) and take them off what they
+    /// receive (`lab_vlan_pop`, first on TC ingress, before the shield's program). `inner` 0:
+    /// one 802.1Q tag `outer`; otherwise 802.1ad `outer` around 802.1Q `inner`. Neighbours are
+    /// made static (ARP cannot be tagged this way).
+    pub fn trunk(&mut self, outer: u16, inner: u16) {
+        let macs = [
+            crate::flood::mac(&self.server, &self.server_if),
+            crate::flood::mac(&self.client, &self.client_if),
+        ];
+        let sides = [
+            (
+                &mut self.server_lab,
+                &self.server,
+                &self.server_if,
+                macs[1],
+                self.client_ip,
+                self.client_ip6,
+            ),
+            (
+                &mut self.client_lab,
+                &self.client,
+                &self.client_if,
+                macs[0],
+                self.server_ip,
+                self.server_ip6,
+            ),
+        ];
+        for (ebpf, ns, ifc, peer_mac, peer_ip, peer_ip6) in sides {
+            let mac = syncookie::local::fmt_mac(&peer_mac);
+            for ip in [peer_ip.to_string(), peer_ip6.to_string()] {
+                ns.exec(&[
+                    "ip",
+                    "neigh",
+                    "replace",
+                    &ip,
+                    "lladdr",
+                    &mac,
+                    "dev",
+                    ifc,
+                    "nud",
+                    "permanent",
+                ]);
+            }
+            let mut m: Array<&mut MapData, u32> =
+                Array::try_from(ebpf.map_mut(map::VLAN).unwrap()).unwrap();
+            m.set(vlan::OUTER, u32::from(outer), 0).unwrap();
+            m.set(vlan::INNER, u32::from(inner), 0).unwrap();
+            let _in = ns.enter();
+            for (name, at, order) in [
+                (prog::VLAN_PUSH, TcAttachType::Egress, LinkOrder::default()),
+                (prog::VLAN_POP, TcAttachType::Ingress, LinkOrder::first()),
+            ] {
+                let p: &mut SchedClassifier = ebpf.program_mut(name).unwrap().try_into().unwrap();
+                p.load().unwrap_or_else(|e| panic!("load {name}: {e}"));
+                p.attach_with_options(ifc, at, TcAttachOptions::TcxOrder(order))
+                    .unwrap_or_else(|e| panic!("attach {name}: {e}"));
+            }
+        }
+    }
+
+    /// An echo server on `ip`:`port` in the server's namespace (a thread per connection).
+    pub fn echo_server(&self, ip: IpAddr, port: u16) -> SocketAddr {
+        let l = {
+            let _in = self.server.enter();
+            TcpListener::bind((ip, port)).unwrap_or_else(|e| panic!("bind {ip}:{port}: {e}"))
+        };
+        let addr = l.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for s in l.incoming() {
+                let Ok(mut s) = s else { break };
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 4096];
+                    while let Ok(n) = s.read(&mut buf) {
+                        if n == 0 || s.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    /// Connects from the client's namespace to `addr` and has `payload` echoed back.
+    pub fn echo(&self, addr: SocketAddr, payload: &[u8]) -> std::io::Result<()> {
+        let _in = self.client.enter();
+        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))?;
+        s.write_all(payload)?;
+        let mut back = vec![0u8; payload.len()];
+        s.read_exact(&mut back)?;
+        if back != payload {
+            return Err(std::io::Error::other("echoed bytes differ"));
+        }
+        Ok(())
+    }
+
+    /// Frames that reached the client with the trunk's tags, and the SYN-ACKs among them.
+    pub fn client_tagged(&self) -> (u64, u64) {
+        (
+            crate::lab_counter(&self.client_lab, LabCounter::VlanTagged),
+            crate::lab_counter(&self.client_lab, LabCounter::VlanSynack),
+        )
+    }
+
+    /// Frames that reached the server with the trunk's tags.
+    pub fn server_tagged(&self) -> u64 {
+        crate::lab_counter(&self.server_lab, LabCounter::VlanTagged)
     }
 
     /// TCP segments `lab_count_tc` saw.

@@ -1,6 +1,6 @@
 //! Setups common on production hosts that the lab's defaults hide: clients with TX checksum
 //! offload, MPTCP listeners and clients, the kernel's own cookies, another TC program after
-//! ours, forged ACKs that the kernel would reset.
+//! ours, forged ACKs that the kernel would reset, VLAN trunks.
 
 use std::{
     io::{Read, Write},
@@ -229,4 +229,38 @@ fn bad_acks_are_reset_within_the_budget_and_dropped_beyond() {
     let rsts = out_rsts(&lab) - rsts_before;
     assert!(rsts >= reset, "{rsts} resets for {reset} bad ACKs passed");
     assert_eq!(c.get(Counter::HandoffOk), 0);
+}
+
+/// A VLAN trunk (tags in the frames, as a switch port sends them): one 802.1Q tag, then 802.1ad
+/// around 802.1Q; IPv4 and IPv6. The shield's SYN-ACKs go back with the same tags (the client
+/// counts them tagged), the handshakes complete through the handoff, and the kernel answers
+/// no SYN itself. The double tag runs in generic XDP, where TC checks the cookie again: the
+/// lab's untagging of the inner tag (bpf_skb_vlan_pop on the frame) moves the MAC header
+/// without the XDP metadata in front of it (a real stack untags it in a second round, after TC).
+#[test]
+fn vlan_trunk_synacks_keep_the_tags() {
+    require_root!();
+    for (outer, inner, mode) in [(42, 0, "native"), (100, 7, "skb")] {
+        let mut lab = Lab::new();
+        lab.trunk(outer, inner);
+        let v4 = lab.echo_server(lab.server_ip.into(), PORT);
+        let v6 = lab.echo_server(lab.server_ip6.into(), PORT);
+        let args = ["--ports", &PORT.to_string(), "--xdp-mode", mode];
+        let _d = Daemon::start(&lab.server, &lab.server_if, &args);
+        for i in 0..10u8 {
+            for addr in [v4, v6] {
+                lab.echo(addr, &[i; 300])
+                    .unwrap_or_else(|e| panic!("tags {outer}/{inner}, {addr}: {e}"));
+            }
+        }
+        let c = stats(&lab);
+        let what = format!("tags {outer}/{inner}: {}", c.table());
+        assert_eq!(c.get(Counter::SynackSent), 20, "{what}");
+        assert!(c.get(Counter::HandoffOk) >= 20, "{what}");
+        let (tagged, synacks) = lab.client_tagged();
+        assert_eq!(synacks, 20, "tagged SYN-ACKs at the client, {what}");
+        assert!(tagged >= 60, "{tagged} tagged frames at the client, {what}");
+        assert!(lab.server_tagged() >= 60, "{what}");
+        assert_eq!(lab.kernel_synacks(), 0, "{what}");
+    }
 }

@@ -8,7 +8,7 @@
 //! program, or GRO): the server's veth has GRO on in every scenario.
 
 use std::{
-    net::Ipv4Addr,
+    net::{Ipv4Addr, Ipv6Addr},
     sync::atomic::{AtomicU32, Ordering},
 };
 
@@ -43,6 +43,7 @@ pub struct BenchLab {
     pub server_if: String,
     pub client_if: String,
     pub server_ip: Ipv4Addr,
+    pub server_ip6: Ipv6Addr,
     pub server_mac: [u8; 6],
     /// The server's NAPI threads, once pinned.
     pub server_napi: Vec<i32>,
@@ -80,6 +81,18 @@ impl BenchLab {
             (&client, &client_if, client_ip),
         ] {
             ns.exec(&["ip", "addr", "add", &format!("{ip}/24"), "dev", ifc]);
+        }
+        // IPv6 too (the IPv6 SYN path's row), usable at once: no duplicate address detection.
+        let (server_ip6, client_ip6) = (
+            Ipv6Addr::new(0xfd00, 0x99, 0, 0, 0, 0, 0, 1),
+            Ipv6Addr::new(0xfd00, 0x99, 0, 0, 0, 0, 0, 2),
+        );
+        for (ns, ifc, ip) in [
+            (&server, &server_if, server_ip6),
+            (&client, &client_if, client_ip6),
+        ] {
+            ns.sysctl(&format!("net.ipv6.conf.{ifc}.accept_dad"), "0");
+            ns.exec(&["ip", "-6", "addr", "add", &format!("{ip}/64"), "dev", ifc]);
         }
         server.exec(&["ethtool", "-K", &server_if, "gro", "on"]);
         // XDP checks the TCP checksum of SYNs: the sender must not leave it to offload.
@@ -123,6 +136,7 @@ impl BenchLab {
             server_if,
             client_if,
             server_ip,
+            server_ip6,
             server_mac,
             server_napi: Vec::new(),
             reflector: false,

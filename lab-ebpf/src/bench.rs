@@ -11,7 +11,7 @@ use aya_ebpf::{
 };
 use syncookie_common::{
     cookie::{self, SynAttrs, WSCALE_NONE},
-    lab::{LabCounter, SPOOFED_NET},
+    lab::{LabCounter, SPOOFED_NET, SPOOFED_NET6},
     maps::{HANDOFF_MAGIC, HandoffMeta},
     proto::*,
 };
@@ -35,6 +35,24 @@ pub fn lab_count_syn(ctx: XdpContext) -> u32 {
 #[xdp]
 pub fn lab_sink(ctx: XdpContext) -> u32 {
     let (data, end) = (ctx.data(), ctx.data_end());
+    if let Some(h) = parse::read::<{ ETH_HLEN + IPV6_HLEN + 14 }>(data, end, 0)
+        && u16::from_be_bytes([h[12], h[13]]) == ETH_P_IPV6
+    {
+        // IPv6 to 2001:2::/48 (the IPv6 flood's sources).
+        let dst = ETH_HLEN + 24;
+        let net = SPOOFED_NET6.map(u16::to_be_bytes);
+        if h[dst..dst + 6]
+            != [
+                net[0][0], net[0][1], net[1][0], net[1][1], net[2][0], net[2][1],
+            ]
+        {
+            return xdp_action::XDP_PASS;
+        }
+        let f = h[ETH_HLEN + IPV6_HLEN + 13];
+        return sink(
+            h[ETH_HLEN + 6] == IPPROTO_TCP && f & (TCP_SYN | TCP_ACK) == TCP_SYN | TCP_ACK,
+        );
+    }
     let Some(h) = parse::read::<{ ETH_HLEN + IPV4_HLEN }>(data, end, 0) else {
         return xdp_action::XDP_PASS;
     };
@@ -42,8 +60,13 @@ pub fn lab_sink(ctx: XdpContext) -> u32 {
     if u16::from_be_bytes([h[12], h[13]]) != ETH_P_IP || [h[dst], h[dst + 1]] != SPOOFED_NET {
         return xdp_action::XDP_PASS;
     }
-    let synack = matches!(ipv4_tcp(data, end),
-        Some(t) if tcp_flags(&t) & (TCP_SYN | TCP_ACK) == TCP_SYN | TCP_ACK);
+    sink(matches!(ipv4_tcp(data, end),
+        Some(t) if tcp_flags(&t) & (TCP_SYN | TCP_ACK) == TCP_SYN | TCP_ACK))
+}
+
+/// Counts a frame to the spoofed sources and drops it.
+#[inline(always)]
+fn sink(synack: bool) -> u32 {
     maps::inc(if synack {
         LabCounter::SinkSynack
     } else {

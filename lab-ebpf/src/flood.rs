@@ -15,14 +15,14 @@ use syncookie_ebpf::csum::fold;
 
 use crate::maps::{self, LAB_JMP, LAB_TEMPLATE};
 
-/// Writes the first `N` bytes of the SYN template over the frame; returns the frame's start.
+/// Writes the first `N` bytes of SYN template `at` over the frame; returns the frame's start.
 #[inline(always)]
-fn restore_syn<const N: usize>(ctx: &XdpContext) -> Option<usize> {
+fn restore_syn<const N: usize>(ctx: &XdpContext, at: u32) -> Option<usize> {
     let data = ctx.data();
     if data + N > ctx.data_end() {
         return None;
     }
-    let t = LAB_TEMPLATE.get(0)?;
+    let t = LAB_TEMPLATE.get(at)?;
     const { assert!(N <= syncookie_common::lab::TEMPLATE_SIZE) };
     // SAFETY: [data, data + N) is in the frame (checked above); the template is a map value of
     // at least N bytes (asserted).
@@ -40,7 +40,7 @@ fn csum_update(c: u16, old: u16, new: u16) -> u16 {
 /// template's /16), port and ISN.
 #[xdp]
 pub fn lab_flood_syn(ctx: XdpContext) -> u32 {
-    let Some(data) = restore_syn::<SYN_LEN>(&ctx) else {
+    let Some(data) = restore_syn::<SYN_LEN>(&ctx, 0) else {
         return xdp_action::XDP_ABORTED;
     };
     const IP: usize = ETH_HLEN;
@@ -82,7 +82,7 @@ pub fn lab_flood_syn(ctx: XdpContext) -> u32 {
 /// random port and ISN (no IP checksum in IPv6; the TCP one is updated for each).
 #[xdp]
 pub fn lab_flood_syn6(ctx: XdpContext) -> u32 {
-    let Some(data) = restore_syn::<SYN6_LEN>(&ctx) else {
+    let Some(data) = restore_syn::<SYN6_LEN>(&ctx, 0) else {
         return xdp_action::XDP_ABORTED;
     };
     const IP: usize = ETH_HLEN;
@@ -120,10 +120,21 @@ pub fn lab_flood_syn6(ctx: XdpContext) -> u32 {
 /// tail-calls `LAB_JMP[0]` (the shield's XDP program, or `lab_reflect`).
 #[xdp]
 pub fn lab_syn_fresh(ctx: XdpContext) -> u32 {
-    if restore_syn::<SYN_LEN>(&ctx).is_none() {
+    fresh::<SYN_LEN>(&ctx, 0)
+}
+
+/// [`lab_syn_fresh`] with the IPv6 SYN (template 1).
+#[xdp]
+pub fn lab_syn_fresh6(ctx: XdpContext) -> u32 {
+    fresh::<SYN6_LEN>(&ctx, 1)
+}
+
+#[inline(always)]
+fn fresh<const N: usize>(ctx: &XdpContext, at: u32) -> u32 {
+    if restore_syn::<N>(ctx, at).is_none() {
         return xdp_action::XDP_ABORTED;
     }
     // SAFETY: a tail call with our own context; it does not return on success.
-    unsafe { LAB_JMP.tail_call(&ctx, 0) };
+    unsafe { LAB_JMP.tail_call(ctx, 0) };
     xdp_action::XDP_ABORTED
 }

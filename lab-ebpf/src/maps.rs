@@ -18,7 +18,7 @@ pub static LAB_DROP: Array<u32> = Array::with_max_entries(drop_ack::LEN, 0);
 #[map]
 pub static LAB_SYNACKS: Array<u64> = Array::with_max_entries(1, 0);
 #[map]
-pub static LAB_TEMPLATE: Array<[u8; TEMPLATE_SIZE]> = Array::with_max_entries(1, 0);
+pub static LAB_TEMPLATE: Array<[u8; TEMPLATE_SIZE]> = Array::with_max_entries(2, 0);
 #[map]
 pub static LAB_JMP: ProgramArray = ProgramArray::with_max_entries(1, 0);
 #[map]

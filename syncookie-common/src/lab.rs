@@ -20,8 +20,10 @@ pub mod prog {
     /// XDP for live-frames test runs: the spoofed SYN flood, IPv4 and IPv6.
     pub const FLOOD_SYN: &str = "lab_flood_syn";
     pub const FLOOD_SYN6: &str = "lab_flood_syn6";
-    /// XDP for live-frames test runs: writes a fresh SYN, then tail-calls `map::JMP[0]`.
+    /// XDP for live-frames test runs: writes a fresh SYN (IPv4: `map::TEMPLATE[0]`, IPv6:
+    /// `[1]`), then tail-calls `map::JMP[0]`.
     pub const SYN_FRESH: &str = "lab_syn_fresh";
+    pub const SYN_FRESH6: &str = "lab_syn_fresh6";
     /// XDP pass-all that counts arriving SYNs (the kernel's scenarios of the bench).
     pub const COUNT_SYN: &str = "lab_count_syn";
     /// XDP on the attacker's side: drops what comes back to the spoofed range, counting SYN-ACKs.
@@ -58,6 +60,7 @@ pub mod prog {
         FLOOD_SYN,
         FLOOD_SYN6,
         SYN_FRESH,
+        SYN_FRESH6,
         COUNT_SYN,
         SINK,
         REFLECT,
@@ -85,7 +88,8 @@ pub mod map {
     pub const DROP: &str = "LAB_DROP";
     /// `[0]`: SYN-ACKs seen by `lab_count_synack`.
     pub const SYNACKS: &str = "LAB_SYNACKS";
-    /// `[0]`: the SYN template written over live frames ([`super::TEMPLATE_SIZE`] bytes).
+    /// The SYN templates written over live frames ([`super::TEMPLATE_SIZE`] bytes): `[0]` the
+    /// flood's or the IPv4 bench SYN, `[1]` the IPv6 bench SYN.
     pub const TEMPLATE: &str = "LAB_TEMPLATE";
     /// `[0]`: the program `lab_syn_fresh` tail-calls.
     pub const JMP: &str = "LAB_JMP";

@@ -17,6 +17,8 @@ pub const MAP_NO_META: &str = "SC_NO_META";
 /// Per-CPU scratch space: the XDP program passes parsed values through it so that the verifier
 /// checks what follows once (see `forget` in the eBPF crate).
 pub const MAP_SCRATCH: &str = "SC_SCRATCH";
+/// aya-log's ring buffer: the programs' own messages (rare events), read by the daemon.
+pub const MAP_LOGS: &str = "AYA_LOGS";
 /// Kernel-cookie mode (see [`kernel_cookies`]).
 pub const MAP_KC_CONF: &str = "SC_KC_CONF";
 pub const MAP_KC_REFRESH: &str = "SC_KC_REFRESH";
@@ -33,6 +35,7 @@ pub const SHIELD_MAPS: &[&str] = &[
     MAP_SYNACK_BUDGET,
     MAP_NO_META,
     MAP_SCRATCH,
+    MAP_LOGS,
     MAP_LOCAL_ADDRS,
     MAP_LOCAL_MACS,
     MAP_KC_CONF,

@@ -8,6 +8,7 @@ use aya_ebpf::{
     helpers::{bpf_sk_release, bpf_skc_to_tcp_sock},
     programs::TcContext,
 };
+use aya_log_ebpf::warn;
 use syncookie_common::{
     maps::{HANDOFF_MAGIC, HandoffMeta, ReqAttrs, flags},
     proto::*,
@@ -129,8 +130,15 @@ fn assign(ctx: &TcContext, t: &Tcp, attrs: &mut ReqAttrs) -> Counter {
         ret
     };
     if ret == 0 {
-        Counter::HandoffOk
-    } else {
-        Counter::HandoffFailed
+        return Counter::HandoffOk;
     }
+    // Rare (a listener closing, a setting changed under us): the errno says which. Compiled
+    // in, but a load-time constant level below `warn` makes the verifier drop it.
+    warn!(
+        ctx,
+        "handoff refused: bpf_sk_assign_tcp_reqsk returned {} for port {}; the ACK goes to the kernel, which resets it",
+        ret,
+        t.dport
+    );
+    Counter::HandoffFailed
 }

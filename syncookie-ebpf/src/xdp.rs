@@ -1,6 +1,7 @@
 //! The XDP entry: classify the frame, act, and count the reason at one exit point.
 
 use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
+use aya_log_ebpf::info;
 use syncookie_common::{
     maps::{Config, Mode, flags},
     proto::*,
@@ -161,7 +162,12 @@ fn handshake_ack(ctx: &XdpContext, cfg: &Config, t: &Tcp) -> (Verdict, Option<Co
     };
     let dropped = match ack::check(&PinnedKeys, t, &o) {
         AckCheck::Valid(m) => {
-            if !ack::hand_to_tc(ctx, m) {
+            if !ack::hand_to_tc(ctx, m) && !maps::no_meta() {
+                // Once per attach: from now on TC checks cookies itself.
+                info!(
+                    ctx,
+                    "the driver gives XDP no room for metadata: TC will check cookie ACKs itself"
+                );
                 maps::set_no_meta();
             }
             return (Verdict::Pass, Some(Counter::AckValid));

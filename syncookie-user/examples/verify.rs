@@ -1,5 +1,7 @@
-//! Loads both programs through the verifier (no attach) and prints its statistics: how much of
-//! the 1M-instruction budget each program uses. `cargo run --example verify` (root).
+//! Loads the programs through the verifier (no attach) and prints its statistics: how much of
+//! the 1M-instruction budget each program uses, with the eBPF log level off and at `warn` (the
+//! level is a load-time constant: with it off the verifier removes the log sites, and the
+//! translated and JIT-compiled sizes show what is left). `cargo run --example verify` (root).
 
 use aya::{
     EbpfLoader, VerifierLogLevel,
@@ -15,13 +17,21 @@ fn main() -> anyhow::Result<()> {
         &std::process::id().to_string(),
     )?;
     pins.create()?;
-    let res = verify(&obj, &pins);
+    let mut res = Ok(());
+    for level in [0u8, 2] {
+        println!(
+            "eBPF log level {level} ({}):",
+            if level == 0 { "off" } else { "warn" }
+        );
+        res = res.and_then(|()| verify(&obj, &pins, level));
+    }
     pins.remove()?;
     res
 }
 
-fn verify(obj: &[u8], pins: &syncookie::pins::PinDir) -> anyhow::Result<()> {
+fn verify(obj: &[u8], pins: &syncookie::pins::PinDir, level: u8) -> anyhow::Result<()> {
     let mut ebpf = EbpfLoader::new()
+        .override_global(aya_log::LEVEL, &level, true)
         // VERIFY_LOG=verbose: the instruction trace, for a rejection's context.
         .verifier_log_level(if std::env::var("VERIFY_LOG").as_deref() == Ok("verbose") {
             VerifierLogLevel::VERBOSE | VerifierLogLevel::STATS
@@ -32,7 +42,7 @@ fn verify(obj: &[u8], pins: &syncookie::pins::PinDir) -> anyhow::Result<()> {
         .load(obj)?;
     let xdp: &mut Xdp = ebpf.program_mut(PROG_XDP).unwrap().try_into()?;
     let r = xdp.load();
-    let n = insns(xdp.info().ok().and_then(|i| i.verified_instruction_count()));
+    let n = insns(xdp.info().ok());
     println!(
         "{PROG_XDP}: {}{n}",
         summary(r.map_err(|e| format!("{e:#}")))
@@ -42,7 +52,7 @@ fn verify(obj: &[u8], pins: &syncookie::pins::PinDir) -> anyhow::Result<()> {
         .unwrap()
         .try_into()?;
     let r = kc.load();
-    let n = insns(kc.info().ok().and_then(|i| i.verified_instruction_count()));
+    let n = insns(kc.info().ok());
     println!(
         "{}: {}{n}",
         kernel_cookies::PROG_XDP,
@@ -50,14 +60,21 @@ fn verify(obj: &[u8], pins: &syncookie::pins::PinDir) -> anyhow::Result<()> {
     );
     let tc: &mut SchedClassifier = ebpf.program_mut(PROG_TC).unwrap().try_into()?;
     let r = tc.load();
-    let n = insns(tc.info().ok().and_then(|i| i.verified_instruction_count()));
+    let n = insns(tc.info().ok());
     println!("{PROG_TC}: {}{n}", summary(r.map_err(|e| format!("{e:#}"))));
     Ok(())
 }
 
-/// The instructions the verifier processed, for a loaded program.
-fn insns(n: Option<u32>) -> String {
-    n.map_or(String::new(), |n| format!(" ({n} instructions processed)"))
+/// The instructions the verifier processed, and the sizes of what it left, for a program.
+fn insns(info: Option<aya::programs::ProgramInfo>) -> String {
+    info.map_or(String::new(), |i| {
+        format!(
+            " ({} instructions processed; {} bytes translated, {} JIT-compiled)",
+            i.verified_instruction_count().unwrap_or(0),
+            i.size_translated().unwrap_or(0),
+            i.size_jitted()
+        )
+    })
 }
 
 fn summary(r: Result<(), String>) -> String {

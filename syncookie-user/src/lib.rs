@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod counters;
+pub mod ebpf_log;
 pub mod fleet;
 pub mod kernel;
 pub mod keys;

@@ -257,6 +257,8 @@ fn load_linked(pins: &PinDir, obj: &[u8]) -> Result<Ebpf, LoadError> {
     pins.check_layout()?;
     Ok(EbpfLoader::new()
         .default_map_pin_directory(&pins.dir)
+        // A constant for the verifier: log sites below this level are removed at load.
+        .override_global(aya_log::LEVEL, &crate::ebpf_log::level(), true)
         .load(obj)?)
 }
 
@@ -456,6 +458,11 @@ impl Shield {
     }
 
     /// Detaches both programs and removes the pins: nothing is left on the interface.
+    /// Forwards the programs' own messages to the daemon's logger (see [`crate::ebpf_log`]).
+    pub fn forward_logs(&mut self) -> Option<tokio::task::JoinHandle<()>> {
+        crate::ebpf_log::forward(&mut self.ebpf)
+    }
+
     pub fn detach(mut self) {
         // Unpinned and dropped, a link is gone and its program detached.
         for link in [self.xdp.take(), self.tc.take()].into_iter().flatten() {

@@ -64,10 +64,29 @@ impl Daemon {
             .unwrap_or_else(|out| panic!("syncookie run did not attach:\n{out}"))
     }
 
+    /// [`Daemon::start`] with `RUST_LOG` set to `rust_log` (the daemon's and its eBPF programs'
+    /// log levels).
+    pub fn start_with_log(ns: &Netns, iface: &str, args: &[&str], rust_log: &str) -> Self {
+        Self::try_start_with(ns, iface, args, Some(rust_log))
+            .unwrap_or_else(|out| panic!("syncookie run did not attach:\n{out}"))
+    }
+
     /// [`Daemon::start`], or what `syncookie run` printed when it did not attach.
     pub fn try_start(ns: &Netns, iface: &str, args: &[&str]) -> Result<Self, String> {
+        Self::try_start_with(ns, iface, args, None)
+    }
+
+    fn try_start_with(
+        ns: &Netns,
+        iface: &str,
+        args: &[&str],
+        rust_log: Option<&str>,
+    ) -> Result<Self, String> {
         let mut cmd = command_in(ns, &["run", "--iface", iface]);
         cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+        if let Some(l) = rust_log {
+            cmd.env("RUST_LOG", l);
+        }
         let mut child = cmd.spawn().expect("spawn syncookie");
         let out = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
         let stderr = child.stderr.take().unwrap();

@@ -264,3 +264,38 @@ fn vlan_trunk_synacks_keep_the_tags() {
         assert_eq!(lab.kernel_synacks(), 0, "{what}");
     }
 }
+
+/// A refused handoff is rare and says why, from the TC program itself (aya-log): with tcp_sack
+/// turned off after the shield read it, bpf_sk_assign_tcp_reqsk refuses a SACK connection
+/// (-EINVAL) and the daemon's log has the errno, at `warn`. With `RUST_LOG=error` the message
+/// is not written at all (the level is a load-time constant: the verifier drops the site) and
+/// only `handoff_failed` tells.
+#[test]
+fn refused_handoff_is_logged_with_its_errno() {
+    require_root!();
+    for (rust_log, logged) in [("info", true), ("error", false)] {
+        let lab = Lab::new();
+        let addr = echo_server(&lab, false);
+        let d = Daemon::start_with_log(
+            &lab.server,
+            &lab.server_if,
+            &["--ports", &PORT.to_string()],
+            rust_log,
+        );
+        lab.server.sysctl("net.ipv4.tcp_sack", "0");
+        assert!(
+            lab.echo(addr, b"refused").is_err(),
+            "the kernel made the connection"
+        );
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let line = "handoff refused: bpf_sk_assign_tcp_reqsk returned -22 for port 8080";
+        while Instant::now() < deadline && logged && !d.output.lock().unwrap().contains(line) {
+            thread::sleep(Duration::from_millis(20));
+        }
+        let out = d.output.lock().unwrap().clone();
+        assert_eq!(out.contains(line), logged, "RUST_LOG={rust_log}:\n{out}");
+        let c = stats(&lab);
+        assert!(c.get(Counter::HandoffFailed) >= 1, "{}", c.table());
+        assert_eq!(c.get(Counter::HandoffOk), 0, "{}", c.table());
+    }
+}

@@ -9,6 +9,7 @@ use super::{XDP_DROP, XDP_PASS, XDP_TX, runner::Case, setup::Frames};
 pub(super) fn cases(f: &Frames) -> Vec<Case> {
     let Frames {
         syn,
+        syn6,
         valid,
         bad,
         est,
@@ -16,6 +17,7 @@ pub(super) fn cases(f: &Frames) -> Vec<Case> {
     let synack = "SYN -> SYN-ACK";
     vec![
         Case::xdp(synack, PROG_XDP, syn, XDP_TX).fresh(),
+        Case::xdp("SYN -> SYN-ACK (IPv6)", PROG_XDP, syn6, XDP_TX).fresh6(),
         Case::xdp(synack, prog::REFLECT, syn, XDP_TX).fresh(),
         Case::xdp(synack, prog::SYN_ALL, syn, XDP_TX).fresh(),
         Case::xdp(synack, prog::SYN_NO_LOOKUP, syn, XDP_TX).fresh(),

@@ -63,8 +63,8 @@ pub(super) struct Case {
     pub(super) program: &'static str,
     pub(super) tc: bool,
     pub(super) live: bool,
-    /// Live frames through `lab_syn_fresh` (the program rewrites the frame).
-    pub(super) fresh: bool,
+    /// Live frames through this `lab_syn_fresh` program (the case's program rewrites the frame).
+    pub(super) fresh: Option<&'static str>,
     pub(super) frame: &'static [u8],
     /// The verdict a single plain run must give (checked before timing).
     pub(super) expect: u32,
@@ -83,7 +83,7 @@ impl Case {
             program,
             tc: false,
             live: false,
-            fresh: false,
+            fresh: None,
             frame,
             expect,
         }
@@ -106,7 +106,16 @@ impl Case {
     pub(super) fn fresh(self) -> Self {
         Case {
             live: true,
-            fresh: true,
+            fresh: Some(prog::SYN_FRESH),
+            ..self
+        }
+    }
+
+    /// [`Case::fresh`] for the IPv6 SYN (`lab_syn_fresh6`).
+    pub(super) fn fresh6(self) -> Self {
+        Case {
+            live: true,
+            fresh: Some(prog::SYN_FRESH6),
             ..self
         }
     }
@@ -143,8 +152,8 @@ fn run_case(
         tc(object(c, shield, lab), c.program).test_run(opts(c.frame, None, repeat, false))
     } else {
         let ctx = xdp_ctx(c.frame.len(), ifindex);
-        let p = if c.fresh && !direct {
-            xdp(lab, prog::SYN_FRESH)
+        let p = if let Some(fresh) = c.fresh.filter(|_| !direct) {
+            xdp(lab, fresh)
         } else {
             xdp(object(c, shield, lab), c.program)
         };
@@ -177,7 +186,7 @@ pub(super) fn time(
     let mut samples: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
     for _ in 0..p.rounds {
         for (i, c) in cases.iter().enumerate() {
-            if c.fresh {
+            if c.fresh.is_some() {
                 aim(c, shield, labo);
             }
             let repeat = if c.live {

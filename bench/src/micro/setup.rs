@@ -18,10 +18,10 @@ use syncookie::{
     sysctl,
 };
 use syncookie_common::{
-    lab,
+    lab::{self, TEMPLATE_SIZE},
     maps::{Config, KEYS_LEN, Key, MAP_CONFIG, MAP_EPOCH, MAP_KEYS, PROG_XDP},
 };
-use syncookie_tests::flood::{SPOOF_NET, mac, syn_template};
+use syncookie_tests::flood::{SPOOF_NET, mac, syn_template, syn_template6};
 
 use super::{
     BenchLab, XDP_TX,
@@ -42,14 +42,16 @@ pub(super) struct Sockets {
     /// The client's end of the connection, and its address.
     pub established: TcpStream,
     pub est_src: SocketAddrV4,
-    // Closed in this order, after `established`: the server's end, then the listener.
+    // Closed in this order, after `established`: the server's end, then the listeners.
     _accepted: TcpStream,
     _listener: TcpListener,
+    _listener6: TcpListener,
 }
 
 impl Sockets {
     pub(super) fn open(lab: &BenchLab, port: u16) -> Self {
         let listener = TcpListener::bind((lab.server_ip, port)).expect("listen");
+        let _listener6 = TcpListener::bind((lab.server_ip6, port)).expect("listen (IPv6)");
         let mut established = {
             let _c = lab.client.enter();
             TcpStream::connect((lab.server_ip, port)).expect("connect")
@@ -65,6 +67,7 @@ impl Sockets {
             est_src,
             _accepted,
             _listener: listener,
+            _listener6,
         }
     }
 }
@@ -172,6 +175,8 @@ fn tcp_frame(
 #[derive(Clone, Copy)]
 pub(super) struct Frames {
     pub syn: &'static [u8],
+    /// The same SYN over IPv6 (from 2001:2::1).
+    pub syn6: &'static [u8],
     pub valid: &'static [u8],
     pub bad: &'static [u8],
     pub est: &'static [u8],
@@ -192,12 +197,21 @@ impl Frames {
             lab.server_ip,
             port,
         ));
+        let syn6 = leak(syn_template6(
+            client_mac,
+            lab.server_mac,
+            lab.server_ip6,
+            port,
+        ));
         {
-            let mut t = [0u8; 80];
-            t[..syn.len()].copy_from_slice(syn);
-            let mut m: Array<&mut MapData, [u8; 80]> =
+            // lab_syn_fresh writes template 0 over each live frame, lab_syn_fresh6 template 1.
+            let mut m: Array<&mut MapData, [u8; TEMPLATE_SIZE]> =
                 Array::try_from(o.labo.map_mut(lab::map::TEMPLATE).unwrap()).unwrap();
-            m.set(0, t, 0).expect("SYN template");
+            for (i, f) in [syn, syn6].into_iter().enumerate() {
+                let mut t = [0u8; TEMPLATE_SIZE];
+                t[..f.len()].copy_from_slice(f);
+                m.set(i as u32, t, 0).expect("SYN template");
+            }
         }
         let ctx = xdp_ctx(syn.len(), ifindex);
         let mut out = vec![0u8; 256];
@@ -256,6 +270,7 @@ impl Frames {
         ));
         Frames {
             syn,
+            syn6,
             valid,
             bad,
             est,

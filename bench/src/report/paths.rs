@@ -18,6 +18,7 @@ impl Run {
         );
         for (path, prog) in [
             ("SYN -> SYN-ACK", x),
+            ("SYN -> SYN-ACK (IPv6)", x),
             ("SYN -> SYN-ACK", "lab_reflect"),
             ("pass", "lab_pass"),
             ("valid ACK", x),
@@ -48,11 +49,15 @@ impl Run {
         let _ = writeln!(
             s,
             "\nSYN path / reflector: **{:.2}×** per packet with transmission (live frames), \
-             {:.2}× for the programs alone (BPF statistics: {} against {}).\n",
+             {:.2}× for the programs alone (BPF statistics: {} against {}). IPv6 SYN path / \
+             IPv4's: **{:.2}×** ({} against {} per packet).\n",
             ratio(m.ns(x, "SYN -> SYN-ACK"), reflect),
             ratio(syn_p, refl_p),
             ns(syn_p),
             ns(refl_p),
+            ratio(m.ns(x, "SYN -> SYN-ACK (IPv6)"), m.ns(x, "SYN -> SYN-ACK")),
+            ns(m.ns(x, "SYN -> SYN-ACK (IPv6)")),
+            ns(m.ns(x, "SYN -> SYN-ACK")),
         );
 
         // Where the SYN path's time goes.

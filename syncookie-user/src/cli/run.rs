@@ -258,6 +258,7 @@ async fn serve(
     mut sig: Signals,
 ) -> anyhow::Result<()> {
     let pins = &opts.pins;
+    let mut logs = shield.forward_logs();
     let mut iface = Presence::new(&opts.iface);
     let mut watch = timer(Duration::from_secs(1));
     let mut keys = Keys::open(pins)?;
@@ -295,6 +296,10 @@ async fn serve(
                     match Shield::attach(opts) {
                         Ok(s) => {
                             *shield = s;
+                            if let Some(old) = logs.take() {
+                                old.abort();
+                            }
+                            logs = shield.forward_logs();
                             log::info!("attached to {} again", opts.iface);
                         }
                         Err(e) => log::error!("attaching to {} again: {e:#}", opts.iface),

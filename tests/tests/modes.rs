@@ -72,7 +72,7 @@ fn set_mode(lab: &Lab, mode: &str) {
 }
 
 /// always -> monitor -> always without re-attaching: handshakes begun in one mode complete in
-/// the other, and in monitor the kernel answers.
+/// the other (both ways), and in monitor the kernel answers.
 #[test]
 fn mode_switches_live_and_handshakes_span_it() {
     require_root!();
@@ -108,15 +108,39 @@ fn mode_switches_live_and_handshakes_span_it() {
     let c = stats(&lab);
     assert_eq!(c.get(Counter::MonitorSynack), 1, "{}", c.table());
 
+    // The other way: a handshake the kernel answered in monitor, whose ACK is lost and whose
+    // first data segment arrives in always: it finds the kernel's request socket and passes.
+    lab.drop_next_acks(1, PORT);
+    let s = {
+        let _in = lab.client.enter();
+        TcpStream::connect(addr).expect("connect")
+    };
+    assert_eq!(
+        lab.kernel_synacks(),
+        kernel_before + 2,
+        "the kernel's SYN-ACK"
+    );
     set_mode(&lab, "always");
+    let mut s = s;
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    s.write_all(b"spans").unwrap();
+    s.read_exact(&mut b)
+        .expect("a handshake begun in monitor completes in always");
+
     assert!(echo(&lab, addr));
     assert_eq!(
         lab.kernel_synacks(),
-        kernel_before + 1,
+        kernel_before + 2,
         "always: ours again"
     );
     let c = stats(&lab);
     assert_eq!(c.get(Counter::HandoffOk), 3, "{}", c.table());
+    assert_eq!(
+        c.get(Counter::AckBadCookie) + c.get(Counter::AckReset),
+        0,
+        "{}",
+        c.table()
+    );
 }
 
 /// auto: a spoofed flood engages the shield within a second, real clients succeed throughout,

@@ -18,6 +18,9 @@ pub(super) fn cases(f: &Frames) -> Vec<Case> {
     vec![
         Case::xdp(synack, PROG_XDP, syn, XDP_TX).fresh(),
         Case::xdp("SYN -> SYN-ACK (IPv6)", PROG_XDP, syn6, XDP_TX).fresh6(),
+        Case::xdp("SYN -> SYN-ACK (budgets on)", PROG_XDP, syn, XDP_TX)
+            .fresh()
+            .with_budgets(),
         Case::xdp(synack, prog::REFLECT, syn, XDP_TX).fresh(),
         Case::xdp(synack, prog::SYN_ALL, syn, XDP_TX).fresh(),
         Case::xdp(synack, prog::SYN_NO_LOOKUP, syn, XDP_TX).fresh(),

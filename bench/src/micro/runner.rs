@@ -2,13 +2,13 @@
 
 use aya::{
     Ebpf,
-    maps::{MapData, ProgramArray},
+    maps::{Array, MapData, ProgramArray},
     programs::{SchedClassifier, TestRun, TestRunAttrs, TestRunOptions, Xdp},
     sys::{Stats, enable_stats},
 };
 use syncookie_common::{
     lab::{map, prog},
-    maps::PROG_XDP,
+    maps::{Config, MAP_CONFIG, PROG_XDP},
 };
 
 use super::Params;
@@ -68,6 +68,9 @@ pub(super) struct Case {
     pub(super) frame: &'static [u8],
     /// The verdict a single plain run must give (checked before timing).
     pub(super) expect: u32,
+    /// Run with the SYN-ACK budgets on (in all and per client prefix), set so high that every
+    /// SYN is still answered: the budgets' bookkeeping is what is timed.
+    pub(super) budgets: bool,
 }
 
 impl Case {
@@ -86,6 +89,15 @@ impl Case {
             fresh: None,
             frame,
             expect,
+            budgets: false,
+        }
+    }
+
+    /// With the SYN-ACK budgets on (see [`Case::budgets`]).
+    pub(super) fn with_budgets(self) -> Self {
+        Case {
+            budgets: true,
+            ..self
         }
     }
 
@@ -148,6 +160,35 @@ fn run_case(
     direct: bool,
 ) -> (f64, u32) {
     let live = c.live && !direct;
+    if c.budgets {
+        set_budgets(shield, u32::MAX);
+    }
+    let r = run_once(c, shield, lab, ifindex, repeat, direct, live);
+    if c.budgets {
+        set_budgets(shield, 0);
+    }
+    r
+}
+
+/// Sets both SYN-ACK budgets of the shield's config to `per_sec` (0: off).
+fn set_budgets(shield: &mut Ebpf, per_sec: u32) {
+    let mut m: Array<&mut MapData, Config> =
+        Array::try_from(shield.map_mut(MAP_CONFIG).unwrap()).unwrap();
+    let mut cfg = m.get(&0, 0).expect("config");
+    cfg.synack_per_sec = per_sec;
+    cfg.synack_per_prefix = per_sec;
+    m.set(0, cfg, 0).expect("config");
+}
+
+fn run_once(
+    c: &Case,
+    shield: &mut Ebpf,
+    lab: &mut Ebpf,
+    ifindex: u32,
+    repeat: u32,
+    direct: bool,
+    live: bool,
+) -> (f64, u32) {
     let r = if c.tc {
         tc(object(c, shield, lab), c.program).test_run(opts(c.frame, None, repeat, false))
     } else {

@@ -18,7 +18,7 @@
 use core::ffi::c_void;
 
 use aya_ebpf::{
-    bindings::{iphdr, tcphdr, xdp_action},
+    bindings::{iphdr, tcphdr},
     helpers::{
         bpf_ktime_get_coarse_ns, bpf_sk_release, bpf_skc_to_mptcp_sock, bpf_tcp_check_syncookie,
         bpf_tcp_raw_check_syncookie_ipv4, bpf_tcp_raw_gen_syncookie_ipv4, bpf_xdp_adjust_tail,
@@ -38,16 +38,17 @@ use syncookie_common::{
     stats::Counter,
 };
 use syncookie_ebpf::{
-    csum::{fold, pseudo_v4, w32},
+    csum::w32,
     local,
     parse::{self, Frame, Tcp, opaque, read},
     sock,
-    synack::{self, Checksum},
+    synack::{self, Checksum, TcpHead},
 };
 
 use crate::{
     maps::{self, PinnedLocal},
     stats,
+    verdict::{self, Judged, Segment, Verdict},
 };
 
 /// `SC_KC_CONF[KC_REFRESH_NS]`: nanoseconds between refresh SYNs (0: the default).
@@ -57,60 +58,23 @@ pub static SC_KC_CONF: Array<u64> = Array::with_max_entries(KC_CONF_LEN, 0);
 #[map]
 pub static SC_KC_REFRESH: LruHashMap<u64, u64> = LruHashMap::with_max_entries(REFRESH_ENTRIES, 0);
 
-#[derive(Clone, Copy)]
-enum Verdict {
-    Pass,
-    Drop,
-    Tx,
-}
-
 #[inline(always)]
 pub fn run(ctx: &XdpContext) -> u32 {
-    let (v, why) = judge(ctx);
-    if let Some(c) = why {
-        stats::inc(c);
-    }
-    match v {
-        Verdict::Pass => xdp_action::XDP_PASS,
-        Verdict::Drop => xdp_action::XDP_DROP,
-        Verdict::Tx => xdp_action::XDP_TX,
-    }
+    verdict::exit(judge(ctx))
 }
 
 #[inline(always)]
-fn judge(ctx: &XdpContext) -> (Verdict, Option<Counter>) {
-    let t = match parse::parse(ctx.data(), ctx.data_end()) {
-        Frame::Tcp(t) => t,
-        Frame::Other => return (Verdict::Pass, None),
-        Frame::NotInspected => return (Verdict::Pass, Some(Counter::NotInspected)),
-        Frame::Malformed(port) if maps::port_protected(port) => {
-            return match maps::config() {
-                Some(c) if c.mode == Mode::Monitor as u8 => {
-                    (Verdict::Pass, Some(Counter::MonitorDrop))
-                }
-                _ => (Verdict::Drop, Some(Counter::Malformed)),
-            };
-        }
-        Frame::Malformed(_) => return (Verdict::Pass, None),
-    };
-    if !maps::port_protected(t.dport) {
-        return (Verdict::Pass, None);
-    }
+fn judge(ctx: &XdpContext) -> Judged {
     // The kernel's cookie helpers used here are IPv4's: IPv6 is left to the kernel.
-    if t.is_v6() {
-        return (Verdict::Pass, Some(Counter::NotInspected));
-    }
-    let Some(cfg) = maps::config() else {
-        return (Verdict::Pass, None);
+    let ipv4_only = |t: &Tcp, _: &Config| {
+        t.is_v6()
+            .then_some((Verdict::Pass, Some(Counter::NotInspected)))
     };
-    let f = t.flags & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN);
-    if f == TCP_SYN {
-        return syn(ctx, cfg, &t);
+    match verdict::classify(ctx, ipv4_only, Some) {
+        Ok((Segment::Syn(t), cfg)) => syn(ctx, cfg, &t),
+        Ok((Segment::Ack(t), cfg)) => handshake_ack(ctx, cfg, &t),
+        Err(j) => j,
     }
-    if t.flags & (TCP_SYN | TCP_RST) == 0 && t.flags & TCP_ACK != 0 {
-        return handshake_ack(ctx, cfg, &t);
-    }
-    (Verdict::Pass, None)
 }
 
 #[inline(always)]
@@ -126,7 +90,7 @@ enum SynPlan {
 }
 
 #[inline(always)]
-fn syn(ctx: &XdpContext, cfg: &Config, t: &Tcp) -> (Verdict, Option<Counter>) {
+fn syn(ctx: &XdpContext, cfg: &Config, t: &Tcp) -> Judged {
     stats::inc(Counter::SynSeen);
     let mode = Mode::from_u8(cfg.mode).unwrap_or(Mode::Always);
     if mode == Mode::Auto && !maps::auto_engaged(cfg) {
@@ -291,7 +255,7 @@ fn mark_refreshed(t: &Tcp) {
 }
 
 #[inline(always)]
-fn handshake_ack(ctx: &XdpContext, cfg: &Config, t: &Tcp) -> (Verdict, Option<Counter>) {
+fn handshake_ack(ctx: &XdpContext, cfg: &Config, t: &Tcp) -> Judged {
     let (data, end) = (ctx.data(), ctx.data_end());
     let sk = sock::lookup(ctx, t);
     if sk.is_null() {
@@ -368,28 +332,6 @@ fn ack_with_listener(sk: *mut aya_ebpf::bindings::bpf_sock, data: usize, end: us
     AckJudged::Valid { accepted }
 }
 
-#[inline(always)]
-fn put32(data: usize, end: usize, off: usize, v: u32) -> Option<()> {
-    let p = data + off;
-    if p + 4 > end {
-        return None;
-    }
-    // SAFETY: [p, p + 4) lies inside the frame, checked above.
-    unsafe { (p as *mut u32).write_unaligned(v.to_be()) };
-    Some(())
-}
-
-#[inline(always)]
-fn put16(data: usize, end: usize, off: usize, v: u16) -> Option<()> {
-    let p = data + off;
-    if p + 2 > end {
-        return None;
-    }
-    // SAFETY: as for `put32`.
-    unsafe { (p as *mut u16).write_unaligned(v.to_be()) };
-    Some(())
-}
-
 /// Turns the SYN into the SYN-ACK the kernel would send with this cookie when it cannot encode
 /// options in timestamps: MSS only, the kernel's window, TTL, IP ID 0, DF, full checksums.
 /// `Some(false)`: the frame could not be resized (untouched, the kernel gets it); `None`: it was
@@ -407,65 +349,16 @@ fn write_synack(ctx: &XdpContext, cfg: &Config, t: &Tcp, isn: u32) -> Option<boo
         return Some(false);
     }
     let (data, end) = (ctx.data(), ctx.data_end());
-    put32(
-        data,
-        end,
-        0,
-        u32::from_be_bytes([macs[6], macs[7], macs[8], macs[9]]),
-    )?;
-    put16(data, end, 4, u16::from_be_bytes([macs[10], macs[11]]))?;
-    put32(
-        data,
-        end,
-        6,
-        u32::from_be_bytes([macs[0], macs[1], macs[2], macs[3]]),
-    )?;
-    put16(data, end, 10, u16::from_be_bytes([macs[4], macs[5]]))?;
-
-    let tot_len = (IPV4_HLEN + tcp_len) as u16;
-    let ttl_proto = ((cfg.ttl as u16) << 8) | IPPROTO_TCP as u16;
-    let ip_csum = !fold(
-        0x4500
-            + tot_len as u64
-            + IP_DF as u64
-            + ttl_proto as u64
-            + w32(t.daddr[0])
-            + w32(t.saddr[0]),
-    );
-    let ip = t.l3_off;
-    put32(data, end, ip, 0x4500_0000 | tot_len as u32)?;
-    put32(data, end, ip + 4, IP_DF as u32)?;
-    put32(
-        data,
-        end,
-        ip + 8,
-        ((ttl_proto as u32) << 16) | ip_csum as u32,
-    )?;
-    put32(data, end, ip + 12, t.daddr[0])?;
-    put32(data, end, ip + 16, t.saddr[0])?;
-
-    let ports = ((t.dport as u32) << 16) | t.sport as u32;
-    let ack = t.seq.wrapping_add(1);
-    let off_flags = (((tcp_len / 4) as u16) << 12) | (TCP_SYN | TCP_ACK) as u16;
+    synack::write_macs(data, end, &macs)?;
+    synack::write_ipv4(data, end, cfg, t, tcp_len)?;
     let mss = 0x0204_0000 | cfg.mss_v4 as u32;
-    let sum = pseudo_v4(t.daddr[0], t.saddr[0], tcp_len)
-        + w32(ports)
-        + w32(isn)
-        + w32(ack)
-        + off_flags as u64
-        + cfg.window as u64
-        + w32(mss);
-    let tcp_csum = !fold(sum);
-    put32(data, end, l4_off, ports)?;
-    put32(data, end, l4_off + 4, isn)?;
-    put32(data, end, l4_off + 8, ack)?;
-    put32(
-        data,
-        end,
-        l4_off + 12,
-        ((off_flags as u32) << 16) | cfg.window as u32,
-    )?;
-    put32(data, end, l4_off + 16, (tcp_csum as u32) << 16)?;
-    put32(data, end, l4_off + 20, mss)?;
+    let head = TcpHead {
+        isn,
+        flags: TCP_SYN | TCP_ACK,
+        len: tcp_len,
+        window: cfg.window,
+    };
+    synack::write_tcp(data, end, l4_off, t, &head, w32(mss))?;
+    synack::write_word(data, end, l4_off + TCP_HLEN, mss)?;
     Some(true)
 }

@@ -8,6 +8,7 @@ mod kernel_cookies;
 mod maps;
 mod stats;
 mod tc;
+mod verdict;
 mod xdp;
 
 use aya_ebpf::{

@@ -97,6 +97,88 @@ impl<const N: usize> Span<N> {
     }
 }
 
+/// Writes the big-endian word `v` at `off` in the frame.
+#[inline(always)]
+pub fn write_word(data: usize, end: usize, off: usize, v: u32) -> Option<()> {
+    Span::<4>::at(data, end, off)?.u32(0, v);
+    Some(())
+}
+
+/// Swaps the MAC addresses: `macs` are the SYN's first 12 bytes (destination, source), read
+/// before the frame was resized. VLAN tags after them stay as they are.
+#[inline(always)]
+pub fn write_macs(data: usize, end: usize, macs: &[u8; 12]) -> Option<()> {
+    let eth = Span::<12>::at(data, end, 0)?;
+    eth.u32(0, u32::from_be_bytes([macs[6], macs[7], macs[8], macs[9]]));
+    eth.u16(4, u16::from_be_bytes([macs[10], macs[11]]));
+    eth.u32(6, u32::from_be_bytes([macs[0], macs[1], macs[2], macs[3]]));
+    eth.u16(10, u16::from_be_bytes([macs[4], macs[5]]));
+    Some(())
+}
+
+/// The SYN-ACK's IPv4 header at the SYN's: no options, TOS 0, ID 0, DF, the kernel's TTL, the
+/// SYN's addresses swapped, and its checksum, for a TCP segment of `tcp_len` bytes.
+#[inline(always)]
+pub fn write_ipv4(data: usize, end: usize, cfg: &Config, t: &Tcp, tcp_len: usize) -> Option<()> {
+    let tot_len = (IPV4_HLEN + tcp_len) as u16;
+    let ttl_proto = ((cfg.ttl as u16) << 8) | IPPROTO_TCP as u16;
+    let ip_csum = !fold(
+        0x4500
+            + tot_len as u64
+            + IP_DF as u64
+            + ttl_proto as u64
+            + w32(t.daddr[0])
+            + w32(t.saddr[0]),
+    );
+    let ip = Span::<IPV4_HLEN>::at(data, end, t.l3_off)?;
+    ip.u32(0, 0x4500_0000 | tot_len as u32); // version 4, IHL 5, TOS 0, total length
+    ip.u32(4, IP_DF as u32); // ID 0, DF
+    ip.u32(8, ((ttl_proto as u32) << 16) | ip_csum as u32);
+    ip.u32(12, t.daddr[0]);
+    ip.u32(16, t.saddr[0]);
+    Some(())
+}
+
+/// What the SYN-ACK's fixed TCP header says besides the SYN's ports and numbers.
+pub struct TcpHead {
+    pub isn: u32,
+    pub flags: u8,
+    /// Header length with options.
+    pub len: usize,
+    pub window: u16,
+}
+
+/// The SYN-ACK's fixed TCP header at `l4_off`: the SYN's ports swapped, `h.isn`, ack = seq + 1,
+/// the data offset and flags, the window, and the checksum over the pseudo-header, this header
+/// and the options (their words' sum: `opts_sum`).
+#[inline(always)]
+pub fn write_tcp(
+    data: usize,
+    end: usize,
+    l4_off: usize,
+    t: &Tcp,
+    h: &TcpHead,
+    opts_sum: u64,
+) -> Option<()> {
+    let ports = ((t.dport as u32) << 16) | t.sport as u32;
+    let ack = t.seq.wrapping_add(1);
+    let off_flags = (((h.len / 4) as u16) << 12) | h.flags as u16;
+    let sum = pseudo(&t.daddr, &t.saddr, h.len)
+        + w32(ports)
+        + w32(h.isn)
+        + w32(ack)
+        + off_flags as u64
+        + h.window as u64
+        + opts_sum;
+    let th = Span::<TCP_HLEN>::at(data, end, l4_off)?;
+    th.u32(0, ports);
+    th.u32(4, h.isn);
+    th.u32(8, ack);
+    th.u32(12, ((off_flags as u32) << 16) | h.window as u32);
+    th.u32(16, (!fold(sum) as u32) << 16); // checksum, urgent pointer 0
+    Some(())
+}
+
 /// Whether the kernel would agree to ECN for this SYN (tcp_ecn_create_request()): the client
 /// asks with ECE and CWR, tcp_ecn is on, and the SYN itself is not ECT-marked (unless it sets a
 /// reserved bit, which the kernel takes as a newer ECN flavour).
@@ -202,13 +284,7 @@ pub fn answer(
         return Some(Syn::Pass);
     }
     let (data, end) = (ctx.data(), ctx.data_end());
-
-    let eth = Span::<12>::at(data, end, 0)?;
-    eth.u32(0, u32::from_be_bytes([macs[6], macs[7], macs[8], macs[9]]));
-    eth.u16(4, u16::from_be_bytes([macs[10], macs[11]]));
-    eth.u32(6, u32::from_be_bytes([macs[0], macs[1], macs[2], macs[3]]));
-    eth.u16(10, u16::from_be_bytes([macs[4], macs[5]]));
-
+    write_macs(data, end, &macs)?;
     if t.is_v6() {
         // Version 6, traffic class 0 (np->tclass), flow label 0: the kernel's is a hash of the
         // flow under a boot-time secret (auto_flowlabels) that we cannot reproduce; any other
@@ -229,59 +305,30 @@ pub fn answer(
         ip.u32(32, t.saddr[2]);
         ip.u32(36, t.saddr[3]);
     } else {
-        let tot_len = (IPV4_HLEN + tcp_len) as u16;
-        let ttl_proto = ((cfg.ttl as u16) << 8) | IPPROTO_TCP as u16;
-        let ip_csum = !fold(
-            0x4500
-                + tot_len as u64
-                + IP_DF as u64
-                + ttl_proto as u64
-                + w32(t.daddr[0])
-                + w32(t.saddr[0]),
-        );
-        let ip = Span::<IPV4_HLEN>::at(data, end, t.l3_off)?;
-        ip.u32(0, 0x4500_0000 | tot_len as u32); // version 4, IHL 5, TOS 0, total length
-        ip.u32(4, IP_DF as u32); // ID 0, DF
-        ip.u32(8, ((ttl_proto as u32) << 16) | ip_csum as u32);
-        ip.u32(12, t.daddr[0]);
-        ip.u32(16, t.saddr[0]);
+        write_ipv4(data, end, cfg, t, tcp_len)?;
     }
-
-    let ports = ((t.dport as u32) << 16) | t.sport as u32;
-    let ack = t.seq.wrapping_add(1);
     let flags = TCP_SYN | TCP_ACK | if a.ecn { TCP_ECE } else { 0 };
-    let off_flags = (((tcp_len / 4) as u16) << 12) | flags as u16;
-    let sum = pseudo(&t.daddr, &t.saddr, tcp_len)
-        + w32(ports)
-        + w32(c.isn)
-        + w32(ack)
-        + off_flags as u64
-        + window as u64
-        + w32(opt0)
-        + w32(opt1)
-        + w32(opt2)
-        + w32(opt3)
-        + w32(opt4);
-    let tcp_csum = !fold(sum);
-    let th = Span::<TCP_HLEN>::at(data, end, l4_off)?;
-    th.u32(0, ports);
-    th.u32(4, c.isn);
-    th.u32(8, ack);
-    th.u32(12, ((off_flags as u32) << 16) | window as u32);
-    th.u32(16, (tcp_csum as u32) << 16); // checksum, urgent pointer 0
+    let opts_sum = w32(opt0) + w32(opt1) + w32(opt2) + w32(opt3) + w32(opt4);
+    let head = TcpHead {
+        isn: c.isn,
+        flags,
+        len: tcp_len,
+        window,
+    };
+    write_tcp(data, end, l4_off, t, &head, opts_sum)?;
     let opts = l4_off + TCP_HLEN;
-    Span::<4>::at(data, end, opts)?.u32(0, opt0);
+    write_word(data, end, opts, opt0)?;
     if words > 1 {
-        Span::<4>::at(data, end, opts + 4)?.u32(0, opt1);
+        write_word(data, end, opts + 4, opt1)?;
     }
     if words > 2 {
-        Span::<4>::at(data, end, opts + 8)?.u32(0, opt2);
+        write_word(data, end, opts + 8, opt2)?;
     }
     if words > 3 {
-        Span::<4>::at(data, end, opts + 12)?.u32(0, opt3);
+        write_word(data, end, opts + 12, opt3)?;
     }
     if words > 4 {
-        Span::<4>::at(data, end, opts + 16)?.u32(0, opt4);
+        write_word(data, end, opts + 16, opt4)?;
     }
     Some(Syn::Sent)
 }

@@ -1,17 +1,17 @@
-//! The XDP entry: classify the frame, act, and count the reason at one exit point.
+//! The XDP entry of full mode: the shield's own cookies, SYN-ACKs with the client's options,
+//! cookie ACKs handed to TC. The first look at a frame and the exit are `verdict`'s.
 
-use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
+use aya_ebpf::programs::XdpContext;
 use aya_log_ebpf::info;
 use syncookie_common::{
     maps::{Config, Mode, flags},
-    proto::*,
     stats::Counter,
 };
 
 use syncookie_ebpf::{
     ack::{self, AckCheck},
     local,
-    parse::{self, Frame, Tcp},
+    parse::{self, Tcp},
     sock::{self, Sock},
     synack::{self, Checksum, Syn},
 };
@@ -19,67 +19,26 @@ use syncookie_ebpf::{
 use crate::{
     maps::{self, PinnedKeys, PinnedLocal},
     stats,
+    verdict::{self, Judged, Segment, Verdict},
 };
-
-/// One verdict type inside; translated to `XDP_*` only here.
-#[derive(Clone, Copy)]
-enum Verdict {
-    Pass,
-    Drop,
-    Tx,
-}
 
 #[inline(always)]
 pub fn run(ctx: &XdpContext) -> u32 {
-    let (v, why) = judge(ctx);
-    if let Some(c) = why {
-        stats::inc(c);
-    }
-    match v {
-        Verdict::Pass => xdp_action::XDP_PASS,
-        Verdict::Drop => xdp_action::XDP_DROP,
-        Verdict::Tx => xdp_action::XDP_TX,
-    }
+    verdict::exit(judge(ctx))
 }
 
 #[inline(always)]
-fn judge(ctx: &XdpContext) -> (Verdict, Option<Counter>) {
-    let t = match parse::parse(ctx.data(), ctx.data_end()) {
-        Frame::Tcp(t) => t,
-        Frame::Other => return (Verdict::Pass, None),
-        Frame::NotInspected => return (Verdict::Pass, Some(Counter::NotInspected)),
-        Frame::Malformed(port) if maps::port_protected(port) => {
-            return match maps::config() {
-                Some(c) if c.mode == Mode::Monitor as u8 => {
-                    (Verdict::Pass, Some(Counter::MonitorDrop))
-                }
-                _ => (Verdict::Drop, Some(Counter::Malformed)),
-            };
-        }
-        Frame::Malformed(_) => return (Verdict::Pass, None),
-    };
-    if !maps::port_protected(t.dport) {
-        return (Verdict::Pass, None);
-    }
-    let Some(cfg) = maps::config() else {
-        return (Verdict::Pass, None);
-    };
-    if t.is_v6() && cfg.flags & flags::IPV6 == 0 {
+fn judge(ctx: &XdpContext) -> Judged {
+    let ipv6_off = |t: &Tcp, cfg: &Config| {
         // IPv6 is disabled on the interface: the kernel drops these, not we.
-        return (Verdict::Pass, Some(Counter::NotInspected));
-    }
-    let Some(t) = one_state(&t) else {
-        return (Verdict::Pass, None);
+        (t.is_v6() && cfg.flags & flags::IPV6 == 0)
+            .then_some((Verdict::Pass, Some(Counter::NotInspected)))
     };
-    let f = t.flags & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN);
-    if f == TCP_SYN {
-        return syn(ctx, cfg, &t);
+    match verdict::classify(ctx, ipv6_off, |t| one_state(&t)) {
+        Ok((Segment::Syn(t), cfg)) => syn(ctx, cfg, &t),
+        Ok((Segment::Ack(t), cfg)) => handshake_ack(ctx, cfg, &t),
+        Err(j) => j,
     }
-    if t.flags & (TCP_SYN | TCP_RST) == 0 && t.flags & TCP_ACK != 0 {
-        return handshake_ack(ctx, cfg, &t);
-    }
-    // RST, SYN-ACK, bare FIN...: the kernel's business.
-    (Verdict::Pass, None)
 }
 
 /// `t` with its offsets passed through [`maps::forget`]: whatever the VLAN tags, IP options or
@@ -102,7 +61,7 @@ fn one_state(t: &Tcp) -> Option<Tcp> {
 }
 
 #[inline(always)]
-fn syn(ctx: &XdpContext, cfg: &Config, t: &Tcp) -> (Verdict, Option<Counter>) {
+fn syn(ctx: &XdpContext, cfg: &Config, t: &Tcp) -> Judged {
     stats::inc(Counter::SynSeen);
     let mode = Mode::from_u8(cfg.mode).unwrap_or(Mode::Always);
     if mode == Mode::Auto && !maps::auto_engaged(cfg) {
@@ -146,7 +105,7 @@ fn syn(ctx: &XdpContext, cfg: &Config, t: &Tcp) -> (Verdict, Option<Counter>) {
 }
 
 #[inline(always)]
-fn handshake_ack(ctx: &XdpContext, cfg: &Config, t: &Tcp) -> (Verdict, Option<Counter>) {
+fn handshake_ack(ctx: &XdpContext, cfg: &Config, t: &Tcp) -> Judged {
     // Held to the end: a bad ACK asks the same listener about the kernel's own cookies.
     let Some(sk) = sock::find(ctx, t) else {
         return (Verdict::Pass, Some(Counter::AckNoListener));

@@ -17,6 +17,7 @@ pub mod policy;
 pub mod privilege;
 pub mod state;
 pub mod sysctl;
+pub mod vlan;
 
 /// The shield's eBPF object (syncookie-ebpf), built by build.rs: the only object the daemon
 /// loads.

@@ -29,6 +29,7 @@ use crate::{
     netdev::{self, NetdevError, XdpOwner},
     pins::{PinDir, PinError},
     sysctl::{self, Kernel, SysctlError},
+    vlan::{self, VlanError},
 };
 
 // Each variant either names its cause in its message or gives it as its `source`, never both:
@@ -49,6 +50,9 @@ pub enum LoadError {
     Keys(#[from] KeyError),
     #[error(transparent)]
     Local(#[from] LocalError),
+    /// The interface strips VLAN tags and carries VLANs (or its features cannot be read).
+    #[error(transparent)]
+    Vlan(#[from] VlanError),
     #[error("loading the eBPF object")]
     Ebpf(#[from] aya::EbpfError),
     #[error("{what}")]
@@ -322,8 +326,9 @@ impl Shield {
     }
 
     /// Everything that can be told before the first change: the interface, the kernel (BTF,
-    /// the kfunc, its settings), pins of another version, another program on the XDP hook.
-    /// Returns the linked object and the kernel's settings.
+    /// the kfunc, its settings), pins of another version, another program on the XDP hook, VLAN
+    /// tags the NIC would hide from XDP. Runs again at each re-attach (`run`, when the interface
+    /// comes back). Returns the linked object and the kernel's settings.
     pub fn preflight(opts: &Options, cookies: Cookies) -> Result<(Vec<u8>, Kernel), LoadError> {
         let ifindex = netdev::ifindex(&opts.iface)?;
         let obj = object_for(cookies)?;
@@ -333,6 +338,7 @@ impl Shield {
         if let Some(owner) = foreign_xdp(opts, ifindex)? {
             return Err(LoadError::XdpTaken(Box::new(owner)));
         }
+        vlan::check(&opts.iface, ifindex)?;
         Ok((obj, kernel))
     }
 

@@ -34,6 +34,22 @@ pub fn ifindex(iface: &str) -> Result<u32, NetdevError> {
     }
 }
 
+/// An `ifreq` naming `iface` (truncated to IFNAMSIZ - 1 bytes, NUL-terminated), the rest zero:
+/// for the interface ioctls.
+pub(crate) fn ifreq(iface: &str) -> libc::ifreq {
+    // SAFETY: `ifreq` is plain data (a name and a union of integers and pointers): all zeroes
+    // is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in req
+        .ifr_name
+        .iter_mut()
+        .zip(iface.bytes().take(libc::IFNAMSIZ - 1))
+    {
+        *d = s as libc::c_char;
+    }
+    req
+}
+
 /// How an XDP program runs on an interface (`IFLA_XDP_ATTACHED`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum XdpAttachMode {

@@ -347,19 +347,12 @@ pub fn mtu(iface: &str) -> Result<u32, SysctlError> {
         iface: iface.into(),
         source,
     };
+    let mut req = crate::netdev::ifreq(iface);
     // SAFETY: plain socket + ioctl with a zeroed, NUL-terminated ifreq.
     unsafe {
         let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
         if fd < 0 {
             return Err(err(std::io::Error::last_os_error()));
-        }
-        let mut req: libc::ifreq = std::mem::zeroed();
-        for (d, s) in req
-            .ifr_name
-            .iter_mut()
-            .zip(iface.bytes().take(libc::IFNAMSIZ - 1))
-        {
-            *d = s as libc::c_char;
         }
         let r = libc::ioctl(fd, libc::SIOCGIFMTU, &mut req);
         let e = std::io::Error::last_os_error();

@@ -21,17 +21,23 @@ pub fn unique(tag: &str) -> String {
 
 /// Runs a command, panicking with the whole command line and its stderr on failure.
 pub fn sh(args: &[&str]) -> String {
+    try_sh(args).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Runs a command: its stdout, or the whole command line and its stderr.
+pub fn try_sh(args: &[&str]) -> Result<String, String> {
     let out = Command::new(args[0])
         .args(&args[1..])
         .output()
-        .unwrap_or_else(|e| panic!("{}: {e}", args.join(" ")));
-    assert!(
-        out.status.success(),
-        "`{}` failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+        .map_err(|e| format!("{}: {e}", args.join(" ")))?;
+    if !out.status.success() {
+        return Err(format!(
+            "`{}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// A veth pair with its `a_if` end in `a` and its `b_if` end in `b`.
@@ -64,10 +70,15 @@ impl Netns {
 
     /// Runs a command inside (network namespace only, so bpffs pins stay visible).
     pub fn exec(&self, args: &[&str]) -> String {
+        self.try_exec(args).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Netns::exec`], returning its failure.
+    pub fn try_exec(&self, args: &[&str]) -> Result<String, String> {
         let net = format!("--net={}", self.path());
         let mut v = vec!["nsenter", net.as_str()];
         v.extend_from_slice(args);
-        sh(&v)
+        try_sh(&v)
     }
 
     pub fn sysctl(&self, key: &str, value: &str) {

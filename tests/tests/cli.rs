@@ -13,7 +13,10 @@ use aya::{
     maps::MapData,
     programs::{Xdp, XdpMode},
 };
-use syncookie::pins::{MapLayout, NetnsId, PinDir, ensure_bpffs, expected_layouts};
+use syncookie::{
+    pins::{MapLayout, NetnsId, PinDir, ensure_bpffs, expected_layouts},
+    vlan::{Stripping, stripping},
+};
 use syncookie_common::{
     lab::{map, prog},
     maps::{KFUNC_ASSIGN_REQSK, MAP_CONFIG},
@@ -526,5 +529,73 @@ fn commands_on_an_interface_without_a_shield_say_so() {
     let o = syncookie(&ns, &["detach", "--iface", &iface]);
     assert_eq!(o.code, Some(0), "{}", o.stderr);
     assert_eq!(o.stdout, format!("{iface}: not attached\n"));
+    assert_nothing_left(&ns, &iface);
+}
+
+/// What `ethtool -k` shows of the interface's rx VLAN stripping.
+fn ethtool_stripping(ns: &Netns, iface: &str) -> Stripping {
+    let shown = ns.exec(&["ethtool", "-k", iface]);
+    let on = |name: &str| {
+        let line = shown
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(": "))
+            .unwrap_or_else(|| panic!("no {name} in `ethtool -k`:\n{shown}"));
+        line.starts_with("on")
+    };
+    Stripping {
+        ctag: on("rx-vlan-offload"),
+        stag: on("rx-vlan-stag-hw-parse"),
+    }
+}
+
+/// The stripping the daemon reads is what ethtool shows, as it is switched off. With stripping
+/// on but no VLAN device (this kernel has no 8021q: the refusal itself is checked in the kernel
+/// matrix, tests/src/bin/smoke.rs) the daemon attaches and notes it, with the fix; with
+/// stripping off it says nothing of it.
+#[test]
+fn vlan_stripping_is_read_and_without_vlan_devices_only_noted() {
+    require_root!();
+    let (ns, iface) = with_veth("cs");
+    let read = || {
+        let _in = ns.enter();
+        stripping(&iface).expect("read the features")
+    };
+    // veth's default, as many NICs'.
+    let both = Stripping {
+        ctag: true,
+        stag: true,
+    };
+    assert_eq!(ethtool_stripping(&ns, &iface), both);
+    assert_eq!(read(), both);
+    let mut d = Daemon::start(&ns, &iface, &["--ports", "80"]);
+    assert!(d.stop());
+    let note = format!(
+        "{iface} strips VLAN tags before XDP sees them (rx-vlan-offload and \
+         rx-vlan-stag-hw-parse on): a tagged frame would look untagged to the shield; {iface} has \
+         no VLAN device, so none is expected. Before adding one, turn stripping off: `ethtool -K \
+         {iface} rxvlan off rx-vlan-stag-hw-parse off`"
+    );
+    // The log line is on stderr, read by a thread that may lag the daemon's exit.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !d.output.lock().unwrap().contains(&note) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    once(&d.output.lock().unwrap(), &note);
+    assert_nothing_left(&ns, &iface);
+
+    ns.exec(&["ethtool", "-K", &iface, "rxvlan", "off"]);
+    let stag = Stripping {
+        ctag: false,
+        stag: true,
+    };
+    assert_eq!(ethtool_stripping(&ns, &iface), stag);
+    assert_eq!(read(), stag);
+    ns.exec(&["ethtool", "-K", &iface, "rx-vlan-stag-hw-parse", "off"]);
+    assert_eq!(ethtool_stripping(&ns, &iface), Stripping::default());
+    assert_eq!(read(), Stripping::default());
+    let mut d = Daemon::start(&ns, &iface, &["--ports", "80"]);
+    assert!(d.stop());
+    let out = d.output.lock().unwrap().clone();
+    assert!(!out.contains("strips VLAN tags"), "{out}");
     assert_nothing_left(&ns, &iface);
 }

@@ -143,6 +143,10 @@ fn interface_that_comes_back_is_attached_again() {
         "the shield answers on the new interface: {log}\n{}",
         c.table()
     );
+    // The new veth strips VLAN tags, as the first did: the start's checks ran again (their note
+    // is logged before each attach), so a VLAN device there would have been refused.
+    let note = format!("{} strips VLAN tags before XDP sees them", lab.server_if);
+    assert_eq!(log.matches(&note).count(), 2, "{log}");
 }
 
 /// `--on-exit keep` (the service's restart): the shield stays attached with its keys after the

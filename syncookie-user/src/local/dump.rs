@@ -32,23 +32,32 @@ pub(super) fn local() -> Result<Local, LocalError> {
             keep_lowest(l.prefixes.entry(p).or_insert(ifindex), ifindex);
         }
     }
-    for m in dump(
-        "links",
-        RouteNetlinkMessage::GetLink(LinkMessage::default()),
-    )? {
-        if let RouteNetlinkMessage::NewLink(link) = m {
-            let ifindex = link.header.index;
-            for a in link.attributes {
-                // Ethernet-like links only: tunnels and other L3 devices have no 6-byte address.
-                if let LinkAttribute::Address(mac) = a
-                    && let Ok(mac) = <[u8; 6]>::try_from(mac.as_slice())
-                {
-                    keep_lowest(l.macs.entry(mac).or_insert(ifindex), ifindex);
-                }
+    for link in links()? {
+        let ifindex = link.header.index;
+        for a in link.attributes {
+            // Ethernet-like links only: tunnels and other L3 devices have no 6-byte address.
+            if let LinkAttribute::Address(mac) = a
+                && let Ok(mac) = <[u8; 6]>::try_from(mac.as_slice())
+            {
+                keep_lowest(l.macs.entry(mac).or_insert(ifindex), ifindex);
             }
         }
     }
     Ok(l)
+}
+
+/// Every link of the namespace.
+pub(crate) fn links() -> Result<Vec<LinkMessage>, LocalError> {
+    Ok(dump(
+        "links",
+        RouteNetlinkMessage::GetLink(LinkMessage::default()),
+    )?
+    .into_iter()
+    .filter_map(|m| match m {
+        RouteNetlinkMessage::NewLink(link) => Some(link),
+        _ => None,
+    })
+    .collect())
 }
 
 /// Several links or routes can carry the same MAC or prefix: the lowest ifindex, so that the

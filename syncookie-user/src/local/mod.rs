@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 
 use syncookie_common::maps::{LocalAddr, Mac};
 
+pub(crate) use dump::links;
 pub use maps::Changes;
 pub use watch::Watcher;
 

@@ -4,7 +4,10 @@
 //! connections with data, forged ACKs, a short spoofed-SYN flood with clients still connecting,
 //! and a detach that leaves nothing behind. Counters are read with `syncookie stats --json`.
 //!
-//! Prints one `smoke: <mode> <check> ok|FAIL: ...` line per check and closes each mode with
+//! After the detach, with VLAN devices (8021q) on the kernel: a VLAN on the server's veth, whose
+//! rx VLAN stripping is on, must make `run` refuse with the fix, and the fix must let it attach.
+//!
+//! Prints one `smoke: <mode> <check> ok|FAIL|skipped: ...` line per check and closes each mode with
 //! `smoke: <mode> result pass|fail|unsupported: <why>`; the matrix reads those lines. Exits 0
 //! when every mode passed, 2 when some were unsupported (and none failed), 1 on any failure.
 
@@ -208,6 +211,17 @@ fn suite(mode: Mode) -> Outcome {
     }
     if !report(mode, "detach", guarded(|| detach(&lab, daemon))) {
         failed.push("detach");
+    }
+    match guarded(|| vlan_offload(&lab, mode)) {
+        Ok(Vlan::Skipped(why)) => println!("smoke: {} vlan-offload skipped: {why}", mode.name()),
+        r => {
+            let r = r.map(|v| match v {
+                Vlan::Checked(detail) | Vlan::Skipped(detail) => detail,
+            });
+            if !report(mode, "vlan-offload", r) {
+                failed.push("vlan-offload");
+            }
+        }
     }
     if failed.is_empty() {
         Outcome::Pass
@@ -546,15 +560,15 @@ fn detach(lab: &Lab, mut daemon: Daemon) -> Result<String, String> {
             Err(e) => left.push(format!("cannot query TCX ingress: {e}")),
         }
     } else {
-        // The lab made the clsact qdisc itself (its TC programs need one here). iproute2's tc by
-        // its path: busybox's nsenter (in the initramfs) prefers its own, smaller, applet.
-        let tc = ["/usr/sbin/tc", "/sbin/tc"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .unwrap_or("tc");
-        let filters = lab
-            .server
-            .exec(&[tc, "filter", "show", "dev", &lab.server_if, "ingress"]);
+        // The lab made the clsact qdisc itself (its TC programs need one here).
+        let filters = lab.server.exec(&[
+            &tool("tc"),
+            "filter",
+            "show",
+            "dev",
+            &lab.server_if,
+            "ingress",
+        ]);
         if filters.contains("bpf") {
             left.push(format!("TC ingress filters: {}", filters.trim()));
         }
@@ -564,4 +578,90 @@ fn detach(lab: &Lab, mut daemon: Daemon) -> Result<String, String> {
     } else {
         Err(format!("left behind: {}", left.join("; ")))
     }
+}
+
+/// A host tool (iproute2, ethtool) by its path: busybox's nsenter (in the initramfs) prefers its
+/// own, smaller, applets (`ip` without VLAN devices, `tc`) to a name.
+fn tool(name: &str) -> String {
+    ["/usr/sbin", "/sbin", "/usr/bin"]
+        .into_iter()
+        .map(|dir| format!("{dir}/{name}"))
+        .find(|p| Path::new(p).exists())
+        .unwrap_or_else(|| name.into())
+}
+
+enum Vlan {
+    Checked(String),
+    /// The kernel or the tools cannot make a VLAN device here: why.
+    Skipped(String),
+}
+
+/// A VLAN device on the server's veth with its rx VLAN stripping on (both kinds, as veth and
+/// many NICs have them by default): `run` must refuse with the fix, before changing anything;
+/// after the fix it must attach. Needs 8021q: the host running the tests may lack it.
+fn vlan_offload(lab: &Lab, mode: Mode) -> Result<Vlan, String> {
+    let (ip, ethtool) = (tool("ip"), tool("ethtool"));
+    let iface = lab.server_if.as_str();
+    let vlan = format!("{iface}.10");
+    let add = [
+        &ip, "link", "add", "link", iface, "name", &vlan, "type", "vlan", "id", "10",
+    ];
+    if let Err(e) = lab.server.try_exec(&add) {
+        return Ok(Vlan::Skipped(format!(
+            "no VLAN device can be made here (8021q missing?): {e}"
+        )));
+    }
+    let on = [
+        &ethtool,
+        "-K",
+        iface,
+        "rxvlan",
+        "on",
+        "rx-vlan-stag-hw-parse",
+        "on",
+    ];
+    lab.server.try_exec(&on)?;
+    let mut args = vec!["--ports", "8080"];
+    args.extend_from_slice(mode.run_args());
+    let refusal = match Daemon::try_start(&lab.server, iface, &args) {
+        Ok(mut d) => {
+            d.stop();
+            return Err(format!("attached with {vlan} on {iface}, stripping on"));
+        }
+        Err(out) => out,
+    };
+    let fix = format!("ethtool -K {iface} rxvlan off rx-vlan-stag-hw-parse off");
+    let want = format!(
+        "syncookie: {iface} strips VLAN tags before XDP sees them (rx-vlan-offload and \
+         rx-vlan-stag-hw-parse on) and carries VLANs ({vlan}): their SYNs would be answered \
+         untagged, on the wrong VLAN. Turn stripping off: `{fix}`"
+    );
+    if !refusal.lines().any(|l| l == want) {
+        return Err(format!("refused otherwise than with `{want}`: {refusal}"));
+    }
+    let link = lab.server.exec(&[&ip, "link", "show", "dev", iface]);
+    let pins = pins_named(Path::new(DEFAULT_ROOT), iface);
+    if link.contains("xdp") || !pins.is_empty() {
+        return Err(format!(
+            "the refusal left XDP ({}) or pins ({pins:?})",
+            link.trim()
+        ));
+    }
+    // The advice works.
+    let mut cmd: Vec<&str> = fix.split_whitespace().collect();
+    cmd[0] = &ethtool;
+    lab.server.try_exec(&cmd)?;
+    let mut d = Daemon::try_start(&lab.server, iface, &args)
+        .map_err(|out| format!("after `{fix}`: {out}"))?;
+    if !d.stop() {
+        return Err(format!(
+            "after `{fix}`: syncookie run did not exit cleanly:\n{}",
+            d.output.lock().unwrap()
+        ));
+    }
+    lab.server.try_exec(&[&ip, "link", "del", "dev", &vlan])?;
+    Ok(Vlan::Checked(format!(
+        "refused with {vlan} on {iface} and stripping on, naming them and the fix; attached \
+         after `{fix}`"
+    )))
 }

@@ -19,6 +19,9 @@ use crate::exec::{exec, output};
 /// Modules the lab loads (with what they depend on): veth for the pair; the clsact qdisc and
 /// cls_bpf for TC programs on kernels before TCX (6.6).
 const MODULES: &[&str] = &["veth", "sch_ingress", "cls_bpf"];
+/// Modules of checks that say "skipped" without them: 8021q (with garp, mrp, stp, llc) for the
+/// VLAN device of the smoke suite's vlan-offload check.
+const OPTIONAL_MODULES: &[&str] = &["8021q"];
 /// Host tools the lab runs (busybox has an `ip` and a `tc`, too small for it).
 const HOST_TOOLS: &[&str] = &["ip", "tc", "ethtool"];
 const INIT: &str = include_str!("init.sh");
@@ -151,6 +154,14 @@ fn modules(k: &Kernel, to: &Path) -> anyhow::Result<Vec<String>> {
     let mut order = Vec::new();
     for m in MODULES.iter().filter(|m| !builtin.contains(**m)) {
         add_module(m, &deps, &mut order).with_context(|| format!("module {m} of {}", k.package))?;
+    }
+    for m in OPTIONAL_MODULES.iter().filter(|m| !builtin.contains(**m)) {
+        if let Err(e) = add_module(m, &deps, &mut order) {
+            eprintln!(
+                "test-kernels: {}: {e:#}; its checks will say skipped",
+                k.package
+            );
+        }
     }
     let mut names = Vec::new();
     for rel in &order {

@@ -61,8 +61,10 @@ pub fn rows(
                 .collect();
             let passed = mine.iter().filter(|l| l.contains(" ok: ")).count();
             let failed = mine.iter().filter(|l| l.contains(" FAIL: ")).count();
+            let skipped = mine.iter().filter(|l| l.contains(" skipped: ")).count();
             let result = mine.iter().find_map(|l| l.strip_prefix("result "));
-            let (ok, result) = judge(m, version, result, (passed, passed + failed), failure);
+            let checks = (passed, passed + failed, skipped);
+            let (ok, result) = judge(m, version, result, checks, failure);
             Row {
                 kernel: kernel.to_string(),
                 mode: m.name,
@@ -74,17 +76,21 @@ pub fn rows(
         .collect()
 }
 
-/// `checks`: (passed, run).
+/// `checks`: (passed, run, skipped). A check skipped (what it needs is missing on that kernel)
+/// is shown, so that a cell does not pass having silently tested less.
 fn judge(
     m: &Mode,
     version: &str,
     result: Option<&str>,
-    checks: (usize, usize),
+    checks: (usize, usize, usize),
     failure: Option<&str>,
 ) -> (bool, String) {
     let supported = numbers(version) >= vec![m.since.0, m.since.1];
     let since = format!("Linux {}.{}+", m.since.0, m.since.1);
-    let summary = format!("{}/{} checks", checks.0, checks.1);
+    let mut summary = format!("{}/{} checks", checks.0, checks.1);
+    if checks.2 > 0 {
+        summary.push_str(&format!(", {} skipped", checks.2));
+    }
     let Some(result) = result else {
         let why = failure.unwrap_or("the suite did not finish");
         return (false, format!("no result ({summary}): {why}"));
@@ -148,23 +154,23 @@ mod tests {
 
     #[test]
     fn pass_on_new_kernels_only() {
-        assert!(judge(FULL, "6.12.117", Some("pass"), (5, 5), None).0);
-        assert!(!judge(FULL, "6.1.192", Some("pass"), (5, 5), None).0);
-        assert!(!judge(FULL, "6.12.117", Some("fail: flood"), (4, 5), None).0);
-        assert!(!judge(FULL, "6.12.117", None, (0, 0), Some("timeout")).0);
+        assert!(judge(FULL, "6.12.117", Some("pass"), (5, 5, 0), None).0);
+        assert!(!judge(FULL, "6.1.192", Some("pass"), (5, 5, 0), None).0);
+        assert!(!judge(FULL, "6.12.117", Some("fail: flood"), (4, 5, 0), None).0);
+        assert!(!judge(FULL, "6.12.117", None, (0, 0, 0), Some("timeout")).0);
         let kernel = &MODES[1];
-        assert!(judge(kernel, "6.1.192", Some("pass"), (6, 6), None).0);
-        assert!(!judge(kernel, "5.15.0", Some("pass"), (6, 6), None).0);
+        assert!(judge(kernel, "6.1.192", Some("pass"), (6, 6, 0), None).0);
+        assert!(!judge(kernel, "5.15.0", Some("pass"), (6, 6, 0), None).0);
     }
 
     #[test]
     fn refusal_must_name_version_and_feature() {
         let clear = "unsupported: not supported: kernel 6.1.192 (6.1.0-57-cloud-amd64) has no \
                      bpf_sk_assign_tcp_reqsk (Linux 6.9+)";
-        assert!(judge(FULL, "6.1.192", Some(clear), (0, 0), None).0);
-        assert!(!judge(FULL, "6.12.117", Some(clear), (0, 0), None).0);
+        assert!(judge(FULL, "6.1.192", Some(clear), (0, 0, 0), None).0);
+        assert!(!judge(FULL, "6.12.117", Some(clear), (0, 0, 0), None).0);
         let vague = "unsupported: not supported: cannot read /proc/sys/net/core/rmem_max";
-        assert!(!judge(FULL, "6.1.192", Some(vague), (0, 0), None).0);
+        assert!(!judge(FULL, "6.1.192", Some(vague), (0, 0, 0), None).0);
     }
 
     #[test]
@@ -175,5 +181,10 @@ mod tests {
         assert_eq!(r.len(), MODES.len());
         assert!(!r[0].ok);
         assert_eq!(r[0].result, "fail: connections (1/2 checks)");
+        let skipping = "smoke: full attach ok: x\nsmoke: full vlan-offload skipped: no 8021q\n\
+                        smoke: full result pass\n";
+        let r = rows("6.12.117", "6.12.117", skipping, None, 1);
+        assert!(r[0].ok);
+        assert_eq!(r[0].result, "1/1 checks, 1 skipped");
     }
 }

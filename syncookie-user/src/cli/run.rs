@@ -269,6 +269,7 @@ async fn serve(
     // Subscribed first, then synced: what changed since `attach` synced is not missed.
     let mut changes = local::Watcher::new().context("following local addresses")?;
     sync_local(pins);
+    let mut vlans_guarded = false;
     loop {
         tokio::select! {
             _ = sig.term.recv() => break,
@@ -310,6 +311,7 @@ async fn serve(
             r = changes.changed() => {
                 r.context("following local addresses")?;
                 sync_local(pins);
+                guard_vlans(opts, &mut vlans_guarded);
             }
             _ = report.tick(), if a.report_secs > 0 => {
                 if let Ok(s) = counters::read(pins, &a.target.iface) {
@@ -374,6 +376,39 @@ fn timer(period: Duration) -> tokio::time::Interval {
 
 /// Brings the local addresses and MACs up to date. A failure keeps the last ones (and is tried
 /// again at the next change): the shield goes on protecting what it knew.
+/// A VLAN device added on the interface, or tag stripping turned on, while the shield runs (link
+/// events): its SYNs would be answered untagged, on the wrong VLAN. What `run` refuses at start
+/// it cannot undo here, so the shield goes to `monitor` (answers and drops nothing), once, and
+/// says how to come back.
+fn guard_vlans(opts: &Options, done: &mut bool) {
+    if *done {
+        return;
+    }
+    let Ok(ifindex) = syncookie::netdev::ifindex(&opts.iface) else {
+        return;
+    };
+    let judged = syncookie::vlan::stripping(&opts.iface).and_then(|s| {
+        let vlans = syncookie::vlan::vlans_on(ifindex)?;
+        syncookie::vlan::judge(&opts.iface, s, vlans)
+    });
+    let Err(e @ syncookie::vlan::VlanError::Stripped(_)) = judged else {
+        return;
+    };
+    *done = true;
+    match super::mode::set(
+        &opts.pins,
+        &opts.iface,
+        syncookie_common::maps::Mode::Monitor,
+    ) {
+        Ok(()) => log::error!(
+            "{e}. Switched to monitor mode: the shield answers and drops nothing until then; \
+             after the fix: `syncookie mode always --iface {}`",
+            opts.iface
+        ),
+        Err(err) => log::error!("{e}. Switching to monitor mode failed: {err:#}"),
+    }
+}
+
 fn sync_local(pins: &syncookie::pins::PinDir) {
     match local::sync(pins) {
         Ok(c) if c.any() => log::debug!(

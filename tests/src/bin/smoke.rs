@@ -27,7 +27,7 @@ use aya::programs::{SchedClassifier, TcAttachType};
 use nix::sched::{CloneFlags, setns};
 use syncookie::pins::DEFAULT_ROOT;
 use syncookie_tests::{
-    daemon::{Daemon, bin},
+    daemon::{Daemon, bin, syncookie_in},
     flood::Flood,
     lab::{Lab, tcx},
     packets::send_raw_tcp,
@@ -653,6 +653,34 @@ fn vlan_offload(lab: &Lab, mode: Mode) -> Result<Vlan, String> {
     lab.server.try_exec(&cmd)?;
     let mut d = Daemon::try_start(&lab.server, iface, &args)
         .map_err(|out| format!("after `{fix}`: {out}"))?;
+    // Stripping turned on again while the shield runs: it must stop answering (monitor).
+    lab.server.try_exec(&on)?;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mode = || {
+        let out = syncookie_in(&lab.server, &["mode", "--iface", iface]);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    while mode() != "monitor" {
+        if Instant::now() > deadline {
+            return Err(format!(
+                "stripping turned on while running: still {}:\n{}",
+                mode(),
+                d.output.lock().unwrap()
+            ));
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+    if !d
+        .output
+        .lock()
+        .unwrap()
+        .contains("Switched to monitor mode")
+    {
+        return Err(format!(
+            "monitor without saying so:\n{}",
+            d.output.lock().unwrap()
+        ));
+    }
     if !d.stop() {
         return Err(format!(
             "after `{fix}`: syncookie run did not exit cleanly:\n{}",
@@ -662,6 +690,6 @@ fn vlan_offload(lab: &Lab, mode: Mode) -> Result<Vlan, String> {
     lab.server.try_exec(&[&ip, "link", "del", "dev", &vlan])?;
     Ok(Vlan::Checked(format!(
         "refused with {vlan} on {iface} and stripping on, naming them and the fix; attached \
-         after `{fix}`"
+         after `{fix}`; stripping turned on while running: monitor mode"
     )))
 }

@@ -260,7 +260,6 @@ async fn serve(
     let pins = &opts.pins;
     let mut logs = shield.forward_logs();
     let mut iface = Presence::new(&opts.iface);
-    let mut watch = timer(Duration::from_secs(1));
     let mut keys = Keys::open(pins)?;
     let period = Duration::from_secs(a.rotate_secs);
     let mut rotate = timer(period);
@@ -288,29 +287,32 @@ async fn serve(
                     .context("deriving the fleet key")?;
                 log::info!("fleet key epoch {e}");
             }
-            // The interface went away (a driver reload, a re-created veth...) and came back:
-            // its XDP and TC attachments went with it, so attach again.
-            _ = watch.tick() => match iface.poll() {
-                Change::Gone => log::warn!("{} disappeared; waiting for it to come back", opts.iface),
-                Change::Back => {
-                    log::warn!("{} is back: attaching again", opts.iface);
-                    match Shield::attach(opts) {
-                        Ok(s) => {
-                            *shield = s;
-                            if let Some(old) = logs.take() {
-                                old.abort();
-                            }
-                            logs = shield.forward_logs();
-                            log::info!("attached to {} again", opts.iface);
-                        }
-                        Err(e) => log::error!("attaching to {} again: {e:#}", opts.iface),
-                    }
-                }
-                Change::None => {}
-            },
+            // Addresses, routes and links changed: the local maps follow; the interface may
+            // have gone away (a driver reload, a re-created veth...) and come back, with its
+            // XDP and TC attachments gone: attach again; VLANs on it are checked again.
             r = changes.changed() => {
                 r.context("following local addresses")?;
                 sync_local(pins);
+                match iface.poll() {
+                    Change::Gone => {
+                        log::warn!("{} disappeared; waiting for it to come back", opts.iface)
+                    }
+                    Change::Back => {
+                        log::warn!("{} is back: attaching again", opts.iface);
+                        match Shield::attach(opts) {
+                            Ok(s) => {
+                                *shield = s;
+                                if let Some(old) = logs.take() {
+                                    old.abort();
+                                }
+                                logs = shield.forward_logs();
+                                log::info!("attached to {} again", opts.iface);
+                            }
+                            Err(e) => log::error!("attaching to {} again: {e:#}", opts.iface),
+                        }
+                    }
+                    Change::None => {}
+                }
                 guard_vlans(opts, &mut vlans_guarded);
             }
             _ = report.tick(), if a.report_secs > 0 => {

@@ -63,7 +63,9 @@ pub fn forget<T: Copy>(v: T) -> Option<T> {
     const { assert!(core::mem::size_of::<T>() <= SCRATCH_WORDS * 8) };
     let p = SC_SCRATCH.get_ptr_mut(0)? as *mut T;
     // SAFETY: this CPU's slot, large enough for `T` (asserted above) and 8-byte aligned; nothing
-    // else uses it while we run. Volatile: LLVM must not forward the stored value to the load.
+    // else uses it while we run (XDP runs in softirq context; only a PREEMPT_RT kernel could
+    // preempt us between these two accesses, and a packet read back with another's values
+    // stays within every bounds check). Volatile: LLVM must not forward the store to the load.
     unsafe {
         p.write_volatile(v);
         Some(p.read_volatile())

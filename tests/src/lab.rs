@@ -6,6 +6,7 @@
 use std::{
     io::{Read, Write},
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream},
+    sync::mpsc::Receiver,
     time::Duration,
 };
 
@@ -258,14 +259,22 @@ impl Lab {
 
     /// An echo server on `ip`:`port` in the server's namespace (a thread per connection).
     pub fn echo_server(&self, ip: IpAddr, port: u16) -> SocketAddr {
+        self.echo_server_reporting(ip, port).0
+    }
+
+    /// [`Self::echo_server`] that also sends the server side's TCP_INFO options
+    /// (`TCPI_OPT_*`) of every connection it accepts.
+    pub fn echo_server_reporting(&self, ip: IpAddr, port: u16) -> (SocketAddr, Receiver<u8>) {
         let l = {
             let _in = self.server.enter();
             TcpListener::bind((ip, port)).unwrap_or_else(|e| panic!("bind {ip}:{port}: {e}"))
         };
         let addr = l.local_addr().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for s in l.incoming() {
                 let Ok(mut s) = s else { break };
+                let _ = tx.send(crate::packets::tcp_info(&s).tcpi_options);
                 std::thread::spawn(move || {
                     let mut buf = [0u8; 4096];
                     while let Ok(n) = s.read(&mut buf) {
@@ -276,11 +285,16 @@ impl Lab {
                 });
             }
         });
-        addr
+        (addr, rx)
     }
 
     /// Connects from the client's namespace to `addr` and has `payload` echoed back.
     pub fn echo(&self, addr: SocketAddr, payload: &[u8]) -> std::io::Result<()> {
+        self.echo_stream(addr, payload).map(drop)
+    }
+
+    /// [`Self::echo`], keeping the connection (for its TCP_INFO).
+    pub fn echo_stream(&self, addr: SocketAddr, payload: &[u8]) -> std::io::Result<TcpStream> {
         let _in = self.client.enter();
         let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
         s.set_read_timeout(Some(Duration::from_secs(5)))?;
@@ -290,7 +304,44 @@ impl Lab {
         if back != payload {
             return Err(std::io::Error::other("echoed bytes differ"));
         }
-        Ok(())
+        Ok(s)
+    }
+
+    /// The counters of the shield `syncookie run` keeps on the server's veth.
+    pub fn counters(&self) -> syncookie::counters::Snapshot {
+        let pins = crate::daemon::pins(&self.server, &self.server_if);
+        syncookie::counters::read(&pins, &self.server_if).expect("counters")
+    }
+
+    /// `syncookie rotate` on the server's veth from another process, as an admin would.
+    pub fn rotate(&self) {
+        let out =
+            crate::daemon::syncookie_in(&self.server, &["rotate", "--iface", &self.server_if]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Connects to `addr` with the handshake's bare ACK dropped, runs `between` (only the
+    /// SYN-ACK seen so far), then sends data: its segment carries the same ACK number and must
+    /// complete the handshake. Returns whether the echo came back.
+    pub fn connect_with_lost_ack(&mut self, addr: SocketAddr, between: impl FnOnce(&Lab)) -> bool {
+        let before = self.dropped_acks();
+        self.drop_next_acks(1, addr.port());
+        let _in = self.client.enter();
+        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+        assert_eq!(
+            self.dropped_acks(),
+            before + 1,
+            "the bare ACK was not dropped"
+        );
+        between(self);
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        s.write_all(b"first data after a lost ACK").unwrap();
+        let mut back = [0u8; 27];
+        s.read_exact(&mut back).is_ok() && &back == b"first data after a lost ACK"
     }
 
     /// Frames that reached the client with the trunk's tags, and the SYN-ACKs among them.

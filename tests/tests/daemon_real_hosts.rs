@@ -11,7 +11,7 @@ use std::{
 };
 
 use nix::{sys::signal::Signal, unistd::Pid};
-use syncookie::{counters, keys::Keys, pins::PinDir};
+use syncookie::{keys::Keys, pins::PinDir};
 use syncookie_common::stats::Counter;
 use syncookie_tests::{
     daemon::{Daemon, command_in, pins, syncookie_in},
@@ -54,10 +54,6 @@ fn exchange(lab: &Lab, addr: SocketAddr, payload: &[u8]) {
     let mut back = vec![0u8; payload.len()];
     s.read_exact(&mut back).expect("echo");
     assert_eq!(back, payload);
-}
-
-fn stats(lab: &Lab) -> counters::Snapshot {
-    counters::read(&pins(&lab.server, &lab.server_if), &lab.server_if).expect("counters")
 }
 
 fn stdout(o: &Output) -> String {
@@ -131,7 +127,7 @@ fn stalled_daemon_rotates_once_on_resume() {
     s.write_all(b"after the stall").unwrap();
     let mut back = [0u8; 15];
     let echoed = s.read_exact(&mut back).is_ok() && &back == b"after the stall";
-    let c = stats(&lab);
+    let c = lab.counters();
     assert!(
         resumed_at - stalled_at <= 1 && echoed,
         "after a 3.5 s stall with 1 s rotations the key epoch went {stalled_at} -> {resumed_at} \
@@ -212,8 +208,8 @@ fn same_interface_name_in_two_namespaces() {
         exchange(&a, addr_a, &[i; 2000]);
         exchange(&b, addr_b, &[i; 2000]);
     }
-    assert!((5..=10).contains(&stats(&a).get(Counter::HandoffOk)));
-    assert!((5..=10).contains(&stats(&b).get(Counter::HandoffOk)));
+    assert!((5..=10).contains(&a.counters().get(Counter::HandoffOk)));
+    assert!((5..=10).contains(&b.counters().get(Counter::HandoffOk)));
 
     // A crashes; detaching it from its namespace leaves B's shield whole.
     let before_b = pinned(&pins_b);
@@ -237,7 +233,7 @@ fn same_interface_name_in_two_namespaces() {
     for i in 0..5u8 {
         exchange(&b, addr_b, &[i; 2000]);
     }
-    let c = stats(&b);
+    let c = b.counters();
     assert_eq!(
         (c.get(Counter::HandoffOk), c.get(Counter::SynackSent)),
         (10, 10),
@@ -320,7 +316,7 @@ fn stateful_firewall_with_tcp_loose_passes_shielded_connections() {
     for i in 0..10u8 {
         exchange(&lab, addr, &[i; 3000]);
     }
-    let c = stats(&lab);
+    let c = lab.counters();
     assert_eq!(
         (c.get(Counter::SynackSent), c.get(Counter::HandoffOk)),
         (10, 10),

@@ -2,8 +2,7 @@
 //! the shield in between (the same checks as tests/netns.rs, over IPv6).
 
 use std::{
-    io::{Read, Write},
-    net::{SocketAddr, TcpListener, TcpStream},
+    net::SocketAddr,
     sync::atomic::{AtomicBool, Ordering},
     thread,
     time::{Duration, Instant},
@@ -12,7 +11,7 @@ use std::{
 use syncookie::counters;
 use syncookie_common::stats::Counter;
 use syncookie_tests::{
-    daemon::{Daemon, pins, syncookie_in},
+    daemon::Daemon,
     flood::Flood,
     lab::Lab,
     packets::{TCPI_OPT_SACK, TCPI_OPT_TIMESTAMPS, TCPI_OPT_WSCALE, send_raw_tcp, tcp_info},
@@ -20,45 +19,6 @@ use syncookie_tests::{
 };
 
 const PORT: u16 = 8080;
-
-fn echo_server(lab: &Lab) -> (SocketAddr, std::sync::mpsc::Receiver<u8>) {
-    let l = {
-        let _in = lab.server.enter();
-        TcpListener::bind((lab.server_ip6, PORT)).expect("bind [server]:8080")
-    };
-    let addr = l.local_addr().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    thread::spawn(move || {
-        for s in l.incoming() {
-            let Ok(mut s) = s else { break };
-            let _ = tx.send(tcp_info(&s).tcpi_options);
-            thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = s.read(&mut buf) {
-                    if n == 0 || s.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    (addr, rx)
-}
-
-fn stats(lab: &Lab) -> counters::Snapshot {
-    counters::read(&pins(&lab.server, &lab.server_if), &lab.server_if).expect("counters")
-}
-
-fn exchange(lab: &Lab, addr: SocketAddr, payload: &[u8]) -> TcpStream {
-    let _in = lab.client.enter();
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.write_all(payload).unwrap();
-    let mut back = vec![0u8; payload.len()];
-    s.read_exact(&mut back).expect("echo");
-    assert_eq!(back, payload);
-    s
-}
 
 fn daemon(lab: &Lab, extra: &[&str]) -> Daemon {
     let mut args = vec!["--ports", "8080"];
@@ -70,18 +30,18 @@ fn daemon(lab: &Lab, extra: &[&str]) -> Daemon {
 fn ipv6_hundred_connections_through_cookies() {
     require_root!();
     let lab = Lab::new();
-    let (addr, accepted) = echo_server(&lab);
+    let (addr, accepted) = lab.echo_server_reporting(lab.server_ip6.into(), PORT);
     let _d = daemon(&lab, &[]);
     for i in 0..100u32 {
         let payload: Vec<u8> = (0..1000 + i).map(|b| (b * 7 + i) as u8).collect();
-        let s = exchange(&lab, addr, &payload);
+        let s = lab.echo_stream(addr, &payload).expect("echo");
         let o = tcp_info(&s).tcpi_options;
         let want = TCPI_OPT_TIMESTAMPS | TCPI_OPT_SACK | TCPI_OPT_WSCALE;
         assert_eq!(o & want, want, "client options {o:#x}");
         let so = accepted.recv_timeout(Duration::from_secs(5)).unwrap();
         assert_eq!(so & want, want, "server options {so:#x}");
     }
-    let c = stats(&lab);
+    let c = lab.counters();
     assert_eq!(
         lab.kernel_synacks(),
         0,
@@ -103,56 +63,27 @@ fn ipv6_hundred_connections_through_cookies() {
     assert_eq!(c.get(Counter::HandoffFailed), 0);
 }
 
-fn rotate(lab: &Lab) {
-    let out = syncookie_in(&lab.server, &["rotate", "--iface", &lab.server_if]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn connect_with_lost_ack(lab: &mut Lab, addr: SocketAddr, between: impl FnOnce(&Lab)) -> bool {
-    let before = lab.dropped_acks();
-    lab.drop_next_acks(1, PORT);
-    let _in = lab.client.enter();
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
-    assert_eq!(
-        lab.dropped_acks(),
-        before + 1,
-        "the bare ACK was not dropped"
-    );
-    between(lab);
-    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-    s.write_all(b"first data after a lost ACK").unwrap();
-    let mut back = [0u8; 27];
-    s.read_exact(&mut back).is_ok() && &back == b"first data after a lost ACK"
-}
-
 #[test]
 fn ipv6_lost_final_ack_and_rotations() {
     require_root!();
     let mut lab = Lab::new();
-    let (addr, _acc) = echo_server(&lab);
+    let (addr, _acc) = lab.echo_server_reporting(lab.server_ip6.into(), PORT);
     let _d = daemon(&lab, &[]);
+    assert!(lab.connect_with_lost_ack(addr, |_| {}), "lost final ACK");
     assert!(
-        connect_with_lost_ack(&mut lab, addr, |_| {}),
-        "lost final ACK"
-    );
-    assert!(
-        connect_with_lost_ack(&mut lab, addr, rotate),
+        lab.connect_with_lost_ack(addr, Lab::rotate),
         "one rotation must not break a handshake"
     );
-    let c = stats(&lab);
+    let c = lab.counters();
     assert_eq!(c.get(Counter::HandoffOk), 2, "{}", c.table());
     assert!(
-        !connect_with_lost_ack(&mut lab, addr, |l| {
-            rotate(l);
-            rotate(l);
+        !lab.connect_with_lost_ack(addr, |l| {
+            l.rotate();
+            l.rotate();
         }),
         "a cookie two rotations old must be refused"
     );
-    let c = stats(&lab);
+    let c = lab.counters();
     assert_eq!(c.get(Counter::HandoffOk), 2);
     assert!(
         c.get(Counter::AckExpired) + c.get(Counter::AckReset) >= 1,
@@ -165,12 +96,12 @@ fn ipv6_lost_final_ack_and_rotations() {
 fn ipv6_generic_xdp_mode_connects_too() {
     require_root!();
     let lab = Lab::new();
-    let (addr, _acc) = echo_server(&lab);
+    let (addr, _acc) = lab.echo_server_reporting(lab.server_ip6.into(), PORT);
     let _d = daemon(&lab, &["--xdp-mode", "skb"]);
     for i in 0..20u8 {
-        exchange(&lab, addr, &[i; 3000]);
+        lab.echo_stream(addr, &[i; 3000]).expect("echo");
     }
-    let c = stats(&lab);
+    let c = lab.counters();
     assert_eq!(c.get(Counter::SynackSent), 20, "{}", c.table());
     assert!(
         (20..=40).contains(&c.get(Counter::HandoffOk)),
@@ -187,7 +118,7 @@ fn ipv6_generic_xdp_mode_connects_too() {
 fn ipv6_forged_acks_are_judged_and_counted() {
     require_root!();
     let lab = Lab::new();
-    let (addr, _acc) = echo_server(&lab);
+    let (addr, _acc) = lab.echo_server_reporting(lab.server_ip6.into(), PORT);
     let _d = daemon(&lab, &[]);
     let forged = 50u16;
     {
@@ -199,13 +130,13 @@ fn ipv6_forged_acks_are_judged_and_counted() {
     }
     let judged = |c: &counters::Snapshot| c.get(Counter::AckBadCookie) + c.get(Counter::AckReset);
     let deadline = Instant::now() + Duration::from_secs(2);
-    while judged(&stats(&lab)) < forged as u64 && Instant::now() < deadline {
+    while judged(&lab.counters()) < forged as u64 && Instant::now() < deadline {
         thread::sleep(Duration::from_millis(20));
     }
-    let c = stats(&lab);
+    let c = lab.counters();
     assert_eq!(judged(&c), forged as u64, "{}", c.table());
     assert_eq!(c.get(Counter::HandoffOk), 0, "{}", c.table());
-    exchange(&lab, addr, b"still here");
+    lab.echo_stream(addr, b"still here").expect("echo");
 }
 
 /// A spoofed IPv6 SYN flood (2001:2::/48, random sources, ports and ISNs, at up to 20,000 per
@@ -216,7 +147,7 @@ fn ipv6_forged_acks_are_judged_and_counted() {
 fn ipv6_spoofed_flood_while_clients_connect() {
     require_root!();
     let lab = Lab::new();
-    let (addr, _acc) = echo_server(&lab);
+    let (addr, _acc) = lab.echo_server_reporting(lab.server_ip6.into(), PORT);
     let _d = daemon(&lab, &[]);
     let flood = Flood::v6(&lab, PORT);
     let flooding = AtomicBool::new(true);
@@ -230,21 +161,17 @@ fn ipv6_spoofed_flood_while_clients_connect() {
         let c = sc.spawn(|| {
             let (mut ok, mut failed) = (0u32, 0u32);
             while flooding.load(Ordering::Relaxed) || ok + failed < 10 {
-                let _in = lab.client.enter();
-                let r =
-                    TcpStream::connect_timeout(&addr, Duration::from_secs(3)).and_then(|mut s| {
-                        s.set_read_timeout(Some(Duration::from_secs(3)))?;
-                        s.write_all(b"ping")?;
-                        let mut b = [0u8; 4];
-                        s.read_exact(&mut b)
-                    });
-                if r.is_ok() { ok += 1 } else { failed += 1 }
+                if lab.echo(addr, b"ping").is_ok() {
+                    ok += 1
+                } else {
+                    failed += 1
+                }
             }
             (ok, failed)
         });
         (f.join().unwrap(), c.join().unwrap())
     });
-    let c = stats(&lab);
+    let c = lab.counters();
     assert_eq!(
         failed,
         0,

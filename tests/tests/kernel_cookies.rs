@@ -11,7 +11,7 @@ use std::{
 use syncookie::counters;
 use syncookie_common::stats::Counter;
 use syncookie_tests::{
-    daemon::{Daemon, pins, syncookie_in},
+    daemon::{Daemon, syncookie_in},
     lab::Lab,
     packets::{TCPI_OPT_SACK, TCPI_OPT_TIMESTAMPS, TCPI_OPT_WSCALE, send_raw_tcp, tcp_info},
     require_root,
@@ -41,10 +41,6 @@ fn echo_n(lab: &Lab, port: u16, n: usize) -> (SocketAddr, std::sync::mpsc::Recei
         }
     });
     (addr, rx)
-}
-
-fn stats(lab: &Lab) -> counters::Snapshot {
-    counters::read(&pins(&lab.server, &lab.server_if), &lab.server_if).expect("counters")
 }
 
 fn get(c: &counters::Snapshot, k: Counter) -> u64 {
@@ -96,7 +92,7 @@ fn connections_forged_acks_status_and_the_stamp() {
     for i in 0..20 {
         exchange(&lab, addr, 1000 + i);
     }
-    let c = stats(&lab);
+    let c = lab.counters();
     eprintln!("{}", c.table());
     let (sent, refresh) = (get(&c, Counter::SynackSent), get(&c, Counter::SynRefresh));
     assert!(refresh >= 1, "the first SYN goes to the kernel");
@@ -134,7 +130,7 @@ fn connections_forged_acks_status_and_the_stamp() {
         }
     }
     thread::sleep(Duration::from_millis(500));
-    let c = stats(&lab);
+    let c = lab.counters();
     assert_eq!(get(&c, Counter::AckBadCookie), 10, "{}", c.table());
     assert!((20..=40).contains(&get(&c, Counter::HandoffOk)));
 
@@ -148,11 +144,11 @@ fn connections_forged_acks_status_and_the_stamp() {
 
     // Quiet for longer than the refresh period: the next SYN goes to the kernel on its own.
     thread::sleep(Duration::from_secs(4));
-    let before = stats(&lab);
+    let before = lab.counters();
     for i in 0..5 {
         exchange(&lab, addr, 100 + i);
     }
-    let c = stats(&lab);
+    let c = lab.counters();
     let d = |k| get(&c, k) - get(&before, k);
     assert_eq!(d(Counter::SynRefresh), 1, "{}", c.table());
     assert_eq!(d(Counter::SynackSent), 4);
@@ -173,12 +169,12 @@ fn a_restarted_listener_gets_its_stamp_first() {
     }
     while first.recv_timeout(Duration::from_secs(1)).is_ok() {}
     thread::sleep(Duration::from_millis(200));
-    let before = stats(&lab);
+    let before = lab.counters();
     let (addr, _second) = echo_n(&lab, PORT, 5);
     for i in 0..5 {
         exchange(&lab, addr, 10 + i);
     }
-    let c = stats(&lab);
+    let c = lab.counters();
     let d = |k| get(&c, k) - get(&before, k);
     assert_eq!(d(Counter::SynRefresh), 1, "{}", c.table());
     assert_eq!(d(Counter::SynackSent), 4);
@@ -199,11 +195,11 @@ fn connections_succeed_after_the_stamp_expired() {
         exchange(&lab, addr, 100 + i);
     }
     thread::sleep(Duration::from_secs(130));
-    let before = stats(&lab);
+    let before = lab.counters();
     for i in 0..10 {
         exchange(&lab, addr, 100 + i);
     }
-    let c = stats(&lab);
+    let c = lab.counters();
     let d = |k| get(&c, k) - get(&before, k);
     assert_eq!(d(Counter::SynRefresh), 1, "{}", c.table());
     assert_eq!(d(Counter::HandoffOk), 10);

@@ -13,7 +13,7 @@ use aya::maps::{
     Map, MapData,
     lpm_trie::{Key, LpmTrie},
 };
-use syncookie::{counters, pins::PinDir};
+use syncookie::pins::PinDir;
 use syncookie_common::{
     maps::{LocalAddr, MAP_LOCAL_ADDRS, V4_MAPPED_PREFIX, v4_mapped},
     stats::Counter,
@@ -26,10 +26,6 @@ const SYNC_WITHIN: Duration = Duration::from_secs(1);
 
 fn pins(lab: &Lab) -> PinDir {
     syncookie_tests::daemon::pins(&lab.server, &lab.server_if)
-}
-
-fn stats(lab: &Lab) -> counters::Snapshot {
-    counters::read(&pins(lab), &lab.server_if).expect("counters")
 }
 
 /// A forwarding server with a wildcard listener, and a client that routes `far`'s /24 through
@@ -94,7 +90,7 @@ fn a_forwarded_syn_is_not_answered() {
         r.is_err(),
         "a connect to {far}, which does not exist, succeeded: the shield answered for it"
     );
-    let c = stats(&lab);
+    let c = lab.counters();
     assert_eq!(
         c.get(Counter::SynackSent),
         0,
@@ -106,7 +102,7 @@ fn a_forwarded_syn_is_not_answered() {
     // The server's own address still goes through the shield.
     let s = connect(&lab, lab.server_ip, Duration::from_secs(5)).expect("connect to the server");
     drop(s);
-    let c = stats(&lab);
+    let c = lab.counters();
     assert_eq!(c.get(Counter::SynackSent), 1, "{}", c.table());
     assert_eq!(c.get(Counter::HandoffOk), 1, "{}", c.table());
     assert_eq!(
@@ -134,7 +130,7 @@ fn addresses_added_and_removed_are_followed() {
     );
     let s = connect(&lab, far, Duration::from_secs(5)).expect("connect to the added address");
     drop(s);
-    let c = stats(&lab);
+    let c = lab.counters();
     assert_eq!(c.get(Counter::SynackSent), 1, "{}", c.table());
     assert_eq!(c.get(Counter::HandoffOk), 1, "{}", c.table());
 
@@ -145,7 +141,7 @@ fn addresses_added_and_removed_are_followed() {
     assert!(took <= SYNC_WITHIN, "{far} left the map after {took:?}");
     let r = connect(&lab, far, Duration::from_secs(2));
     assert!(r.is_err(), "a connect to the removed {far} succeeded");
-    let c = stats(&lab);
+    let c = lab.counters();
     assert_eq!(c.get(Counter::SynackSent), 1, "{}", c.table());
     assert!(c.get(Counter::NotLocal) >= 1, "{}", c.table());
 }

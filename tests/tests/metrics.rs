@@ -3,7 +3,7 @@
 
 use std::{
     io::{BufRead, BufReader, Read, Write},
-    net::{TcpListener, TcpStream},
+    net::TcpStream,
     process::{Command, Stdio},
     thread,
     time::Duration,
@@ -20,30 +20,6 @@ use syncookie_tests::{
 const PORT: u16 = 8080;
 const METRICS: &str = "127.0.0.1:9813";
 
-fn echo_server(lab: &Lab) {
-    let l = {
-        let _in = lab.server.enter();
-        TcpListener::bind((lab.server_ip, PORT)).expect("bind")
-    };
-    thread::spawn(move || {
-        for mut s in l.incoming().flatten() {
-            let mut b = [0u8; 64];
-            if let Ok(n) = s.read(&mut b) {
-                let _ = s.write_all(&b[..n]);
-            }
-        }
-    });
-}
-
-fn connect(lab: &Lab) {
-    let _in = lab.client.enter();
-    let mut s = TcpStream::connect((lab.server_ip, PORT)).expect("connect");
-    s.write_all(b"hi").unwrap();
-    let mut b = [0u8; 2];
-    s.read_exact(&mut b).unwrap();
-}
-
-/// A plain HTTP GET (test code: the daemon's side is a real HTTP server).
 fn scrape(ns: &Netns) -> String {
     let _in = ns.enter();
     let mut s = TcpStream::connect(METRICS).expect("metrics port");
@@ -68,14 +44,14 @@ fn stats_json(ns: &Netns, iface: &str) -> serde_json::Value {
 fn metrics_match_stats() {
     require_root!();
     let lab = Lab::new();
-    echo_server(&lab);
+    let addr = lab.echo_server(lab.server_ip.into(), PORT);
     let _d = Daemon::start(
         &lab.server,
         &lab.server_if,
         &["--ports", &PORT.to_string(), "--metrics", METRICS],
     );
     for _ in 0..3 {
-        connect(&lab);
+        lab.echo(addr, b"hi").expect("echo");
     }
     let body = scrape(&lab.server);
     let stats = stats_json(&lab.server, &lab.server_if);
@@ -112,7 +88,7 @@ fn metrics_match_stats() {
 fn stats_watch_prints_rates_every_second() {
     require_root!();
     let lab = Lab::new();
-    echo_server(&lab);
+    let addr = lab.echo_server(lab.server_ip.into(), PORT);
     let _d = Daemon::start(&lab.server, &lab.server_if, &["--ports", &PORT.to_string()]);
     let mut child = Command::new("nsenter")
         .arg(format!("--net={}", lab.server.path()))
@@ -124,7 +100,7 @@ fn stats_watch_prints_rates_every_second() {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let first: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
     for _ in 0..4 {
-        connect(&lab);
+        lab.echo(addr, b"hi").expect("echo");
     }
     thread::sleep(Duration::from_millis(200));
     let second: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();

@@ -3,16 +3,15 @@
 
 use std::{
     io::{Read, Write},
-    net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream},
+    net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream},
     sync::atomic::{AtomicBool, AtomicU64, Ordering},
     thread,
     time::{Duration, Instant},
 };
 
-use syncookie::counters;
 use syncookie_common::stats::Counter;
 use syncookie_tests::{
-    daemon::{Daemon, bin, pins},
+    daemon::{Daemon, bin},
     flood::Flood,
     lab::Lab,
     packets::send_raw_tcp,
@@ -20,42 +19,6 @@ use syncookie_tests::{
 };
 
 const PORT: u16 = 8080;
-
-fn stats(lab: &Lab) -> counters::Snapshot {
-    counters::read(&pins(&lab.server, &lab.server_if), &lab.server_if).expect("counters")
-}
-
-fn echo_server(lab: &Lab) -> SocketAddr {
-    let l = {
-        let _in = lab.server.enter();
-        TcpListener::bind((lab.server_ip, PORT)).expect("bind")
-    };
-    let addr = l.local_addr().unwrap();
-    thread::spawn(move || {
-        for mut s in l.incoming().flatten() {
-            thread::spawn(move || {
-                let mut b = [0u8; 256];
-                while let Ok(n) = s.read(&mut b) {
-                    if n == 0 || s.write_all(&b[..n]).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    addr
-}
-
-/// One connection with an echo; false if it failed.
-fn echo(lab: &Lab, addr: SocketAddr) -> bool {
-    let _in = lab.client.enter();
-    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(3)) else {
-        return false;
-    };
-    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-    let mut b = [0u8; 5];
-    s.write_all(b"hello").is_ok() && s.read_exact(&mut b).is_ok() && &b == b"hello"
-}
 
 fn set_mode(lab: &Lab, mode: &str) {
     let out = lab.server.exec(&[
@@ -77,10 +40,10 @@ fn set_mode(lab: &Lab, mode: &str) {
 fn mode_switches_live_and_handshakes_span_it() {
     require_root!();
     let mut lab = Lab::new();
-    let addr = echo_server(&lab);
+    let addr = lab.echo_server(lab.server_ip.into(), PORT);
     let _d = Daemon::start(&lab.server, &lab.server_if, &["--ports", &PORT.to_string()]);
-    assert!(echo(&lab, addr));
-    let before = stats(&lab);
+    assert!(lab.echo(addr, b"hello").is_ok());
+    let before = lab.counters();
     assert_eq!(before.get(Counter::HandoffOk), 1);
 
     // A handshake whose SYN-ACK is ours and whose ACK arrives in monitor mode: the ACK is
@@ -99,13 +62,16 @@ fn mode_switches_live_and_handshakes_span_it() {
         .expect("a handshake begun in always completes in monitor");
 
     let kernel_before = lab.kernel_synacks();
-    assert!(echo(&lab, addr), "monitor: the kernel's handshake");
+    assert!(
+        lab.echo(addr, b"hello").is_ok(),
+        "monitor: the kernel's handshake"
+    );
     assert_eq!(
         lab.kernel_synacks(),
         kernel_before + 1,
         "monitor answers nothing itself"
     );
-    let c = stats(&lab);
+    let c = lab.counters();
     assert_eq!(c.get(Counter::MonitorSynack), 1, "{}", c.table());
 
     // The other way: a handshake the kernel answered in monitor, whose ACK is lost and whose
@@ -127,13 +93,13 @@ fn mode_switches_live_and_handshakes_span_it() {
     s.read_exact(&mut b)
         .expect("a handshake begun in monitor completes in always");
 
-    assert!(echo(&lab, addr));
+    assert!(lab.echo(addr, b"hello").is_ok());
     assert_eq!(
         lab.kernel_synacks(),
         kernel_before + 2,
         "always: ours again"
     );
-    let c = stats(&lab);
+    let c = lab.counters();
     assert_eq!(c.get(Counter::HandoffOk), 3, "{}", c.table());
     assert_eq!(
         c.get(Counter::AckBadCookie) + c.get(Counter::AckReset),
@@ -150,7 +116,7 @@ fn auto_engages_under_a_flood_and_lets_go_after() {
     require_root!();
     let lab = Lab::new();
     lab.server.sysctl("net.ipv4.tcp_syncookies", "1");
-    let addr = echo_server(&lab);
+    let addr = lab.echo_server(lab.server_ip.into(), PORT);
     let _d = Daemon::start(
         &lab.server,
         &lab.server_if,
@@ -163,8 +129,11 @@ fn auto_engages_under_a_flood_and_lets_go_after() {
             "200",
         ],
     );
-    assert!(echo(&lab, addr), "quiet: the kernel's handshake");
-    let c = stats(&lab);
+    assert!(
+        lab.echo(addr, b"hello").is_ok(),
+        "quiet: the kernel's handshake"
+    );
+    let c = lab.counters();
     assert_eq!(
         (c.get(Counter::SynIdle), c.get(Counter::SynackSent)),
         (1, 0)
@@ -182,13 +151,17 @@ fn auto_engages_under_a_flood_and_lets_go_after() {
         });
         sc.spawn(|| {
             while flooding.load(Ordering::Relaxed) {
-                let n = if echo(&lab, addr) { &ok } else { &failed };
+                let n = if lab.echo(addr, b"hello").is_ok() {
+                    &ok
+                } else {
+                    &failed
+                };
                 n.fetch_add(1, Ordering::Relaxed);
             }
         });
         let mut engaged_after = None;
         while flooding.load(Ordering::Relaxed) {
-            if engaged_after.is_none() && stats(&lab).get(Counter::SynackSent) > 0 {
+            if engaged_after.is_none() && lab.counters().get(Counter::SynackSent) > 0 {
                 engaged_after = Some(start.elapsed());
             }
             thread::sleep(Duration::from_millis(20));
@@ -209,10 +182,10 @@ fn auto_engages_under_a_flood_and_lets_go_after() {
 
     // The hold time (10 s) after the flood, then quiet again: the kernel answers.
     thread::sleep(Duration::from_secs(11));
-    let idle = stats(&lab).get(Counter::SynIdle);
-    assert!(echo(&lab, addr));
+    let idle = lab.counters().get(Counter::SynIdle);
+    assert!(lab.echo(addr, b"hello").is_ok());
     assert_eq!(
-        stats(&lab).get(Counter::SynIdle),
+        lab.counters().get(Counter::SynIdle),
         idle + 1,
         "auto let go after the flood"
     );
@@ -224,7 +197,7 @@ fn auto_engages_under_a_flood_and_lets_go_after() {
 fn one_victim_prefix_gets_at_most_its_budget() {
     require_root!();
     let lab = Lab::new();
-    let addr = echo_server(&lab);
+    let addr = lab.echo_server(lab.server_ip.into(), PORT);
     let _d = Daemon::start(
         &lab.server,
         &lab.server_if,
@@ -249,8 +222,8 @@ fn one_victim_prefix_gets_at_most_its_budget() {
     }
     let seconds = start.elapsed().as_secs() + 1;
     thread::sleep(Duration::from_millis(300));
-    assert!(echo(&lab, addr), "another client connects");
-    let c = stats(&lab);
+    assert!(lab.echo(addr, b"hello").is_ok(), "another client connects");
+    let c = lab.counters();
     let answered = c.get(Counter::SynackSent) - 1;
     assert!(
         (1..=50 * (seconds + 1) + 2).contains(&answered),

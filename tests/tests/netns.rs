@@ -1,11 +1,6 @@
 //! End to end in network namespaces: real clients, a real server, the shield in between.
 
-use std::{
-    io::{Read, Write},
-    net::{SocketAddr, TcpListener, TcpStream},
-    thread,
-    time::Duration,
-};
+use std::{net::SocketAddr, thread, time::Duration};
 
 use syncookie::{counters, pins::PinDir};
 use syncookie_common::stats::Counter;
@@ -19,64 +14,22 @@ use syncookie_tests::{
 
 const PORT: u16 = 8080;
 
-/// An echo server in the lab's server namespace; returns its address and the server-side
-/// TCP_INFO options of every accepted connection through a channel.
-fn echo_server(lab: &Lab) -> (SocketAddr, std::sync::mpsc::Receiver<u8>) {
-    let l = {
-        let _in = lab.server.enter();
-        TcpListener::bind((lab.server_ip, PORT)).expect("bind")
-    };
-    let addr = l.local_addr().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    thread::spawn(move || {
-        for s in l.incoming() {
-            let Ok(mut s) = s else { break };
-            let _ = tx.send(tcp_info(&s).tcpi_options);
-            thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = s.read(&mut buf) {
-                    if n == 0 || s.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    (addr, rx)
-}
-
-fn stats(lab: &Lab) -> counters::Snapshot {
-    counters::read(&pins(&lab.server, &lab.server_if), &lab.server_if).expect("counters")
-}
-
-/// Connects from the client namespace, sends `payload`, reads the echo.
-fn exchange(lab: &Lab, addr: SocketAddr, payload: &[u8]) -> TcpStream {
-    let _in = lab.client.enter();
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.write_all(payload).unwrap();
-    let mut back = vec![0u8; payload.len()];
-    s.read_exact(&mut back).expect("echo");
-    assert_eq!(back, payload);
-    s
-}
-
 #[test]
 fn hundred_connections_through_cookies() {
     require_root!();
     let lab = Lab::new();
-    let (addr, accepted) = echo_server(&lab);
+    let (addr, accepted) = lab.echo_server_reporting(lab.server_ip.into(), PORT);
     let _d = Daemon::start(&lab.server, &lab.server_if, &["--ports", &PORT.to_string()]);
     for i in 0..100u32 {
         let payload: Vec<u8> = (0..1000 + i).map(|b| (b * 7 + i) as u8).collect();
-        let s = exchange(&lab, addr, &payload);
+        let s = lab.echo_stream(addr, &payload).expect("echo");
         let o = tcp_info(&s).tcpi_options;
         let want = TCPI_OPT_TIMESTAMPS | TCPI_OPT_SACK | TCPI_OPT_WSCALE;
         assert_eq!(o & want, want, "client options {o:#x}");
         let so = accepted.recv_timeout(Duration::from_secs(5)).unwrap();
         assert_eq!(so & want, want, "server options {so:#x}");
     }
-    let c = stats(&lab);
+    let c = lab.counters();
     // What an admin sees (the README's sample comes from here).
     let status = syncookie_in(&lab.server, &["status", "--iface", &lab.server_if]);
     assert!(status.status.success());
@@ -103,44 +56,14 @@ fn hundred_connections_through_cookies() {
     assert_eq!(c.get(Counter::HandoffFailed), 0);
 }
 
-/// `syncookie rotate` from another process, as an admin would.
-fn rotate(lab: &Lab) {
-    let out = syncookie_in(&lab.server, &["rotate", "--iface", &lab.server_if]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Connects with the handshake's bare ACK dropped, runs `between` (while only the SYN-ACK has
-/// been seen), then sends data: its segment carries the same ACK number and must complete the
-/// handshake. Returns whether the echo came back.
-fn connect_with_lost_ack(lab: &mut Lab, addr: SocketAddr, between: impl FnOnce(&Lab)) -> bool {
-    let before = lab.dropped_acks();
-    lab.drop_next_acks(1, PORT);
-    let _in = lab.client.enter();
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
-    assert_eq!(
-        lab.dropped_acks(),
-        before + 1,
-        "the bare ACK was not dropped"
-    );
-    between(lab);
-    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-    s.write_all(b"first data after a lost ACK").unwrap();
-    let mut back = [0u8; 27];
-    s.read_exact(&mut back).is_ok() && &back == b"first data after a lost ACK"
-}
-
 #[test]
 fn lost_final_ack_still_connects_with_first_data() {
     require_root!();
     let mut lab = Lab::new();
-    let (addr, _acc) = echo_server(&lab);
+    let (addr, _acc) = lab.echo_server_reporting(lab.server_ip.into(), PORT);
     let _d = Daemon::start(&lab.server, &lab.server_if, &["--ports", &PORT.to_string()]);
-    assert!(connect_with_lost_ack(&mut lab, addr, |_| {}));
-    let c = stats(&lab);
+    assert!(lab.connect_with_lost_ack(addr, |_| {}));
+    let c = lab.counters();
     assert_eq!(c.get(Counter::HandoffOk), 1);
     assert_eq!(c.get(Counter::AckValid), 1);
 }
@@ -149,26 +72,26 @@ fn lost_final_ack_still_connects_with_first_data() {
 fn cookie_survives_one_rotation_but_not_two() {
     require_root!();
     let mut lab = Lab::new();
-    let (addr, _acc) = echo_server(&lab);
+    let (addr, _acc) = lab.echo_server_reporting(lab.server_ip.into(), PORT);
     let _d = Daemon::start(&lab.server, &lab.server_if, &["--ports", &PORT.to_string()]);
     assert!(
-        connect_with_lost_ack(&mut lab, addr, rotate),
+        lab.connect_with_lost_ack(addr, Lab::rotate),
         "one rotation must not break a handshake"
     );
-    let c = stats(&lab);
+    let c = lab.counters();
     assert_eq!(
         (c.get(Counter::HandoffOk), c.get(Counter::AckExpired)),
         (1, 0)
     );
 
     assert!(
-        !connect_with_lost_ack(&mut lab, addr, |l| {
-            rotate(l);
-            rotate(l);
+        !lab.connect_with_lost_ack(addr, |l| {
+            l.rotate();
+            l.rotate();
         }),
         "a cookie two rotations old must be refused"
     );
-    let c = stats(&lab);
+    let c = lab.counters();
     assert_eq!(c.get(Counter::HandoffOk), 1);
     // Within the reset budget the kernel gets it (and resets the client at once), beyond it
     // it is dropped as expired.
@@ -184,7 +107,7 @@ fn cookie_survives_one_rotation_but_not_two() {
 fn forged_ack_is_judged_and_counted() {
     require_root!();
     let lab = Lab::new();
-    let (addr, _acc) = echo_server(&lab);
+    let (addr, _acc) = lab.echo_server_reporting(lab.server_ip.into(), PORT);
     let _d = Daemon::start(&lab.server, &lab.server_if, &["--ports", &PORT.to_string()]);
     let SocketAddr::V4(dst) = addr else {
         unreachable!()
@@ -201,14 +124,14 @@ fn forged_ack_is_judged_and_counted() {
     let deadline = std::time::Instant::now() + Duration::from_secs(2);
     // Each is dropped, or (within the reset budget) left to the kernel to reset.
     let judged = |c: &counters::Snapshot| c.get(Counter::AckBadCookie) + c.get(Counter::AckReset);
-    while judged(&stats(&lab)) < forged as u64 && std::time::Instant::now() < deadline {
+    while judged(&lab.counters()) < forged as u64 && std::time::Instant::now() < deadline {
         thread::sleep(Duration::from_millis(20));
     }
-    let c = stats(&lab);
+    let c = lab.counters();
     assert_eq!(judged(&c), forged as u64, "{}", c.table());
     assert_eq!(c.get(Counter::HandoffOk), 0);
     // The shield still serves real clients.
-    exchange(&lab, addr, b"still here");
+    lab.echo_stream(addr, b"still here").expect("echo");
 }
 
 #[test]
@@ -257,16 +180,16 @@ fn run_detaches_and_leaves_no_trace() {
 fn generic_xdp_mode_connects_too() {
     require_root!();
     let lab = Lab::new();
-    let (addr, _acc) = echo_server(&lab);
+    let (addr, _acc) = lab.echo_server_reporting(lab.server_ip.into(), PORT);
     let _d = Daemon::start(
         &lab.server,
         &lab.server_if,
         &["--ports", &PORT.to_string(), "--xdp-mode", "skb"],
     );
     for i in 0..20u8 {
-        exchange(&lab, addr, &[i; 3000]);
+        lab.echo_stream(addr, &[i; 3000]).expect("echo");
     }
-    let c = stats(&lab);
+    let c = lab.counters();
     assert_eq!(c.get(Counter::SynackSent), 20, "{}", c.table());
     assert_eq!(c.get(Counter::HandoffOk), 20, "{}", c.table());
     assert_eq!(lab.kernel_synacks(), 0);
@@ -294,10 +217,10 @@ fn crash_keeps_protection_and_restart_takes_over() {
         }
     }
     let _unpin = Unpin(pins(&lab.server, &lab.server_if));
-    let (addr, _acc) = echo_server(&lab);
+    let (addr, _acc) = lab.echo_server_reporting(lab.server_ip.into(), PORT);
     let ports = ["--ports", "8080"];
     let mut d = Daemon::start(&lab.server, &lab.server_if, &ports);
-    exchange(&lab, addr, b"before the crash");
+    lab.echo_stream(addr, b"before the crash").expect("echo");
     d.kill();
     // Still attached, still answering, same keys: the links and maps are pinned.
     let shown = lab.server.exec(&["ip", "link", "show", &lab.server_if]);
@@ -305,11 +228,12 @@ fn crash_keeps_protection_and_restart_takes_over() {
         shown.contains("prog/xdp"),
         "XDP gone with the daemon: {shown}"
     );
-    exchange(&lab, addr, b"while no daemon runs");
-    assert_eq!(stats(&lab).get(Counter::HandoffOk), 2);
+    lab.echo_stream(addr, b"while no daemon runs")
+        .expect("echo");
+    assert_eq!(lab.counters().get(Counter::HandoffOk), 2);
     // A handshake that spans a restart: SYN-ACK from the old programs, ACK to the new ones.
     let restarted = std::cell::RefCell::new(None);
-    assert!(connect_with_lost_ack(&mut lab, addr, |l| {
+    assert!(lab.connect_with_lost_ack(addr, |l| {
         *restarted.borrow_mut() = Some(Daemon::start(&l.server, &l.server_if, &ports));
     }));
     let status = syncookie(&lab.server, &["status", "--iface", &lab.server_if]);
@@ -317,7 +241,7 @@ fn crash_keeps_protection_and_restart_takes_over() {
         status.contains("keys               epoch 1,"),
         "keys kept: {status}"
     );
-    let c = stats(&lab);
+    let c = lab.counters();
     assert_eq!(
         (c.get(Counter::HandoffOk), c.get(Counter::AckBadCookie)),
         (3, 0)
@@ -334,15 +258,16 @@ fn crash_keeps_protection_and_restart_takes_over() {
 fn restart_after_the_interface_was_recreated_attaches_anew() {
     require_root!();
     let mut lab = Lab::new();
-    let (addr, _acc) = echo_server(&lab);
+    let (addr, _acc) = lab.echo_server_reporting(lab.server_ip.into(), PORT);
     let ports = ["--ports", "8080"];
     let mut d = Daemon::start(&lab.server, &lab.server_if, &ports);
     d.kill();
     // The pinned links now point at an interface that no longer exists.
     lab.recreate_wire();
     let mut d = Daemon::start(&lab.server, &lab.server_if, &ports);
-    exchange(&lab, addr, b"on the new interface");
-    let c = stats(&lab);
+    lab.echo_stream(addr, b"on the new interface")
+        .expect("echo");
+    let c = lab.counters();
     assert_eq!(
         (c.get(Counter::SynackSent), c.get(Counter::HandoffOk)),
         (1, 1),

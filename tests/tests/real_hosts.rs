@@ -12,20 +12,11 @@ use std::{
 
 use syncookie::counters;
 use syncookie_common::stats::Counter;
-use syncookie_tests::{
-    daemon::{Daemon, pins},
-    lab::Lab,
-    packets::send_raw_tcp,
-    require_root,
-};
+use syncookie_tests::{daemon::Daemon, lab::Lab, packets::send_raw_tcp, require_root};
 
 const PORT: u16 = 8080;
 /// IPPROTO_MPTCP (include/uapi/linux/in.h).
 const IPPROTO_MPTCP: i32 = 262;
-
-fn stats(lab: &Lab) -> counters::Snapshot {
-    counters::read(&pins(&lab.server, &lab.server_if), &lab.server_if).expect("counters")
-}
 
 /// A TCP (or MPTCP) stream socket, as std cannot make MPTCP ones.
 fn stream_socket(mptcp: bool) -> OwnedFd {
@@ -100,7 +91,7 @@ fn clients_with_and_without_tx_checksum_offload_get_cookies() {
         for i in 0..20u8 {
             exchange(&lab, addr, false, &[i; 100]);
         }
-        let c = stats(&lab);
+        let c = lab.counters();
         assert_eq!(c.get(Counter::SynackSent), 20, "{}", c.table());
         assert_eq!(c.get(Counter::SynBadChecksum), 0, "{}", c.table());
         assert_eq!(c.get(Counter::AckBadCookie), 0, "{}", c.table());
@@ -123,7 +114,7 @@ fn mptcp_listener_serves_tcp_and_mptcp_clients() {
         exchange(&lab, addr, false, &[i; 100]);
         exchange(&lab, addr, true, &[i; 100]);
     }
-    let c = stats(&lab);
+    let c = lab.counters();
     assert_eq!(c.get(Counter::HandoffFailed), 0, "{}", c.table());
     assert_eq!(c.get(Counter::SynackSent), 0, "{}", c.table());
     // Plain clients' SYNs: left to the kernel for the MPTCP listener (their ACKs then find the
@@ -148,7 +139,7 @@ fn acks_with_the_kernels_own_cookie_reach_the_kernel() {
     for i in 0..5u8 {
         exchange(&lab, addr, true, &[i; 100]);
     }
-    let c = stats(&lab);
+    let c = lab.counters();
     assert_eq!(c.get(Counter::AckKernelCookie), 5, "{}", c.table());
     assert_eq!(c.get(Counter::AckBadCookie), 0, "{}", c.table());
 }
@@ -165,7 +156,7 @@ fn a_tc_program_after_the_shield_still_sees_traffic() {
     for i in 0..5u8 {
         exchange(&lab, addr, false, &[i; 100]);
     }
-    let c = stats(&lab);
+    let c = lab.counters();
     // At least one handoff per connection (a data segment racing its ACK may be handed over too).
     assert!(c.get(Counter::HandoffOk) >= 5, "{}", c.table());
     // Each connection: the data segment, its ACKs and the FIN handshake at least.
@@ -211,10 +202,10 @@ fn bad_acks_are_reset_within_the_budget_and_dropped_beyond() {
     let seconds = start.elapsed().as_secs() + 1;
     let deadline = Instant::now() + Duration::from_secs(3);
     let judged = |c: &counters::Snapshot| c.get(Counter::AckBadCookie) + c.get(Counter::AckReset);
-    while judged(&stats(&lab)) < forged && Instant::now() < deadline {
+    while judged(&lab.counters()) < forged && Instant::now() < deadline {
         thread::sleep(Duration::from_millis(20));
     }
-    let c = stats(&lab);
+    let c = lab.counters();
     assert_eq!(judged(&c), forged, "{}", c.table());
     let reset = c.get(Counter::AckReset);
     let budget = syncookie::policy::DEFAULT_RST_PER_SEC as u64;
@@ -253,7 +244,7 @@ fn vlan_trunk_synacks_keep_the_tags() {
                     .unwrap_or_else(|e| panic!("tags {outer}/{inner}, {addr}: {e}"));
             }
         }
-        let c = stats(&lab);
+        let c = lab.counters();
         let what = format!("tags {outer}/{inner}: {}", c.table());
         assert_eq!(c.get(Counter::SynackSent), 20, "{what}");
         assert!(c.get(Counter::HandoffOk) >= 20, "{what}");
@@ -294,7 +285,7 @@ fn refused_handoff_is_logged_with_its_errno() {
         }
         let out = d.output.lock().unwrap().clone();
         assert_eq!(out.contains(line), logged, "RUST_LOG={rust_log}:\n{out}");
-        let c = stats(&lab);
+        let c = lab.counters();
         assert!(c.get(Counter::HandoffFailed) >= 1, "{}", c.table());
         assert_eq!(c.get(Counter::HandoffOk), 0, "{}", c.table());
     }

@@ -3,12 +3,11 @@
 
 use std::{
     io::{Read, Write},
-    net::{SocketAddr, TcpListener, TcpStream},
+    net::TcpStream,
     thread,
     time::{Duration, Instant},
 };
 
-use syncookie::counters;
 use syncookie_common::stats::Counter;
 use syncookie_tests::{
     daemon::{Daemon, pins, syncookie_in},
@@ -18,37 +17,6 @@ use syncookie_tests::{
 };
 
 const PORT: u16 = 8080;
-
-fn stats(lab: &Lab) -> counters::Snapshot {
-    counters::read(&pins(&lab.server, &lab.server_if), &lab.server_if).expect("counters")
-}
-
-fn echo_server(lab: &Lab) -> SocketAddr {
-    let l = {
-        let _in = lab.server.enter();
-        TcpListener::bind((lab.server_ip, PORT)).expect("bind")
-    };
-    let addr = l.local_addr().unwrap();
-    thread::spawn(move || {
-        for mut s in l.incoming().flatten() {
-            let mut b = [0u8; 16];
-            if let Ok(n) = s.read(&mut b) {
-                let _ = s.write_all(&b[..n]);
-            }
-        }
-    });
-    addr
-}
-
-fn echo(lab: &Lab, addr: SocketAddr) -> bool {
-    let _in = lab.client.enter();
-    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(3)) else {
-        return false;
-    };
-    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-    let mut b = [0u8; 2];
-    s.write_all(b"hi").is_ok() && s.read_exact(&mut b).is_ok()
-}
 
 fn write_config(text: &str) -> std::path::PathBuf {
     let p = std::env::temp_dir().join(format!("{}.toml", unique("cfg")));
@@ -62,7 +30,7 @@ fn write_config(text: &str) -> std::path::PathBuf {
 fn config_file_sets_run_and_a_bad_one_changes_nothing() {
     require_root!();
     let lab = Lab::new();
-    let addr = echo_server(&lab);
+    let addr = lab.echo_server(lab.server_ip.into(), PORT);
     let good = write_config(&format!(
         "ports = [{PORT}]\nmode = \"monitor\"\nreport-secs = 0\n"
     ));
@@ -77,9 +45,9 @@ fn config_file_sets_run_and_a_bad_one_changes_nothing() {
         "always",
         "the flag wins"
     );
-    assert!(echo(&lab, addr));
+    assert!(lab.echo(addr, b"hello").is_ok());
     assert_eq!(
-        stats(&lab).get(Counter::SynackSent),
+        lab.counters().get(Counter::SynackSent),
         1,
         "ports from the file"
     );
@@ -113,8 +81,12 @@ fn config_file_sets_run_and_a_bad_one_changes_nothing() {
         "always",
         "unchanged"
     );
-    assert!(echo(&lab, addr));
-    assert_eq!(stats(&lab).get(Counter::SynackSent), 2, "still protecting");
+    assert!(lab.echo(addr, b"hello").is_ok());
+    assert_eq!(
+        lab.counters().get(Counter::SynackSent),
+        2,
+        "still protecting"
+    );
     std::fs::remove_file(good).unwrap();
 }
 
@@ -124,18 +96,22 @@ fn config_file_sets_run_and_a_bad_one_changes_nothing() {
 fn interface_that_comes_back_is_attached_again() {
     require_root!();
     let mut lab = Lab::new();
-    let addr = echo_server(&lab);
+    let addr = lab.echo_server(lab.server_ip.into(), PORT);
     let d = Daemon::start(&lab.server, &lab.server_if, &["--ports", &PORT.to_string()]);
-    assert!(echo(&lab, addr));
+    assert!(lab.echo(addr, b"hello").is_ok());
     lab.recreate_wire();
     let again = format!("attached to {} again", lab.server_if);
     let deadline = Instant::now() + Duration::from_secs(15);
     while !d.output.lock().unwrap().contains(&again) && Instant::now() < deadline {
         thread::sleep(Duration::from_millis(50));
     }
-    let before = stats(&lab).get(Counter::SynackSent);
-    assert!(echo(&lab, addr), "{}", d.output.lock().unwrap());
-    let c = stats(&lab);
+    let before = lab.counters().get(Counter::SynackSent);
+    assert!(
+        lab.echo(addr, b"hello").is_ok(),
+        "{}",
+        d.output.lock().unwrap()
+    );
+    let c = lab.counters();
     let log = d.output.lock().unwrap().clone();
     assert_eq!(
         c.get(Counter::SynackSent),
@@ -155,7 +131,7 @@ fn interface_that_comes_back_is_attached_again() {
 fn restart_with_on_exit_keep_loses_no_handshake() {
     require_root!();
     let mut lab = Lab::new();
-    let addr = echo_server(&lab);
+    let addr = lab.echo_server(lab.server_ip.into(), PORT);
     let args = ["--ports", "8080", "--on-exit", "keep"];
     let mut d = Daemon::start(&lab.server, &lab.server_if, &args);
     lab.drop_next_acks(1, PORT);

@@ -271,19 +271,8 @@ impl Lab {
         };
         let addr = l.local_addr().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for s in l.incoming() {
-                let Ok(mut s) = s else { break };
-                let _ = tx.send(crate::packets::tcp_info(&s).tcpi_options);
-                std::thread::spawn(move || {
-                    let mut buf = [0u8; 4096];
-                    while let Ok(n) = s.read(&mut buf) {
-                        if n == 0 || s.write_all(&buf[..n]).is_err() {
-                            break;
-                        }
-                    }
-                });
-            }
+        crate::packets::serve_echo(l, move |s| {
+            let _ = tx.send(crate::packets::tcp_info(s).tcpi_options);
         });
         (addr, rx)
     }

@@ -1,7 +1,8 @@
 //! Socket helpers for the netns tests: TCP_INFO, raw IP sends, packet-socket captures.
 
 use std::{
-    net::{IpAddr, SocketAddr, SocketAddrV4, SocketAddrV6, TcpStream},
+    io::{Read, Write},
+    net::{IpAddr, SocketAddr, SocketAddrV4, SocketAddrV6, TcpListener, TcpStream},
     os::fd::{AsRawFd, FromRawFd, OwnedFd},
     time::{Duration, Instant},
 };
@@ -14,6 +15,25 @@ use nix::sys::socket::{
 pub const TCPI_OPT_TIMESTAMPS: u8 = 1;
 pub const TCPI_OPT_SACK: u8 = 2;
 pub const TCPI_OPT_WSCALE: u8 = 4;
+
+/// Echoes what every connection `l` accepts sends, each on a thread of its own, until the
+/// listener fails; `accepted` sees each stream first (to report its TCP_INFO, say).
+pub fn serve_echo(l: TcpListener, accepted: impl Fn(&TcpStream) + Send + 'static) {
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { break };
+            accepted(&s);
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = s.read(&mut buf) {
+                    if n == 0 || s.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+}
 
 pub fn tcp_info(s: &TcpStream) -> libc::tcp_info {
     // SAFETY: getsockopt into a zeroed tcp_info of the size we pass.

@@ -17,6 +17,7 @@ use syncookie_tests::{
     daemon::{Daemon, command_in, pins, syncookie_in},
     lab::Lab,
     netns::{Netns, unique},
+    packets::serve_echo,
     require_root,
 };
 
@@ -29,19 +30,7 @@ fn echo_server(ns: &Netns, ip: Ipv4Addr) -> SocketAddr {
         TcpListener::bind((ip, PORT)).expect("bind")
     };
     let addr = l.local_addr().unwrap();
-    thread::spawn(move || {
-        for s in l.incoming() {
-            let Ok(mut s) = s else { break };
-            thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = s.read(&mut buf) {
-                    if n == 0 || s.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
+    serve_echo(l, |_| {});
     addr
 }
 

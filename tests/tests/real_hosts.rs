@@ -12,7 +12,12 @@ use std::{
 
 use syncookie::counters;
 use syncookie_common::stats::Counter;
-use syncookie_tests::{daemon::Daemon, lab::Lab, packets::send_raw_tcp, require_root};
+use syncookie_tests::{
+    daemon::Daemon,
+    lab::Lab,
+    packets::{send_raw_tcp, serve_echo},
+    require_root,
+};
 
 const PORT: u16 = 8080;
 /// IPPROTO_MPTCP (include/uapi/linux/in.h).
@@ -41,19 +46,7 @@ fn echo_server(lab: &Lab, mptcp: bool) -> SocketAddr {
     .expect("bind");
     nix::sys::socket::listen(&fd, nix::sys::socket::Backlog::new(128).unwrap()).expect("listen");
     let l = TcpListener::from(fd);
-    thread::spawn(move || {
-        for s in l.incoming() {
-            let Ok(mut s) = s else { break };
-            thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = s.read(&mut buf) {
-                    if n == 0 || s.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
+    serve_echo(l, |_| {});
     SocketAddr::V4(addr)
 }
 

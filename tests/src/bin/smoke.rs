@@ -30,7 +30,7 @@ use syncookie_tests::{
     daemon::{Daemon, bin, syncookie_in},
     flood::Flood,
     lab::{Lab, tcx},
-    packets::send_raw_tcp,
+    packets::{send_raw_tcp, serve_echo},
 };
 
 const PORT: u16 = 8080;
@@ -237,19 +237,7 @@ fn echo_server(lab: &Lab, port: u16) -> SocketAddr {
         TcpListener::bind((lab.server_ip, port)).expect("bind the echo server")
     };
     let addr = l.local_addr().unwrap();
-    thread::spawn(move || {
-        for s in l.incoming() {
-            let Ok(mut s) = s else { break };
-            thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = s.read(&mut buf) {
-                    if n == 0 || s.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
+    serve_echo(l, |_| {});
     addr
 }
 

@@ -36,7 +36,7 @@ pub static SC_AUTO: PerCpuArray<AutoState> = PerCpuArray::pinned(1, 0);
 #[map]
 pub static SC_SYNACK_BUDGET: PerCpuArray<Budget> = PerCpuArray::with_max_entries(1, 0);
 #[map]
-pub static SC_PREFIX_BUDGET: LruHashMap<[u32; 4], Budget> =
+pub static SC_PREFIX_BUDGET: LruHashMap<u64, Budget> =
     LruHashMap::with_max_entries(PREFIX_BUDGET_ENTRIES, 0);
 /// The reset budget's state (not pinned: a restart may start a fresh second).
 #[map]
@@ -130,21 +130,21 @@ pub fn take_reset_budget(per_sec: u32) -> bool {
     take(&SC_BUDGET, per_sec)
 }
 
-/// The client's prefix for the SYN-ACK budget: an IPv4 /24 as an IPv4-mapped address
-/// (`::ffff:a.b.c.0`), an IPv6 /48. The two never collide: a /48 ends before the mapped form's
-/// `ffff`.
+/// The client's prefix for the SYN-ACK budget, as one word (a short key hashes faster): an
+/// IPv4 /24 in the low 24 bits, an IPv6 /48 in the low 48 with the top bit set, so the two
+/// never collide.
 #[inline(always)]
-pub fn client_prefix(t: &Tcp) -> [u32; 4] {
+pub fn client_prefix(t: &Tcp) -> u64 {
     if t.is_v6() {
-        [t.saddr[0], t.saddr[1] & 0xffff_0000, 0, 0]
+        1 << 63 | (t.saddr[0] as u64) << 16 | (t.saddr[1] >> 16) as u64
     } else {
-        [0, 0, 0xffff, t.saddr[0] & 0xffff_ff00]
+        (t.saddr[0] >> 8) as u64
     }
 }
 
 /// Takes one SYN-ACK from the budget in all and from `prefix`'s; false when either is spent.
 #[inline(always)]
-pub fn take_synack_budget(cfg: &Config, prefix: [u32; 4]) -> bool {
+pub fn take_synack_budget(cfg: &Config, prefix: u64) -> bool {
     if cfg.synack_per_sec != 0 && !take(&SC_SYNACK_BUDGET, cfg.synack_per_sec) {
         return false;
     }

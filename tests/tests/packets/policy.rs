@@ -114,6 +114,40 @@ fn synack_budget_caps_one_prefix() {
     );
 }
 
+/// IPv6: one client /48 gets at most its budget, whatever its lower bits; another /48 (differing
+/// in bits 32..47 only) is still answered, and an IPv4 client is counted apart.
+#[test]
+fn synack_budget_caps_one_ipv6_prefix() {
+    require_root!();
+    let s = shield(|c| c.synack_per_prefix = 2);
+    s.enable_v6();
+    let (_l, _l6) = (s.listen(), s.listen6());
+    let from = |last: [u8; 2], word2: u8| {
+        let mut seg = linux_syn().v6();
+        let ip6 = seg.ip6.as_mut().expect("IPv6");
+        ip6.src[5] = word2;
+        ip6.src[14..].copy_from_slice(&last);
+        seg
+    };
+    let mut tx = 0;
+    for i in 0..5u8 {
+        // Same /48, lower bits (interface id and subnet) all different.
+        let mut seg = from([i, 1], 0);
+        seg.ip6.as_mut().expect("IPv6").src[7] = i;
+        tx += (s.xdp(&seg.frame()).action == XDP_TX) as u64;
+    }
+    assert!(
+        (2..=4).contains(&tx),
+        "{tx} SYN-ACKs to one /48 with a budget of 2"
+    );
+    assert_action(
+        &s.xdp(&from([0, 1], 9).frame()),
+        XDP_TX,
+        "a SYN from another /48",
+    );
+    assert_action(&s.xdp(&linux_syn().frame()), XDP_TX, "an IPv4 SYN");
+}
+
 /// Bad ACKs: the first ones of a second go to the kernel (which resets them), the rest are
 /// dropped.
 #[test]

@@ -452,24 +452,17 @@ pub struct SynAck {
 impl SynAck {
     /// The TCP options, decoded by etherparse (already checked well-formed by the parser).
     pub fn options(&self) -> Vec<TcpOptionElement> {
-        self.tcp.options_iterator().filter_map(Result::ok).collect()
+        tcp_options(&self.tcp)
     }
 
     /// (TSval, TSecr) of the timestamp option, if any.
     pub fn timestamps(&self) -> Option<(u32, u32)> {
-        self.options().into_iter().find_map(|o| match o {
-            TcpOptionElement::Timestamp(v, e) => Some((v, e)),
-            _ => None,
-        })
+        tcp_timestamps(&self.tcp)
     }
 }
 
-/// Parses `frame` as an IPv4 TCP SYN-ACK (VLAN tags allowed) and checks what any SYN-ACK we send
-/// must satisfy: IPv4 without options and not fragmented, the frame exactly as long as the
-/// datagram, IPv4 header and TCP checksums right, flags SYN|ACK (ECE allowed), no payload,
-/// well-formed options.
-pub fn parse_synack(frame: &[u8]) -> Result<SynAck, String> {
-    let p = PacketHeaders::from_ethernet_slice(frame).map_err(|e| format!("etherparse: {e}"))?;
+/// The Ethernet header and the VLAN tags of a parsed frame (nothing else on the link layer).
+fn link_headers(p: &PacketHeaders) -> Result<(Ethernet2Header, Vec<SingleVlanHeader>), String> {
     let Some(etherparse::LinkHeader::Ethernet2(eth)) = p.link.clone() else {
         return Err("no Ethernet header".into());
     };
@@ -480,6 +473,27 @@ pub fn parse_synack(frame: &[u8]) -> Result<SynAck, String> {
             other => return Err(format!("unexpected link header {other:?}")),
         }
     }
+    Ok((eth, vlan))
+}
+
+fn tcp_options(tcp: &TcpHeader) -> Vec<TcpOptionElement> {
+    tcp.options_iterator().filter_map(Result::ok).collect()
+}
+
+fn tcp_timestamps(tcp: &TcpHeader) -> Option<(u32, u32)> {
+    tcp_options(tcp).into_iter().find_map(|o| match o {
+        TcpOptionElement::Timestamp(v, e) => Some((v, e)),
+        _ => None,
+    })
+}
+
+/// Parses `frame` as an IPv4 TCP SYN-ACK (VLAN tags allowed) and checks what any SYN-ACK we send
+/// must satisfy: IPv4 without options and not fragmented, the frame exactly as long as the
+/// datagram, IPv4 header and TCP checksums right, flags SYN|ACK (ECE allowed), no payload,
+/// well-formed options.
+pub fn parse_synack(frame: &[u8]) -> Result<SynAck, String> {
+    let p = PacketHeaders::from_ethernet_slice(frame).map_err(|e| format!("etherparse: {e}"))?;
+    let (eth, vlan) = link_headers(&p)?;
     let inner_type = vlan.last().map_or(eth.ether_type, |v| v.ether_type);
     if inner_type != EtherType::IPV4 {
         return Err(format!("not IPv4: {inner_type:?}"));
@@ -522,6 +536,15 @@ fn check_tcp(ip: &Ipv4Header, tcp: &TcpHeader, payload: &[u8]) -> Result<(), Str
     if ip.protocol != IpNumber::TCP {
         return Err(format!("IP protocol {:?}", ip.protocol));
     }
+    let want = tcp
+        .calc_checksum_ipv4(ip, payload)
+        .map_err(|e| format!("TCP checksum: {e}"))?;
+    check_synack_tcp(tcp, payload, want)
+}
+
+/// What any SYN-ACK's TCP header must be, either family: flags SYN|ACK (ECE allowed), no
+/// payload, the checksum `want`, well-formed options.
+fn check_synack_tcp(tcp: &TcpHeader, payload: &[u8], want: u16) -> Result<(), String> {
     let flags = (
         tcp.syn, tcp.ack, tcp.fin, tcp.rst, tcp.psh, tcp.urg, tcp.cwr, tcp.ns,
     );
@@ -531,9 +554,6 @@ fn check_tcp(ip: &Ipv4Header, tcp: &TcpHeader, payload: &[u8]) -> Result<(), Str
     if !payload.is_empty() {
         return Err(format!("SYN-ACK with {} bytes of payload", payload.len()));
     }
-    let want = tcp
-        .calc_checksum_ipv4(ip, payload)
-        .map_err(|e| format!("TCP checksum: {e}"))?;
     if tcp.checksum != want {
         return Err(format!(
             "TCP checksum {:#06x}, want {want:#06x}",
@@ -631,14 +651,11 @@ pub struct SynAck6 {
 
 impl SynAck6 {
     pub fn options(&self) -> Vec<TcpOptionElement> {
-        self.tcp.options_iterator().filter_map(Result::ok).collect()
+        tcp_options(&self.tcp)
     }
 
     pub fn timestamps(&self) -> Option<(u32, u32)> {
-        self.options().into_iter().find_map(|o| match o {
-            TcpOptionElement::Timestamp(v, e) => Some((v, e)),
-            _ => None,
-        })
+        tcp_timestamps(&self.tcp)
     }
 }
 
@@ -648,16 +665,7 @@ impl SynAck6 {
 /// (ECE allowed), no payload, well-formed options.
 pub fn parse_synack6(frame: &[u8]) -> Result<SynAck6, String> {
     let p = PacketHeaders::from_ethernet_slice(frame).map_err(|e| format!("etherparse: {e}"))?;
-    let Some(etherparse::LinkHeader::Ethernet2(eth)) = p.link.clone() else {
-        return Err("no Ethernet header".into());
-    };
-    let mut vlan = Vec::new();
-    for ext in &p.link_exts {
-        match ext {
-            LinkExtHeader::Vlan(v) => vlan.push(v.clone()),
-            other => return Err(format!("unexpected link header {other:?}")),
-        }
-    }
+    let (eth, vlan) = link_headers(&p)?;
     let Some(NetHeaders::Ipv6(ip, exts)) = p.net.clone() else {
         return Err(format!("no IPv6 header: {:?}", p.net));
     };
@@ -678,24 +686,11 @@ pub fn parse_synack6(frame: &[u8]) -> Result<SynAck6, String> {
     if ip.next_header != IpNumber::TCP {
         return Err(format!("next header {:?}", ip.next_header));
     }
-    let flags = (
-        tcp.syn, tcp.ack, tcp.fin, tcp.rst, tcp.psh, tcp.urg, tcp.cwr, tcp.ns,
-    );
-    if flags != (true, true, false, false, false, false, false, false) {
-        return Err(format!("TCP flags not SYN|ACK: {tcp:?}"));
-    }
-    if !p.payload.slice().is_empty() {
-        return Err("SYN-ACK with payload".into());
-    }
+    let payload = p.payload.slice();
     let want = tcp
-        .calc_checksum_ipv6(&ip, &[])
+        .calc_checksum_ipv6(&ip, payload)
         .map_err(|e| format!("TCP checksum: {e}"))?;
-    if tcp.checksum != want {
-        return Err(format!(
-            "TCP checksum {:#06x}, want {want:#06x}",
-            tcp.checksum
-        ));
-    }
+    check_synack_tcp(&tcp, payload, want)?;
     // Independently: the pseudo-header (addresses, 32-bit length, next header) and the
     // segment sum to 0xffff.
     let seg = &frame[l3 + 40..];
@@ -708,9 +703,6 @@ pub fn parse_synack6(frame: &[u8]) -> Result<SynAck6, String> {
         return Err(
             "TCP checksum: the RFC 1071 sum over the IPv6 pseudo-header is not 0xffff".into(),
         );
-    }
-    if let Some(Err(e)) = tcp.options_iterator().find(Result::is_err) {
-        return Err(format!("TCP option: {e:?}"));
     }
     Ok(SynAck6 { eth, vlan, ip, tcp })
 }

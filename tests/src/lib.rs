@@ -2,6 +2,7 @@
 //! packets, and the lab eBPF programs. Everything here needs root.
 
 pub mod daemon;
+pub mod endtoend;
 pub mod flood;
 pub mod frames;
 pub mod lab;

@@ -2,21 +2,13 @@
 //! the shield in between (the same checks as tests/netns.rs, over IPv6).
 
 use std::{
-    net::SocketAddr,
     sync::atomic::{AtomicBool, Ordering},
     thread,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
-use syncookie::counters;
 use syncookie_common::stats::Counter;
-use syncookie_tests::{
-    daemon::Daemon,
-    flood::Flood,
-    lab::Lab,
-    packets::{TCPI_OPT_SACK, TCPI_OPT_TIMESTAMPS, TCPI_OPT_WSCALE, send_raw_tcp, tcp_info},
-    require_root,
-};
+use syncookie_tests::{daemon::Daemon, endtoend, flood::Flood, lab::Lab, require_root};
 
 const PORT: u16 = 8080;
 
@@ -32,35 +24,7 @@ fn ipv6_hundred_connections_through_cookies() {
     let lab = Lab::new();
     let (addr, accepted) = lab.echo_server_reporting(lab.server_ip6.into(), PORT);
     let _d = daemon(&lab, &[]);
-    for i in 0..100u32 {
-        let payload: Vec<u8> = (0..1000 + i).map(|b| (b * 7 + i) as u8).collect();
-        let s = lab.echo_stream(addr, &payload).expect("echo");
-        let o = tcp_info(&s).tcpi_options;
-        let want = TCPI_OPT_TIMESTAMPS | TCPI_OPT_SACK | TCPI_OPT_WSCALE;
-        assert_eq!(o & want, want, "client options {o:#x}");
-        let so = accepted.recv_timeout(Duration::from_secs(5)).unwrap();
-        assert_eq!(so & want, want, "server options {so:#x}");
-    }
-    let c = lab.counters();
-    assert_eq!(
-        lab.kernel_synacks(),
-        0,
-        "the server's own stack sent SYN-ACKs"
-    );
-    assert_eq!(c.get(Counter::SynackSent), 100, "{}", c.table());
-    // One per connection, now and then its first data segment too (see netns.rs).
-    assert!(
-        (100..=200).contains(&c.get(Counter::HandoffOk)),
-        "{}",
-        c.table()
-    );
-    assert!(
-        (100..=200).contains(&c.get(Counter::AckValid)),
-        "{}",
-        c.table()
-    );
-    assert_eq!(c.get(Counter::AckBadCookie), 0);
-    assert_eq!(c.get(Counter::HandoffFailed), 0);
+    endtoend::hundred_connections(&lab, addr, &accepted);
 }
 
 #[test]
@@ -111,32 +75,14 @@ fn ipv6_generic_xdp_mode_connects_too() {
     assert_eq!(lab.kernel_synacks(), 0);
 }
 
-/// Forged IPv6 handshake ACKs (random sequence and acknowledgment numbers) to the listener:
-/// each is judged (dropped, or within the reset budget left to the kernel to reset), none is
-/// handed off, and real clients still connect.
+/// Forged IPv6 handshake ACKs: each judged, none handed off, real clients still connect.
 #[test]
 fn ipv6_forged_acks_are_judged_and_counted() {
     require_root!();
     let lab = Lab::new();
     let (addr, _acc) = lab.echo_server_reporting(lab.server_ip6.into(), PORT);
     let _d = daemon(&lab, &[]);
-    let forged = 50u16;
-    {
-        let _in = lab.client.enter();
-        for i in 0..forged {
-            let src = SocketAddr::from((lab.client_ip6, 40000 + i));
-            send_raw_tcp(src, addr, rand::random(), rand::random(), false);
-        }
-    }
-    let judged = |c: &counters::Snapshot| c.get(Counter::AckBadCookie) + c.get(Counter::AckReset);
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while judged(&lab.counters()) < forged as u64 && Instant::now() < deadline {
-        thread::sleep(Duration::from_millis(20));
-    }
-    let c = lab.counters();
-    assert_eq!(judged(&c), forged as u64, "{}", c.table());
-    assert_eq!(c.get(Counter::HandoffOk), 0, "{}", c.table());
-    lab.echo_stream(addr, b"still here").expect("echo");
+    endtoend::forged_acks_are_judged(&lab, lab.client_ip6.into(), addr);
 }
 
 /// A spoofed IPv6 SYN flood (2001:2::/48, random sources, ports and ISNs, at up to 20,000 per

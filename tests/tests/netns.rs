@@ -1,14 +1,12 @@
 //! End to end in network namespaces: real clients, a real server, the shield in between.
 
-use std::{net::SocketAddr, thread, time::Duration};
-
-use syncookie::{counters, pins::PinDir};
+use syncookie::pins::PinDir;
 use syncookie_common::stats::Counter;
 use syncookie_tests::{
     daemon::{Daemon, pins, syncookie_in},
+    endtoend,
     lab::Lab,
     netns::Netns,
-    packets::{TCPI_OPT_SACK, TCPI_OPT_TIMESTAMPS, TCPI_OPT_WSCALE, send_raw_tcp, tcp_info},
     require_root,
 };
 
@@ -20,40 +18,11 @@ fn hundred_connections_through_cookies() {
     let lab = Lab::new();
     let (addr, accepted) = lab.echo_server_reporting(lab.server_ip.into(), PORT);
     let _d = Daemon::start(&lab.server, &lab.server_if, &["--ports", &PORT.to_string()]);
-    for i in 0..100u32 {
-        let payload: Vec<u8> = (0..1000 + i).map(|b| (b * 7 + i) as u8).collect();
-        let s = lab.echo_stream(addr, &payload).expect("echo");
-        let o = tcp_info(&s).tcpi_options;
-        let want = TCPI_OPT_TIMESTAMPS | TCPI_OPT_SACK | TCPI_OPT_WSCALE;
-        assert_eq!(o & want, want, "client options {o:#x}");
-        let so = accepted.recv_timeout(Duration::from_secs(5)).unwrap();
-        assert_eq!(so & want, want, "server options {so:#x}");
-    }
-    let c = lab.counters();
+    endtoend::hundred_connections(&lab, addr, &accepted);
     // What an admin sees (the README's sample comes from here).
     let status = syncookie_in(&lab.server, &["status", "--iface", &lab.server_if]);
     assert!(status.status.success());
     eprintln!("{}", String::from_utf8_lossy(&status.stdout));
-    assert_eq!(
-        lab.kernel_synacks(),
-        0,
-        "the server's own stack sent SYN-ACKs"
-    );
-    assert_eq!(c.get(Counter::SynackSent), 100);
-    // One per connection, and now and then its first data segment too (it can reach TC
-    // before the stack has built the connection from the ACK: list receive).
-    assert!(
-        (100..=200).contains(&c.get(Counter::HandoffOk)),
-        "{}",
-        c.table()
-    );
-    assert!(
-        (100..=200).contains(&c.get(Counter::AckValid)),
-        "{}",
-        c.table()
-    );
-    assert_eq!(c.get(Counter::AckBadCookie), 0);
-    assert_eq!(c.get(Counter::HandoffFailed), 0);
 }
 
 #[test]
@@ -109,29 +78,7 @@ fn forged_ack_is_judged_and_counted() {
     let lab = Lab::new();
     let (addr, _acc) = lab.echo_server_reporting(lab.server_ip.into(), PORT);
     let _d = Daemon::start(&lab.server, &lab.server_if, &["--ports", &PORT.to_string()]);
-    let SocketAddr::V4(dst) = addr else {
-        unreachable!()
-    };
-    let forged = 50;
-    {
-        let _in = lab.client.enter();
-        for i in 0..forged {
-            let src = std::net::SocketAddrV4::new(lab.client_ip, 40000 + i);
-            send_raw_tcp(src, dst, rand::random(), rand::random(), false);
-        }
-    }
-    // Let the frames cross the veth.
-    let deadline = std::time::Instant::now() + Duration::from_secs(2);
-    // Each is dropped, or (within the reset budget) left to the kernel to reset.
-    let judged = |c: &counters::Snapshot| c.get(Counter::AckBadCookie) + c.get(Counter::AckReset);
-    while judged(&lab.counters()) < forged as u64 && std::time::Instant::now() < deadline {
-        thread::sleep(Duration::from_millis(20));
-    }
-    let c = lab.counters();
-    assert_eq!(judged(&c), forged as u64, "{}", c.table());
-    assert_eq!(c.get(Counter::HandoffOk), 0);
-    // The shield still serves real clients.
-    lab.echo_stream(addr, b"still here").expect("echo");
+    endtoend::forged_acks_are_judged(&lab, lab.client_ip.into(), addr);
 }
 
 #[test]

@@ -163,32 +163,6 @@ fn run_case(
     if c.budgets {
         set_budgets(shield, u32::MAX);
     }
-    let r = run_once(c, shield, lab, ifindex, repeat, direct, live);
-    if c.budgets {
-        set_budgets(shield, 0);
-    }
-    r
-}
-
-/// Sets both SYN-ACK budgets of the shield's config to `per_sec` (0: off).
-fn set_budgets(shield: &mut Ebpf, per_sec: u32) {
-    let mut m: Array<&mut MapData, Config> =
-        Array::try_from(shield.map_mut(MAP_CONFIG).unwrap()).unwrap();
-    let mut cfg = m.get(&0, 0).expect("config");
-    cfg.synack_per_sec = per_sec;
-    cfg.synack_per_prefix = per_sec;
-    m.set(0, cfg, 0).expect("config");
-}
-
-fn run_once(
-    c: &Case,
-    shield: &mut Ebpf,
-    lab: &mut Ebpf,
-    ifindex: u32,
-    repeat: u32,
-    direct: bool,
-    live: bool,
-) -> (f64, u32) {
     let r = if c.tc {
         tc(object(c, shield, lab), c.program).test_run(opts(c.frame, None, repeat, false))
     } else {
@@ -200,8 +174,21 @@ fn run_once(
         };
         p.test_run(opts(c.frame, Some(&ctx), repeat, live))
     };
+    if c.budgets {
+        set_budgets(shield, 0);
+    }
     let r = r.unwrap_or_else(|e| panic!("test run of {} ({}): {e}", c.program, c.path));
     (r.duration.as_nanos() as f64, r.return_value)
+}
+
+/// Sets both SYN-ACK budgets of the shield's config to `per_sec` (0: off).
+fn set_budgets(shield: &mut Ebpf, per_sec: u32) {
+    let mut m: Array<&mut MapData, Config> =
+        Array::try_from(shield.map_mut(MAP_CONFIG).unwrap()).unwrap();
+    let mut cfg = m.get(&0, 0).expect("config");
+    cfg.synack_per_sec = per_sec;
+    cfg.synack_per_prefix = per_sec;
+    m.set(0, cfg, 0).expect("config");
 }
 
 /// Verdicts first: a path that does not do what it is named for is not timed.

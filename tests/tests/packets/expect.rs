@@ -87,6 +87,16 @@ pub(crate) struct Want {
     pub(crate) wscale: bool,
 }
 
+/// The SYN-ACK a Linux SYN ([`linux_syn`]: SACK, timestamps, window scale) must get.
+pub(crate) fn linux_want() -> Want {
+    Want {
+        ece: false,
+        sack: true,
+        tsecr: Some(CLIENT_TSVAL),
+        wscale: true,
+    }
+}
+
 /// The option bytes, in the order the kernel writes them (tcp_options_write): MSS, then
 /// SACK-permitted + timestamps, NOP NOP + timestamps or NOP NOP + SACK-permitted, then NOP WS.
 pub(crate) fn expected_options(w: &Want, our_tsval: u32) -> Vec<u8> {

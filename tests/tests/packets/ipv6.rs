@@ -18,7 +18,7 @@ use syncookie_tests::{
 
 use crate::{
     CLIENT_ISN, CLIENT_PORT, CLIENT_TSVAL, CLIENT_WSCALE, CONFIG, KEY1, XDP_DROP, XDP_PASS, XDP_TX,
-    expect::{Want, expected_options_mss, handshake_ack, key, linux_syn, monotonic_ms},
+    expect::{Want, expected_options_mss, handshake_ack, key, linux_syn, linux_want, monotonic_ms},
     harness::{Shield, assert_action, assert_untouched, ne_u32},
 };
 
@@ -119,15 +119,6 @@ fn assert_synack6_to(s: &Shield, syn: &Segment, input: &[u8], c: Cookie, want: &
     );
     assert_eq!(run.frame, expected, "the IPv6 SYN-ACK, byte for byte");
     r
-}
-
-fn linux_want() -> Want {
-    Want {
-        ece: false,
-        sack: true,
-        tsecr: Some(CLIENT_TSVAL),
-        wscale: true,
-    }
 }
 
 /// A sender with TX checksum offload leaves the IPv6 pseudo-header sum in the field

@@ -7,8 +7,10 @@ use syncookie_common::stats::Counter;
 use syncookie_tests::{frames::Segment, require_root};
 
 use crate::{
-    CLIENT_PORT, CLIENT_TSVAL, KEY1, PORT, XDP_DROP, XDP_PASS,
-    expect::{Want, assert_synack_for, cookie_for, handshake_ack, key, linux_attrs, linux_syn},
+    CLIENT_PORT, KEY1, PORT, XDP_DROP, XDP_PASS,
+    expect::{
+        assert_synack_for, cookie_for, handshake_ack, key, linux_attrs, linux_syn, linux_want,
+    },
     harness::{Shield, assert_action, assert_untouched},
 };
 
@@ -20,15 +22,6 @@ const OTHER_MACS: [[u8; 6]; 3] = [
     [0xff; 6],
     [0x01, 0x00, 0x5e, 0x00, 0x00, 0x01],
 ];
-
-fn linux_answer() -> Want {
-    Want {
-        ece: false,
-        sack: true,
-        tsecr: Some(CLIENT_TSVAL),
-        wscale: true,
-    }
-}
 
 #[test]
 fn syn_to_a_destination_that_is_not_local_passes_untouched() {
@@ -118,7 +111,7 @@ fn syn_to_any_local_address_is_answered() {
     let mut syn = linux_syn();
     syn.dst = [127, 0, 0, 5];
     let c = cookie_for(&KEY1, &syn, linux_attrs(), true);
-    assert_synack_for(&s, &syn, c, &linux_answer());
+    assert_synack_for(&s, &syn, c, &linux_want());
     s.assert_counters(
         &[(Counter::SynSeen, 1), (Counter::SynackSent, 1)],
         "a SYN to 127.0.0.5",
@@ -130,7 +123,7 @@ fn syn_to_any_local_address_is_answered() {
     let mut syn = linux_syn();
     syn.dst = [192, 0, 2, 77];
     let c = cookie_for(&KEY1, &syn, linux_attrs(), true);
-    assert_synack_for(&s, &syn, c, &linux_answer());
+    assert_synack_for(&s, &syn, c, &linux_want());
     s.assert_counters(
         &[(Counter::SynSeen, 2), (Counter::SynackSent, 2)],
         "a SYN to an AnyIP address",

@@ -197,6 +197,8 @@ impl Flood {
         // amortize the syscall, small enough to keep to the rate and the time bound.
         let batch = 64u32;
         let start = Instant::now();
+        // What the program counted as sent: right even when a signal cuts a run short.
+        let base = self.frames_sent();
         let mut sent = 0u64;
         while sent < count && start.elapsed() < max && !stop.load(Ordering::Relaxed) {
             let n = (count - sent).min(chunk) as u32;
@@ -207,9 +209,14 @@ impl Flood {
                 attrs: TestRunAttrs::new().xdp_live_frames(batch),
                 ..TestRunOptions::new()
             };
-            p.test_run(opts).expect("live-frames test run");
-            sent += n as u64;
-            progress.fetch_add(n as u64, Ordering::Relaxed);
+            if let Err(e) = p.test_run(opts)
+                && !crate::interrupted(&e)
+            {
+                panic!("live-frames test run: {e}");
+            }
+            let now = self.frames_sent() - base;
+            progress.fetch_add(now - sent, Ordering::Relaxed);
+            sent = now;
             if rate > 0 {
                 let due = Duration::from_secs_f64(sent as f64 / rate as f64);
                 if let Some(wait) = due.checked_sub(start.elapsed()) {

@@ -24,6 +24,14 @@ pub fn lab_counter(ebpf: &aya::Ebpf, c: syncookie_common::lab::LabCounter) -> u6
     a.get(&(c as u32), 0).map_or(0, |v| v.iter().sum())
 }
 
+/// Whether a BPF_PROG_TEST_RUN failed only because a signal interrupted a long run (EINTR):
+/// the repetitions made until then did run and their map updates stay, so the caller counts
+/// them from its own counters and runs the rest.
+pub fn interrupted(e: &aya::programs::ProgramError) -> bool {
+    matches!(e, aya::programs::ProgramError::SyscallError(s)
+        if s.io_error.kind() == std::io::ErrorKind::Interrupted)
+}
+
 /// Fails the test, with the reason, when not root: these tests need CAP_NET_ADMIN and CAP_BPF,
 /// and a run without them must not pass having tested nothing.
 #[macro_export]

@@ -1,49 +1,63 @@
-//! `cargo xtask setup`: the nightly rust-src component, bpf-linker 0.10.0, the Debian
-//! packages the tests use and the apt source of Debian's 6.12 kernels, each only when missing;
-//! then checks the kernel.
+//! `cargo xtask setup`: the nightly rust-src component, bpf-linker 0.10.0 and the Debian packages
+//! the tests and the demo use, each only when missing; then checks the kernel. The kernel
+//! matrix's packages (qemu, busybox, the backports source of Debian's 6.12 kernels) are
+//! installed by `test-kernels` itself (`matrix_packages`), so a machine that only builds and
+//! tests never installs them.
+//!
+//! Every apt install is simulated first (`apt-get install -s`) against the packages the machine
+//! already has: the image ships qemu-utils from bookworm-backports, beside which bookworm's own
+//! qemu-system-x86 cannot be installed (apt would remove qemu-utils or refuse). An install that
+//! would remove a package is tried again from the distribution's backports, and refused with the
+//! command that fixes it when neither resolves.
 
 use std::process::Command;
 
 use anyhow::{Context, bail};
 
-use crate::exec::{exec, output};
+use crate::exec::{exec, output, show};
 
 /// bpf-linker 0.10.0 links with rustc's own LLVM; newer ones need a system LLVM 21+.
 const BPF_LINKER: &str = "0.10.0";
-/// Commands the tests and the demo run, and the Debian package of each.
+/// Commands `cargo xtask test`, `demo` and `bench` run, and the Debian package of each.
 const PACKAGES: &[(&str, &str)] = &[
     ("ip", "iproute2"),
+    ("tc", "iproute2"),
     ("ethtool", "ethtool"),
     ("nsenter", "util-linux"),
-    ("tcpdump", "tcpdump"),
-    // The bench's netfilter SYNPROXY scenario.
+    ("sysctl", "procps"),
+    // Firewall tests (conntrack rulesets) and the bench's netfilter SYNPROXY scenario.
     ("nft", "nftables"),
-    // test-kernels: boots Debian's kernels (TCG) with an initramfs made of busybox, the host's
-    // tools and our binaries; depmod writes the modules.dep the kernel packages leave out.
+];
+/// `test-kernels`: boots Debian's kernels (TCG) with an initramfs made of busybox, the host's
+/// tools and our binaries; depmod writes the modules.dep the kernel packages leave out.
+const MATRIX_PACKAGES: &[(&str, &str)] = &[
     ("qemu-system-x86_64", "qemu-system-x86"),
     ("busybox", "busybox-static"),
     ("cpio", "cpio"),
     ("depmod", "kmod"),
     ("strip", "binutils"),
     ("xz", "xz-utils"),
+    ("dpkg-deb", "dpkg"),
+    ("apt-cache", "apt"),
 ];
-/// Debian 12's backports carry the 6.12 LTS kernels (as does bookworm-security, where present).
-const BACKPORTS: &str = "/etc/apt/sources.list.d/bookworm-backports.sources";
-const BACKPORTS_SOURCE: &str = "\
-Types: deb
-URIs: http://deb.debian.org/debian
-Suites: bookworm-backports
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-";
 const MIN_KERNEL: (u32, u32) = (6, 9);
 
 pub fn run() -> anyhow::Result<()> {
     nightly_components()?;
     bpf_linker()?;
-    let new_source = backports()?;
-    packages(new_source)?;
+    let mut apt = Apt::default();
+    apt.ensure(PACKAGES)?;
     kernel()
+}
+
+/// What `test-kernels` needs beyond `run`: the backports source (Debian 12's 6.12 kernels) and
+/// the matrix's packages.
+pub fn matrix_packages() -> anyhow::Result<()> {
+    let mut apt = Apt::default();
+    if backports()? {
+        apt.update()?;
+    }
+    apt.ensure(MATRIX_PACKAGES)
 }
 
 fn nightly_components() -> anyhow::Result<()> {
@@ -77,13 +91,133 @@ fn bpf_linker() -> anyhow::Result<()> {
     ]))
 }
 
-/// Adds the bookworm-backports source on Debian 12 unless some apt source names it already;
-/// returns whether it did (the package lists must then be updated).
-fn backports() -> anyhow::Result<bool> {
-    let release = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
-    if !release.lines().any(|l| l == "VERSION_CODENAME=bookworm") {
-        return Ok(false);
+/// The distribution's codename (`bookworm`), from /etc/os-release.
+fn codename() -> Option<String> {
+    let release = std::fs::read_to_string("/etc/os-release").ok()?;
+    release
+        .lines()
+        .find_map(|l| l.strip_prefix("VERSION_CODENAME="))
+        .map(|s| s.trim_matches('"').to_string())
+        .filter(|s| !s.is_empty())
+}
+
+/// apt, its lists updated at most once per run and only when something is missing or a
+/// source was added.
+#[derive(Default)]
+struct Apt {
+    updated: bool,
+}
+
+impl Apt {
+    /// Installs the package of every command in `wanted` that is not on PATH.
+    fn ensure(&mut self, wanted: &[(&str, &str)]) -> anyhow::Result<()> {
+        let mut missing: Vec<&str> = wanted
+            .iter()
+            .filter(|(cmd, _)| !on_path(cmd))
+            .map(|(_, pkg)| *pkg)
+            .collect();
+        missing.dedup();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        if euid() != 0 {
+            bail!(
+                "missing commands from the packages {missing:?}: as root, run `apt-get install {}` \
+                 (or `cargo xtask setup`)",
+                missing.join(" ")
+            );
+        }
+        self.update()?;
+        // Each package on its own: one that needs backports must not pull the others there.
+        for pkg in missing {
+            self.install(pkg)?;
+        }
+        Ok(())
     }
+
+    fn update(&mut self) -> anyhow::Result<()> {
+        if !self.updated {
+            exec(Command::new("apt-get").args(["update", "-q"]))?;
+            self.updated = true;
+        }
+        Ok(())
+    }
+
+    /// Installs `pkg` from the first suite whose simulated install removes nothing: the
+    /// distribution's default, then its backports (when a source names them).
+    fn install(&mut self, pkg: &str) -> anyhow::Result<()> {
+        let mut suites = vec![None];
+        if let Some(c) = codename().filter(|_| backports_named()) {
+            suites.push(Some(format!("{c}-backports")));
+        }
+        let mut why = String::new();
+        for suite in &suites {
+            let mut sim = apt_install(pkg, suite.as_deref());
+            sim.arg("-s");
+            let out = sim
+                .output()
+                .with_context(|| format!("cannot run `{}`", show(&sim)))?;
+            let text = String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr);
+            let removes: Vec<&str> = text.lines().filter(|l| l.starts_with("Remv ")).collect();
+            if out.status.success() && removes.is_empty() {
+                eprintln!(
+                    "xtask: installing {pkg}{}",
+                    suite
+                        .as_deref()
+                        .map(|s| format!(" from {s}"))
+                        .unwrap_or_default()
+                );
+                return exec(&mut apt_install(pkg, suite.as_deref()));
+            }
+            let cause = if removes.is_empty() {
+                text.lines()
+                    .filter(|l| {
+                        l.starts_with("E:") || l.contains("Breaks") || l.contains("Depends")
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            } else {
+                format!("it would remove {}", removes.join(", "))
+            };
+            why.push_str(&format!("\n  `{}`: {cause}", show(&sim)));
+        }
+        bail!(
+            "cannot install {pkg} beside the packages this machine has:{why}\n\
+             install it by hand from the suite of the conflicting package \
+             (`apt-cache policy {pkg}` lists them; e.g. `apt-get install -t <suite> {pkg}`)"
+        )
+    }
+}
+
+fn apt_install(pkg: &str, suite: Option<&str>) -> Command {
+    let mut c = Command::new("apt-get");
+    c.args(["install", "-y", "-q", "--no-install-recommends"])
+        .env("DEBIAN_FRONTEND", "noninteractive");
+    if let Some(s) = suite {
+        c.args(["-t", s]);
+    }
+    c.arg(pkg);
+    c
+}
+
+fn on_path(cmd: &str) -> bool {
+    output(Command::new("sh").args(["-c", &format!("command -v {cmd}")])).is_some()
+}
+
+/// Debian 12's backports carry the 6.12 LTS kernels (as does bookworm-security, where present).
+const BACKPORTS: &str = "/etc/apt/sources.list.d/bookworm-backports.sources";
+const BACKPORTS_SOURCE: &str = "\
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+";
+
+/// Whether an apt source (not commented out) names the distribution's backports.
+fn backports_named() -> bool {
+    let Some(c) = codename() else { return false };
     let mut sources = vec![std::path::PathBuf::from("/etc/apt/sources.list")];
     if let Ok(dir) = std::fs::read_dir("/etc/apt/sources.list.d") {
         // apt reads only these; `x.list.disabled` and the like are not sources.
@@ -93,16 +227,22 @@ fn backports() -> anyhow::Result<bool> {
                 .filter(|p| p.extension().is_some_and(|x| x == "list" || x == "sources")),
         );
     }
-    let named = sources.iter().any(|p| {
+    let want = format!("{c}-backports");
+    sources.iter().any(|p| {
         std::fs::read_to_string(p).is_ok_and(|s| {
             s.lines()
-                .any(|l| !l.trim_start().starts_with('#') && l.contains("bookworm-backports"))
+                .any(|l| !l.trim_start().starts_with('#') && l.contains(&want))
         })
-    });
-    if named {
+    })
+}
+
+/// Adds the bookworm-backports source on Debian 12 unless some apt source names it already;
+/// returns whether it did (the package lists must then be updated).
+fn backports() -> anyhow::Result<bool> {
+    if codename().as_deref() != Some("bookworm") || backports_named() {
         return Ok(false);
     }
-    if unsafe_euid() != 0 {
+    if euid() != 0 {
         bail!(
             "the apt source bookworm-backports is missing: as root, write {BACKPORTS}:\n{BACKPORTS_SOURCE}"
         );
@@ -112,36 +252,7 @@ fn backports() -> anyhow::Result<bool> {
     Ok(true)
 }
 
-fn packages(update: bool) -> anyhow::Result<()> {
-    let missing: Vec<&str> = PACKAGES
-        .iter()
-        .filter(|(cmd, _)| {
-            output(Command::new("sh").args(["-c", &format!("command -v {cmd}")])).is_none()
-        })
-        .map(|(_, pkg)| *pkg)
-        .collect();
-    if missing.is_empty() {
-        if update {
-            exec(Command::new("apt-get").args(["update", "-q"]))?;
-        }
-        return Ok(());
-    }
-    if unsafe_euid() != 0 {
-        bail!(
-            "missing commands from {missing:?}: install them (apt-get install {})",
-            missing.join(" ")
-        );
-    }
-    exec(Command::new("apt-get").args(["update", "-q"]))?;
-    exec(
-        Command::new("apt-get")
-            .args(["install", "-y", "-q", "--no-install-recommends"])
-            .args(&missing)
-            .env("DEBIAN_FRONTEND", "noninteractive"),
-    )
-}
-
-fn unsafe_euid() -> u32 {
+fn euid() -> u32 {
     output(Command::new("id").arg("-u"))
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(u32::MAX)

@@ -36,6 +36,7 @@ fn target_dir() -> PathBuf {
 
 pub fn run(o: Options) -> anyhow::Result<()> {
     let started = Instant::now();
+    crate::setup::matrix_packages()?;
     // The binaries `cargo xtask test` builds too: after it, nothing is rebuilt.
     exec(
         cargo()

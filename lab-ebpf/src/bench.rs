@@ -258,20 +258,21 @@ fn syn_steps<const CSUM: bool, const LOOKUP: bool, const ANSWER: bool, const MAC
         return xdp_action::XDP_DROP;
     }
     let epoch = LabKeys.current_epoch();
-    let slot = cookie::slot_of_epoch(epoch);
-    let Some(key) = LabKeys.key(slot) else {
+    let Some(key) = LabKeys.key(cookie::slot_of_epoch(epoch)) else {
         return xdp_action::XDP_PASS;
     };
     let flow = t.flow();
     let a = SynAttrs {
-        mss_idx: 3,
+        mss: o.mss.max(1460),
         wscale: o.wscale.unwrap_or(WSCALE_NONE),
         sack: o.sack_perm,
         ecn: false,
     };
-    let c = cookie::encode(&key, slot, &flow, t.seq, &a, o.ts.is_some());
+    let Some(c) = cookie::encode(&key, &flow, t.seq, &a, o.ts.is_some()) else {
+        return xdp_action::XDP_PASS;
+    };
     // Keep the MAC (the optimizer would drop an unused one): through an opaque value.
-    if parse::opaque(c.isn as usize ^ c.ts_bits as usize) == 0 {
+    if parse::opaque(c.isn as usize ^ c.ts_word as usize) == 0 {
         return xdp_action::XDP_PASS;
     }
     xdp_action::XDP_DROP

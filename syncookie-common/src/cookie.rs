@@ -1,36 +1,64 @@
-//! The SYN cookie: a keyed MAC of the connection, carried in our ISN (and, with timestamps, in the
-//! low byte of our TSval), that lets the ACK prove a SYN-ACK was sent without any state kept.
+//! The SYN cookie: a keyed MAC of the connection, carried in our ISN (and, with timestamps, in
+//! our TSval), that lets the ACK prove a SYN-ACK was sent without any state kept.
 //!
 //! Layout of the 32-bit ISN we send (`ack - 1` in the client's ACK):
 //!
 //! ```text
-//!  31                      9   8   7 6   5     4    3  0
-//! +-------------------------+----+-----+-----+------+------+
-//! | MAC bits 0..22 (23 bits) |slot| mss | ECN | SACK |wscale|   wscale 0xf = client sent none
-//! +-------------------------+----+-----+-----+------+------+
+//! without timestamps:
+//!  31                        9 8     6   5     4    3      0
+//! +---------------------------+-------+-----+------+--------+
+//! | MAC bits 0..22 (23 bits)  |  mss  | ECN | SACK | wscale |   wscale 0xf = client sent none
+//! +---------------------------+-------+-----+------+--------+   mss: index into MSS_TABLE_V4/V6
+//! with timestamps:
+//!  31                              6   5     4    3      0
+//! +---------------------------------+-----+------+--------+
+//! | MAC bits 0..25 (26 bits)        | ECN | SACK | wscale |
+//! +---------------------------------+-----+------+--------+
+//! and our TSval:
+//!  31                     16 15        8 7              0
+//! +-------------------------+-----------+----------------+
+//! | client's MSS ^ MAC 34..49| clock     | MAC bits 26..33 |
+//! +-------------------------+-----------+----------------+
 //! ```
 //!
-//! With timestamps, our TSval is a ~1 ms clock ([`ts_clock`]) whose low 8 bits are MAC bits
-//! 23..30, so the ACK's TSecr adds 8 bits of check (31 in all). The MAC is SipHash-2-4, keyed by
-//! the key in the cookie's slot, over the addresses, ports, the client's ISN, the key's epoch, the
-//! 9 attribute bits and whether timestamps were used: an attacker can change none of them without
-//! a new MAC.
-//! The options ride in the ISN, not in the TSval as the kernel's cookies do, so clients without
-//! timestamps keep window scaling and SACK.
+//! The MAC is SipHash-2-4, keyed by the key of the current or the previous epoch (the ACK's
+//! check tries both: no bit names the key), over the addresses, ports, the client's ISN, the
+//! key's epoch, the attribute bits and whether timestamps were used. Options ride in the ISN,
+//! not in the TSval as the kernel's cookies do, so clients without timestamps keep window
+//! scaling and SACK.
+//!
+//! The MSS: with timestamps the socket gets the client's MSS exactly, as on the kernel's normal
+//! path (16 bits in the TSval, masked by keyed bits so the TSval looks like any other). The MSS
+//! is outside the MAC: it is the client's own choice, so a client that alters it in its echo
+//! gains nothing it could not ask for in its SYN, and a blind forger still has 34 MAC bits to
+//! guess. Without timestamps it is the largest entry of an 8-entry table not above the
+//! client's (a superset of the kernel's 4-entry tables, so never less than its cookies give,
+//! and never more than the client accepts); a client whose MSS is below the smallest entry
+//! gets no cookie: the kernel answers it (exactly, or with its own cookie under a flood).
+//!
+//! Forgery odds for a blind attacker: 2^-23 per ACK without timestamps, 2^-34 with them (the
+//! kernel's own cookies: about 2^-29).
 
 use crate::{maps::Key, siphash::siphash24_words};
 
-/// The kernel's MSS tables for cookies (`msstab` in net/ipv4/syncookies.c, net/ipv6/syncookies.c).
-pub const MSS_TABLE_V4: [u16; 4] = [536, 1300, 1440, 1460];
-pub const MSS_TABLE_V6: [u16; 4] = [1220, 1420, 1440, 8940];
+/// MSS values a cookie without timestamps can name: the kernel's cookie tables (`msstab` in
+/// net/ipv4/syncookies.c and net/ipv6/syncookies.c) with the common tunnel, PPPoE and jumbo
+/// sizes in between.
+pub const MSS_TABLE_V4: [u16; 8] = [536, 1300, 1360, 1400, 1440, 1452, 1460, 8960];
+pub const MSS_TABLE_V6: [u16; 8] = [1220, 1280, 1360, 1380, 1420, 1432, 1440, 8940];
 /// Window-scale field value meaning "the client sent no window-scale option".
 pub const WSCALE_NONE: u8 = 0xf;
 /// RFC 7323: shift counts above 14 are treated as 14.
 pub const MAX_WSCALE: u8 = 14;
 
-const ATTR_BITS: u32 = 9;
+/// ECN, SACK and window scale: the low 6 bits of every cookie.
+const OPT_BITS: u32 = 6;
+const OPT_MASK: u32 = (1 << OPT_BITS) - 1;
+/// Without timestamps: the options and the 3-bit MSS index.
+const ATTR_BITS: u32 = OPT_BITS + 3;
 const ATTR_MASK: u32 = (1 << ATTR_BITS) - 1;
-const MAC_ISN_MASK: u64 = (1 << 23) - 1;
+const MAC_ISN_BITS: u32 = 32 - ATTR_BITS;
+const MAC_ISN_BITS_TS: u32 = 32 - OPT_BITS;
 
 /// A connection as the server sees it: `saddr`/`sport` are the client's. Addresses are the
 /// big-endian words of the IP address (IPv4 in `[0]`, the rest zero).
@@ -69,35 +97,41 @@ impl Flow {
 /// What the client's SYN offered, as far as the cookie keeps it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct SynAttrs {
-    /// Index into the MSS table of the address family.
-    pub mss_idx: u8,
+    /// The MSS the socket gets: the client's (or the family's default when it sent none);
+    /// without timestamps, rounded down to [`MSS_TABLE_V4`]/[`MSS_TABLE_V6`].
+    pub mss: u16,
     /// The client's window-scale shift, or [`WSCALE_NONE`].
     pub wscale: u8,
     pub sack: bool,
     pub ecn: bool,
 }
 
-impl SynAttrs {
-    /// The MSS the kernel should use towards the client.
-    #[inline(always)]
-    pub const fn mss(&self, v6: bool) -> u16 {
-        let t = if v6 { &MSS_TABLE_V6 } else { &MSS_TABLE_V4 };
-        t[(self.mss_idx & 3) as usize]
-    }
+#[inline(always)]
+const fn mss_table(v6: bool) -> &'static [u16; 8] {
+    if v6 { &MSS_TABLE_V6 } else { &MSS_TABLE_V4 }
 }
 
-/// The largest table entry not above `mss` (the smaller of the client's and our own).
+/// The index of the largest table entry not above `mss`; `None` below the smallest.
 #[inline(always)]
-pub const fn mss_index(v6: bool, mss: u16) -> u8 {
-    let t = if v6 { &MSS_TABLE_V6 } else { &MSS_TABLE_V4 };
-    if mss >= t[3] {
-        3
-    } else if mss >= t[2] {
-        2
-    } else if mss >= t[1] {
-        1
-    } else {
-        0
+pub const fn mss_index(v6: bool, mss: u16) -> Option<u8> {
+    let t = mss_table(v6);
+    let mut i = 8;
+    while i > 0 {
+        i -= 1;
+        if mss >= t[i] {
+            return Some(i as u8);
+        }
+    }
+    None
+}
+
+/// The MSS a cookie without timestamps gives for a client's `mss`; `None`: no cookie can (the
+/// kernel must answer).
+#[inline(always)]
+pub const fn mss_rounded(v6: bool, mss: u16) -> Option<u16> {
+    match mss_index(v6, mss) {
+        Some(i) => Some(mss_table(v6)[i as usize]),
+        None => None,
     }
 }
 
@@ -111,30 +145,10 @@ pub const fn wscale_field(client_wscale: Option<u8>) -> u8 {
     }
 }
 
-/// The low 9 bits of the cookie: key slot and the SYN's options.
+/// The low 6 bits of every cookie: the SYN's options.
 #[inline(always)]
-pub const fn pack_attrs(slot: u32, a: &SynAttrs) -> u32 {
-    ((slot & 1) << 8)
-        | (((a.mss_idx & 3) as u32) << 6)
-        | ((a.ecn as u32) << 5)
-        | ((a.sack as u32) << 4)
-        | (a.wscale & 0xf) as u32
-}
-
-/// The key slot a cookie names.
-#[inline(always)]
-pub const fn cookie_slot(cookie: u32) -> u32 {
-    (cookie >> 8) & 1
-}
-
-#[inline(always)]
-pub const fn unpack_attrs(cookie: u32) -> SynAttrs {
-    SynAttrs {
-        mss_idx: ((cookie >> 6) & 3) as u8,
-        ecn: (cookie >> 5) & 1 == 1,
-        sack: (cookie >> 4) & 1 == 1,
-        wscale: (cookie & 0xf) as u8,
-    }
+const fn pack_opts(a: &SynAttrs) -> u32 {
+    ((a.ecn as u32) << 5) | ((a.sack as u32) << 4) | (a.wscale & 0xf) as u32
 }
 
 /// The 64-bit MAC over the connection, the key's epoch and the cookie's attribute bits.
@@ -166,52 +180,55 @@ pub fn mac(key: &Key, flow: &Flow, client_isn: u32, attrs: u32, ts: bool) -> u64
     }
 }
 
-/// What a SYN-ACK carries: the ISN, the 8 bits for the low byte of TSval, and the
-/// connection's TSval offset.
+/// What a SYN-ACK carries: the ISN and, with timestamps, the TSval less its clock byte.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Cookie {
     pub isn: u32,
-    pub ts_bits: u8,
-    /// Added to the clock in our TSval so that it does not tell the host's uptime (as the
-    /// kernel's `secure_tcp_ts_off()`): keyed and per connection, from MAC bits 32..63, which
-    /// nothing else uses. Nothing checks it: the ACK's TSecr is checked by its low byte only.
-    pub ts_off: u32,
+    /// The TSval's MSS half and MAC byte (zero without timestamps).
+    pub ts_word: u32,
+    /// Added to the clock byte of our TSval (keyed, per connection).
+    pub ts_off: u8,
 }
 
-/// The cookie for a SYN. `ts` says whether the SYN-ACK will carry timestamps.
+/// The cookie for a SYN, or `None` when the MSS cannot be kept (no timestamps and an MSS below
+/// the table's smallest entry). `ts` says whether the SYN-ACK will carry timestamps; `a.mss`
+/// is the client's MSS.
 #[inline(always)]
-pub fn encode(
-    key: &Key,
-    slot: u32,
-    flow: &Flow,
-    client_isn: u32,
-    a: &SynAttrs,
-    ts: bool,
-) -> Cookie {
-    let attrs = pack_attrs(slot, a);
-    let m = mac(key, flow, client_isn, attrs, ts);
-    Cookie {
-        isn: (((m & MAC_ISN_MASK) as u32) << ATTR_BITS) | attrs,
-        ts_bits: (m >> 23) as u8,
-        ts_off: (m >> 32) as u32,
+pub fn encode(key: &Key, flow: &Flow, client_isn: u32, a: &SynAttrs, ts: bool) -> Option<Cookie> {
+    let opts = pack_opts(a);
+    if ts {
+        let m = mac(key, flow, client_isn, opts, true);
+        let pad = (m >> 34) as u16;
+        return Some(Cookie {
+            isn: (((m as u32) & ((1 << MAC_ISN_BITS_TS) - 1)) << OPT_BITS) | opts,
+            ts_word: (((a.mss ^ pad) as u32) << 16) | ((m >> 26) as u8) as u32,
+            ts_off: (m >> 50) as u8,
+        });
     }
+    let attrs = ((mss_index(flow.v6, a.mss)? as u32) << OPT_BITS) | opts;
+    let m = mac(key, flow, client_isn, attrs, false);
+    Some(Cookie {
+        isn: (((m as u32) & ((1 << MAC_ISN_BITS) - 1)) << ATTR_BITS) | attrs,
+        ts_word: 0,
+        ts_off: 0,
+    })
 }
 
-/// The clock our TSval runs on: CLOCK_MONOTONIC_COARSE (`bpf_ktime_get_coarse_ns`, no clock
-/// read) in units of 2^20 ns (1.05 ms, inside RFC 7323's 1 ms - 1 s), a shift rather than a
-/// division. After the handoff the kernel continues from the value we sent, at its own rate.
+/// The clock in our TSval: CLOCK_MONOTONIC_COARSE (`bpf_ktime_get_coarse_ns`, no clock read) in
+/// units of 2^20 ns (1.05 ms), a shift rather than a division. After the handoff the kernel
+/// continues from the value we sent, at its own rate.
 #[inline(always)]
 pub const fn ts_clock(coarse_ns: u64) -> u32 {
     (coarse_ns >> 20) as u32
 }
 
-/// Our TSval: the [`ts_clock`] plus the connection's offset, its low byte replaced by MAC bits.
+/// Our TSval: the cookie's word with the connection's clock byte.
 #[inline(always)]
-pub const fn tsval(now_ms: u32, c: &Cookie) -> u32 {
-    (now_ms.wrapping_add(c.ts_off) & !0xff) | c.ts_bits as u32
+pub const fn tsval(now: u32, c: &Cookie) -> u32 {
+    c.ts_word | ((now.wrapping_add(c.ts_off as u32) & 0xff) << 8)
 }
 
-/// Checks the cookie in an ACK against `key` (the key in the cookie's slot).
+/// Checks the cookie in an ACK against `key`.
 ///
 /// `client_isn` is the ACK's `seq - 1`, `cookie` its `ack_seq - 1`, `tsecr` the echoed TSval when
 /// the ACK carries timestamps. Returns the SYN's options when the MAC matches.
@@ -223,17 +240,28 @@ pub fn check(
     cookie: u32,
     tsecr: Option<u32>,
 ) -> Option<SynAttrs> {
+    let unpack = |mss| SynAttrs {
+        mss,
+        ecn: (cookie >> 5) & 1 == 1,
+        sack: (cookie >> 4) & 1 == 1,
+        wscale: (cookie & 0xf) as u8,
+    };
+    if let Some(ecr) = tsecr {
+        let m = mac(key, flow, client_isn, cookie & OPT_MASK, true);
+        if (m as u32) & ((1 << MAC_ISN_BITS_TS) - 1) != cookie >> OPT_BITS
+            || ecr as u8 != (m >> 26) as u8
+        {
+            return None;
+        }
+        let mss = (ecr >> 16) as u16 ^ (m >> 34) as u16;
+        return (mss != 0).then(|| unpack(mss));
+    }
     let attrs = cookie & ATTR_MASK;
-    let m = mac(key, flow, client_isn, attrs, tsecr.is_some());
-    if ((m & MAC_ISN_MASK) as u32) != cookie >> ATTR_BITS {
+    let m = mac(key, flow, client_isn, attrs, false);
+    if (m as u32) & ((1 << MAC_ISN_BITS) - 1) != cookie >> ATTR_BITS {
         return None;
     }
-    if let Some(ecr) = tsecr
-        && ecr as u8 != (m >> 23) as u8
-    {
-        return None;
-    }
-    Some(unpack_attrs(cookie))
+    Some(unpack(mss_table(flow.v6)[(attrs >> OPT_BITS) as usize & 7]))
 }
 
 /// A key issued in `key_epoch` checks cookies while the current epoch is that one or the next:
@@ -270,23 +298,33 @@ mod tests {
     }
 
     prop_compose! {
-        fn syn_attrs()(mss_idx in 0u8..4, ws in prop::option::of(0u8..=20), sack: bool, ecn: bool)
+        fn syn_attrs()(mss in 1u16.., ws in prop::option::of(0u8..=20), sack: bool, ecn: bool)
             -> SynAttrs {
-            SynAttrs { mss_idx, wscale: wscale_field(ws), sack, ecn }
+            SynAttrs { mss, wscale: wscale_field(ws), sack, ecn }
         }
     }
 
     proptest! {
+        /// With timestamps, the socket gets the client's MSS exactly; without, the table entry
+        /// at or below it, or no cookie at all below the table.
         #[test]
         fn encode_then_check_returns_the_inputs(
-            k0: u64, k1: u64, epoch in 1u64..1 << 40, slot in 0u32..2,
+            k0: u64, k1: u64, epoch in 1u64..1 << 40,
             flow in flows(), isn: u32, a in syn_attrs(), ts: bool, clock: u32,
         ) {
             let k = key(k0, k1, epoch);
-            let c = encode(&k, slot, &flow, isn, &a, ts);
+            let Some(c) = encode(&k, &flow, isn, &a, ts) else {
+                prop_assert!(!ts && mss_index(flow.v6, a.mss).is_none());
+                return Ok(());
+            };
             let tsecr = ts.then(|| tsval(clock, &c));
-            prop_assert_eq!(cookie_slot(c.isn), slot);
-            prop_assert_eq!(check(&k, &flow, isn, c.isn, tsecr), Some(a));
+            let want = if ts {
+                a
+            } else {
+                SynAttrs { mss: mss_rounded(flow.v6, a.mss).unwrap(), ..a }
+            };
+            prop_assert!(want.mss <= a.mss);
+            prop_assert_eq!(check(&k, &flow, isn, c.isn, tsecr), Some(want));
         }
 
         #[test]
@@ -320,9 +358,9 @@ mod tests {
             k0: u64, k1: u64, flow in flows(), isn: u32, a in syn_attrs(), flip in 0u32..32,
         ) {
             let k = key(k0, k1, 7);
-            let c = encode(&k, 1, &flow, isn, &a, true);
+            let c = encode(&k, &flow, isn, &a, true).unwrap();
             let good_ts = tsval(123_456, &c);
-            // Any flipped bit of the ISN (MAC or attributes) is caught...
+            // Any flipped bit of the ISN (MAC or options) is caught...
             prop_assert_eq!(check(&k, &flow, isn, c.isn ^ (1 << flip), Some(good_ts)), None);
             // ...so is a flipped MAC bit in the echoed TSval, and the wrong key or epoch.
             prop_assert_eq!(check(&k, &flow, isn, c.isn, Some(good_ts ^ (1 << (flip % 8)))), None);
@@ -330,27 +368,50 @@ mod tests {
             prop_assert_eq!(check(&key(k0, k1, 8), &flow, isn, c.isn, Some(good_ts)), None);
             // Stripping the timestamps changes the MAC input too.
             prop_assert_eq!(check(&k, &flow, isn, c.isn, None), None);
+            // The clock byte is not checked: any time of the SYN-ACK's is the same cookie.
+            let later = check(&k, &flow, isn, c.isn, Some(good_ts ^ (1 << (8 + flip % 8))));
+            prop_assert_eq!(later.map(|x| x.mss), Some(a.mss));
+        }
+
+        /// Without timestamps every ISN bit is checked too (MAC, MSS index, options).
+        #[test]
+        fn a_wrong_cookie_without_timestamps_is_refused(
+            k0: u64, k1: u64, flow in flows(), isn: u32, a in syn_attrs(), flip in 0u32..32,
+        ) {
+            let k = key(k0, k1, 7);
+            prop_assume!(mss_index(flow.v6, a.mss).is_some());
+            let c = encode(&k, &flow, isn, &a, false).unwrap();
+            prop_assert!(check(&k, &flow, isn, c.isn, None).is_some());
+            prop_assert_eq!(check(&k, &flow, isn, c.isn ^ (1 << flip), None), None);
         }
     }
 
     #[test]
     fn mss_index_takes_the_largest_entry_not_above() {
-        assert_eq!(mss_index(false, 1460), 3);
-        assert_eq!(mss_index(false, 9000), 3);
-        assert_eq!(mss_index(false, 1459), 2);
-        assert_eq!(mss_index(false, 1300), 1);
-        assert_eq!(mss_index(false, 100), 0);
-        assert_eq!(mss_index(true, 8940), 3);
-        assert_eq!(mss_index(true, 1440), 2);
-        assert_eq!(mss_index(true, 1280), 0);
-        assert_eq!(
-            SynAttrs {
-                mss_idx: 2,
-                ..Default::default()
-            }
-            .mss(false),
-            1440
-        );
+        assert_eq!(mss_index(false, 1460), Some(6));
+        assert_eq!(mss_index(false, 9000), Some(7));
+        assert_eq!(mss_index(false, 1459), Some(5));
+        assert_eq!(mss_index(false, 1300), Some(1));
+        assert_eq!(mss_index(false, 536), Some(0));
+        assert_eq!(mss_index(false, 535), None);
+        assert_eq!(mss_index(true, 8940), Some(7));
+        assert_eq!(mss_index(true, 1440), Some(6));
+        assert_eq!(mss_index(true, 1280), Some(1));
+        assert_eq!(mss_index(true, 1219), None);
+        assert_eq!(mss_rounded(false, 1400), Some(1400));
+        assert_eq!(mss_rounded(false, 500), None);
+    }
+
+    /// Never less than the kernel's own cookies give (its tables are subsets of ours).
+    #[test]
+    fn tables_contain_the_kernels() {
+        for m in [536, 1300, 1440, 1460] {
+            assert!(MSS_TABLE_V4.contains(&m));
+        }
+        for m in [1220, 1420, 1440, 8940] {
+            assert!(MSS_TABLE_V6.contains(&m));
+        }
+        assert!(MSS_TABLE_V4.is_sorted() && MSS_TABLE_V6.is_sorted());
     }
 
     #[test]
@@ -371,22 +432,26 @@ mod tests {
     }
 
     #[test]
-    fn tsval_adds_the_offset_and_takes_the_mac_byte() {
+    fn tsval_takes_the_word_and_the_clock_byte() {
         let c = Cookie {
             isn: 0,
-            ts_bits: 0xab,
-            ts_off: 0x1000_0100,
+            ts_word: 0x5b40_00ab,
+            ts_off: 0x10,
         };
-        assert_eq!(tsval(0x1234_5678, &c), 0x2234_57ab);
+        assert_eq!(tsval(0x1234_56f8, &c), 0x5b40_08ab);
     }
 
-    /// Two connections from the same client differ in their TSval offsets: the clock is hidden.
+    /// Two connections from the same client with the same MSS have different TSvals: the MSS
+    /// half is masked per connection.
     #[test]
-    fn ts_offsets_differ_per_connection() {
+    fn tsvals_differ_per_connection() {
         let k = key(1, 2, 3);
-        let a = SynAttrs::default();
-        let c1 = encode(&k, 1, &Flow::v4(1, 2, 1000, 80), 5, &a, true);
-        let c2 = encode(&k, 1, &Flow::v4(1, 2, 1001, 80), 5, &a, true);
-        assert_ne!(c1.ts_off, c2.ts_off);
+        let a = SynAttrs {
+            mss: 1460,
+            ..Default::default()
+        };
+        let c1 = encode(&k, &Flow::v4(1, 2, 1000, 80), 5, &a, true).unwrap();
+        let c2 = encode(&k, &Flow::v4(1, 2, 1001, 80), 5, &a, true).unwrap();
+        assert_ne!(c1.ts_word >> 16, c2.ts_word >> 16);
     }
 }

@@ -65,3 +65,20 @@ pub const DEFAULT_TTL: u8 = 64;
 /// The kernel's windows for IPv6 at MTU 1500 (MSS 1440): 64800, or 64260 with timestamps.
 pub const DEFAULT_WINDOW_V6: u16 = 64800;
 pub const DEFAULT_WINDOW_TS_V6: u16 = 64260;
+
+/// IPv4 options (RFC 791) the kernel acts on when it receives them.
+pub const IPOPT_END: u8 = 0;
+pub const IPOPT_NOOP: u8 = 1;
+/// Record route, timestamp: the kernel's SYN-ACK echoes them (ip_options_echo()).
+pub const IPOPT_RR: u8 = 7;
+pub const IPOPT_TS: u8 = 68;
+/// Loose and strict source routes: dropped with accept_source_route 0, echoed otherwise.
+pub const IPOPT_LSRR: u8 = 131;
+pub const IPOPT_SSRR: u8 = 137;
+/// CIPSO: validated by the kernel's NetLabel code, and echoed.
+pub const IPOPT_CIPSO: u8 = 134;
+/// Router alert: exactly 4 bytes, or ip_options_compile() refuses the packet.
+pub const IPOPT_RA: u8 = 148;
+
+/// The loopback device's ifindex, the same in every network namespace.
+pub const LOOPBACK_IFINDEX: u32 = 1;

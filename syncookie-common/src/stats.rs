@@ -78,6 +78,22 @@ counters! {
     /// Kernel-cookie mode: SYNs left to the kernel so that its own cookie renews the listener's
     /// overflow stamp (one per address and port every refresh period, and any while it is stale).
     SynRefresh = "syn_refresh",
+    /// SYNs the kernel's routing refuses: martian sources (IPv4 0/8, 127/8, multicast,
+    /// broadcast; IPv6 ::, ::1, multicast, IPv4-mapped; the host's own addresses) or loopback
+    /// destinations from outside; left to the kernel, which drops them.
+    Martian = "martian",
+    /// SYNs whose IPv4 header checksum or options are malformed: left to the kernel, which
+    /// drops them.
+    IpHeaderBad = "ip_header_bad",
+    /// SYNs with an IPv4 source route (LSRR, SSRR): left to the kernel, which drops them
+    /// (accept_source_route 0, the default) or answers them itself.
+    IpSourceRoute = "ip_source_route",
+    /// SYNs with IPv4 options the kernel echoes in its SYN-ACK (record route, timestamp, CIPSO):
+    /// left to the kernel, which answers them itself.
+    IpOptionsKernel = "ip_options_kernel",
+    /// SYNs without timestamps whose MSS is below every MSS a cookie can name (IPv4 536, IPv6
+    /// 1220): left to the kernel, which answers with the client's MSS.
+    SynSmallMss = "syn_small_mss",
 }
 
 #[cfg(test)]

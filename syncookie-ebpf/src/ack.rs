@@ -21,33 +21,38 @@ pub enum AckCheck {
     Bad,
 }
 
+/// Checks the cookie with the current epoch's key, then the previous epoch's (no bit of the
+/// cookie names its key: a bad ACK costs two MACs, and a third to tell an expired one apart).
 #[inline(always)]
 pub fn check(keys: &impl Keys, t: &Tcp, o: &Options) -> AckCheck {
     let cookie_isn = t.ack.wrapping_sub(1);
     let client_isn = t.seq.wrapping_sub(1);
     let flow = t.flow();
     let tsecr = o.ts.map(|(_, ecr)| ecr);
-    let slot = cookie::cookie_slot(cookie_isn);
-    if let Some(key) = keys.key(slot)
-        && cookie::epoch_valid(key.epoch, keys.current_epoch())
-        && let Some(a) = cookie::check(&key, &flow, client_isn, cookie_isn, tsecr)
-    {
-        let (tsval, tsecr) = o.ts.unwrap_or((0, 0));
-        let flags = if a.sack { META_SACK } else { 0 }
-            | if o.ts.is_some() { META_TS } else { 0 }
-            | if a.ecn { META_ECN } else { 0 };
-        return AckCheck::Valid(HandoffMeta {
-            magic: HANDOFF_MAGIC,
-            tsval,
-            tsecr,
-            mss: a.mss(t.is_v6()),
-            snd_wscale: a.wscale,
-            flags,
-        });
+    let epoch = keys.current_epoch();
+    // The current key's slot first (most ACKs answer SYN-ACKs of this epoch), then the other.
+    let first = cookie::slot_of_epoch(epoch);
+    for slot in [first, first ^ 1] {
+        if let Some(key) = keys.key(slot)
+            && cookie::epoch_valid(key.epoch, epoch)
+            && let Some(a) = cookie::check(&key, &flow, client_isn, cookie_isn, tsecr)
+        {
+            let (tsval, tsecr) = o.ts.unwrap_or((0, 0));
+            let flags = if a.sack { META_SACK } else { 0 }
+                | if o.ts.is_some() { META_TS } else { 0 }
+                | if a.ecn { META_ECN } else { 0 };
+            return AckCheck::Valid(HandoffMeta {
+                magic: HANDOFF_MAGIC,
+                tsval,
+                tsecr,
+                mss: a.mss,
+                snd_wscale: a.wscale,
+                flags,
+            });
+        }
     }
     if let Some(old) = keys.key(KEY_RETIRED)
         && old.epoch != 0
-        && cookie::slot_of_epoch(old.epoch) == slot
         && cookie::check(&old, &flow, client_isn, cookie_isn, tsecr).is_some()
     {
         return AckCheck::Expired;

@@ -39,7 +39,7 @@ use syncookie_common::{
 };
 use syncookie_ebpf::{
     csum::w32,
-    local,
+    local, martian,
     parse::{self, Frame, Tcp, opaque, read},
     sock,
     synack::{self, Checksum, TcpHead},
@@ -102,6 +102,10 @@ fn syn(ctx: &XdpContext, cfg: &Config, t: &Tcp) -> Judged {
         Checksum::Wrong => return (Verdict::Pass, Some(Counter::SynBadChecksum)),
         Checksum::Unchecked => return (Verdict::Pass, Some(Counter::SynPassed)),
     }
+    // What the kernel drops before TCP, or answers with IP options of its own: the kernel's.
+    if let Some(why) = martian::refused(data, end, t, verdict::from_lo(ctx)) {
+        return (Verdict::Pass, Some(why));
+    }
     let o = parse::options(data, end, t);
     if o.kernel_only {
         return (Verdict::Pass, Some(Counter::SynPassed));
@@ -143,6 +147,9 @@ fn syn_plan(
     }
     if !local::for_this_host(&PinnedLocal, data, end, t) {
         return SynPlan::Done(Verdict::Pass, Counter::NotLocal);
+    }
+    if !verdict::from_lo(ctx) && local::from_this_host(&PinnedLocal, t) {
+        return SynPlan::Done(Verdict::Pass, Counter::Martian);
     }
     if mode == Mode::Monitor {
         return SynPlan::Done(Verdict::Pass, Counter::MonitorSynack);

@@ -10,6 +10,7 @@ pub mod ack;
 pub mod csum;
 pub mod keys;
 pub mod local;
+pub mod martian;
 pub mod parse;
 pub mod sock;
 pub mod synack;

@@ -1,4 +1,4 @@
-//! Locality (issue 7): is a segment for this host? Linux takes a TCP segment only when its frame
+//! Locality: is a segment for this host? Linux takes a TCP segment only when its frame
 //! is for one of its own MAC addresses and its destination routes locally (RTN_LOCAL, on any
 //! interface: a weak host). `bpf_skc_lookup_tcp` finds a wildcard listener for any destination,
 //! so without this check a router or a bridge host would answer for others. The maps come in
@@ -26,8 +26,22 @@ pub fn for_this_host(l: &impl Local, data: usize, end: usize, t: &Tcp) -> bool {
     if !l.mac_local(&dst_mac) {
         return false;
     }
-    let key = if t.is_v6() {
-        let [a, b, c, d] = t.daddr.map(u32::to_be_bytes);
+    l.addr_local(&addr_key(&t.daddr, t.is_v6()))
+}
+
+/// Whether `t`'s source is one of this host's addresses (or 127/8, ::1: the loopback routes
+/// are in the `local` table too): the kernel refuses such a source from outside
+/// (`fib_validate_source()`, unless `accept_local`).
+#[inline(always)]
+pub fn from_this_host(l: &impl Local, t: &Tcp) -> bool {
+    l.addr_local(&addr_key(&t.saddr, t.is_v6()))
+}
+
+/// The trie key of a full address (IPv4 as IPv4-mapped IPv6).
+#[inline(always)]
+fn addr_key(a: &[u32; 4], v6: bool) -> Key<LocalAddr> {
+    if v6 {
+        let [a, b, c, d] = a.map(u32::to_be_bytes);
         Key::new(
             128,
             [
@@ -36,7 +50,6 @@ pub fn for_this_host(l: &impl Local, data: usize, end: usize, t: &Tcp) -> bool {
             ],
         )
     } else {
-        Key::new(V4_MAPPED_PREFIX + 32, v4_mapped(t.daddr[0]))
-    };
-    l.addr_local(&key)
+        Key::new(V4_MAPPED_PREFIX + 32, v4_mapped(a[0]))
+    }
 }

@@ -1,18 +1,24 @@
 //! The maps, pinned by name so a restarted daemon finds the same keys and counters.
 
 use aya_ebpf::{
-    helpers::bpf_ktime_get_coarse_ns,
+    helpers::{bpf_ktime_get_coarse_ns, bpf_xdp_load_bytes},
     macros::map,
     maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, lpm_trie},
+    programs::XdpContext,
 };
 use syncookie_common::{
     maps::{
         AUTO_HOLD_NS, AutoState, Budget, Config, KEYS_LEN, Key, LOCAL_ADDRS_LEN, LOCAL_MACS_LEN,
-        LocalAddr, Mac, PORTS_LEN, PREFIX_BUDGET_ENTRIES,
+        LocalAddr, Mac, PORTS_LEN, PREFIX_BUDGET_ENTRIES, RESEND_ENTRIES, RESEND_FRAME,
+        RESEND_PER_SEC, Resend, ResendKey,
     },
     stats::Counter,
 };
-use syncookie_ebpf::{keys::Keys, local::Local, parse::Tcp};
+use syncookie_ebpf::{
+    keys::Keys,
+    local::Local,
+    parse::{self, Tcp},
+};
 
 #[map]
 pub static SC_CONFIG: Array<Config> = Array::pinned(1, 0);
@@ -47,6 +53,16 @@ pub static SC_BUDGET: PerCpuArray<Budget> = PerCpuArray::with_max_entries(1, 0);
 pub static SC_LOCAL_ADDRS: LpmTrie<LocalAddr, u32> = LpmTrie::pinned(LOCAL_ADDRS_LEN, 0);
 #[map]
 pub static SC_LOCAL_MACS: HashMap<Mac, u32> = HashMap::pinned(LOCAL_MACS_LEN, 0);
+
+/// SYN-ACKs to send again when no ACK comes (`syncookie_common::maps::Resend`), pinned so a
+/// restarted daemon finds them; the per-CPU budget of new entries, and the per-CPU slot an
+/// entry is built in (too large for the stack).
+#[map]
+pub static SC_RESEND: LruHashMap<ResendKey, Resend> = LruHashMap::pinned(RESEND_ENTRIES, 0);
+#[map]
+pub static SC_RESEND_BUDGET: PerCpuArray<Budget> = PerCpuArray::with_max_entries(1, 0);
+#[map]
+pub static SC_RESEND_SCRATCH: PerCpuArray<Resend> = PerCpuArray::with_max_entries(1, 0);
 
 /// Scratch space per CPU for [`forget`].
 #[map]
@@ -229,4 +245,53 @@ impl Local for PinnedLocal {
     fn addr_local(&self, key: &lpm_trie::Key<LocalAddr>) -> bool {
         SC_LOCAL_ADDRS.get(key).is_some()
     }
+}
+
+#[inline(always)]
+fn resend_key(t: &Tcp) -> ResendKey {
+    ResendKey {
+        saddr: t.saddr,
+        daddr: t.daddr,
+        sport: t.sport,
+        dport: t.dport,
+    }
+}
+
+/// Remembers the SYN-ACK just written over `t` (the SYN) for the daemon to send again if no
+/// ACK comes, within this CPU's budget of new entries (beyond it, as under a flood, the client
+/// whose ACK is lost waits as with the kernel's own cookies).
+#[inline(always)]
+pub fn remember_synack(ctx: &XdpContext, t: &Tcp) {
+    let len = ctx.data_end() - ctx.data();
+    if len > RESEND_FRAME || !take(&SC_RESEND_BUDGET, RESEND_PER_SEC) {
+        return;
+    }
+    let Some(v) = SC_RESEND_SCRATCH.get_ptr_mut(0) else {
+        return;
+    };
+    let n = parse::opaque(len) & 0x7f;
+    if n == 0 || n > RESEND_FRAME {
+        return;
+    }
+    // SAFETY: this CPU's slot (see `forget`); the helper copies `n` <= RESEND_FRAME bytes of
+    // the frame into its frame array.
+    unsafe {
+        if bpf_xdp_load_bytes(ctx.ctx, 0, (*v).frame.as_mut_ptr() as *mut _, n as u32) != 0 {
+            return;
+        }
+        (*v).sent_ns = now_ns();
+        (*v).ifindex = (*ctx.ctx).ingress_ifindex;
+        (*v).len = n as u16;
+        (*v).tries = 0;
+        // A full table evicts its oldest entry: the newest SYN-ACKs are the ones kept. The
+        // value by reference: the map slot, not a 128-byte copy on a nearly full stack.
+        #[allow(clippy::needless_borrows_for_generic_args)]
+        let _ = SC_RESEND.insert(resend_key(t), &*v, 0);
+    }
+}
+
+/// The handshake's ACK came (its cookie checked): nothing to send again.
+#[inline(always)]
+pub fn synack_acked(t: &Tcp) {
+    let _ = SC_RESEND.remove(resend_key(t));
 }

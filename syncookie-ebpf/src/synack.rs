@@ -20,6 +20,8 @@ pub enum Syn {
     Sent,
     /// Not ours to answer: the kernel gets the SYN.
     Pass,
+    /// No timestamps and an MSS no cookie can keep: the kernel gets the SYN.
+    SmallMss,
 }
 
 /// What a SYN's TCP checksum field holds.
@@ -192,18 +194,17 @@ fn ecn_ok(cfg: &Config, t: &Tcp) -> bool {
 /// The SYN's options as far as we offer them, given the kernel's settings in `cfg`.
 #[inline(always)]
 fn offered(cfg: &Config, t: &Tcp, o: &Options) -> (SynAttrs, bool) {
-    // Without an MSS option the kernel assumes the family's minimum (tcp_v6_conn_request:
-    // IPV6_MIN_MTU - 60; RFC 1122 for IPv4).
-    let (default_mss, ours) = if t.is_v6() {
-        (IPV6_DEFAULT_MSS, cfg.mss_v6)
+    // The socket gets the client's MSS, as on the kernel's normal path (tcp_openreq_init():
+    // mss_clamp); without an MSS option the kernel assumes the family's minimum
+    // (tcp_v6_conn_request: IPV6_MIN_MTU - 60; RFC 1122 for IPv4).
+    let default_mss = if t.is_v6() {
+        IPV6_DEFAULT_MSS
     } else {
-        (IPV4_DEFAULT_MSS, cfg.mss_v4)
+        IPV4_DEFAULT_MSS
     };
-    let client_mss = if o.mss == 0 { default_mss } else { o.mss };
-    let mss = if client_mss < ours { client_mss } else { ours };
     let ws = cfg.flags & flags::WSCALE != 0;
     let a = SynAttrs {
-        mss_idx: cookie::mss_index(t.is_v6(), mss),
+        mss: if o.mss == 0 { default_mss } else { o.mss },
         wscale: if ws {
             cookie::wscale_field(o.wscale)
         } else {
@@ -225,8 +226,7 @@ pub fn answer(
 ) -> Option<Syn> {
     let (data, end) = (ctx.data(), ctx.data_end());
     let epoch = keys.current_epoch();
-    let slot = cookie::slot_of_epoch(epoch);
-    let Some(key) = keys.key(slot) else {
+    let Some(key) = keys.key(cookie::slot_of_epoch(epoch)) else {
         return Some(Syn::Pass);
     };
     if key.epoch != epoch || epoch == 0 {
@@ -235,7 +235,11 @@ pub fn answer(
     }
     let (a, ts) = offered(cfg, t, o);
     let flow = t.flow();
-    let c = cookie::encode(&key, slot, &flow, t.seq, &a, ts);
+    // None: no timestamps and an MSS below the table's smallest entry. The kernel answers it
+    // with the client's MSS (a cookie would give the socket a larger one).
+    let Some(c) = cookie::encode(&key, &flow, t.seq, &a, ts) else {
+        return Some(Syn::SmallMss);
+    };
 
     // Options as 32-bit words, in the kernel's order: MSS, [SACK-perm|NOP NOP] TS, or NOP NOP
     // SACK-perm, then NOP WS. Absent words are zero and add nothing to the checksum.

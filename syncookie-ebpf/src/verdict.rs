@@ -91,3 +91,11 @@ pub fn classify(
     // RST, SYN-ACK, bare FIN...: the kernel's business.
     Err((Verdict::Pass, None))
 }
+
+/// Whether the frame came in on the loopback device: the kernel routes none of its traffic on
+/// input, so its sources are never martian.
+#[inline(always)]
+pub fn from_lo(ctx: &XdpContext) -> bool {
+    // SAFETY: a read of the context's own field.
+    unsafe { (*ctx.ctx).ingress_ifindex == LOOPBACK_IFINDEX }
+}

@@ -10,7 +10,7 @@ use syncookie_common::{
 
 use syncookie_ebpf::{
     ack::{self, AckCheck},
-    local,
+    local, martian,
     parse::{self, Tcp},
     sock::{self, Sock},
     synack::{self, Checksum, Syn},
@@ -80,6 +80,11 @@ fn syn(ctx: &XdpContext, cfg: &Config, t: &Tcp) -> Judged {
     let Some(o) = maps::forget(o) else {
         return (Verdict::Pass, Some(Counter::SynPassed));
     };
+    // What the kernel drops before TCP (martian sources, bad IPv4 headers, source routes) or
+    // answers with IP options of its own: the kernel's.
+    if let Some(why) = martian::refused(ctx.data(), ctx.data_end(), t, verdict::from_lo(ctx)) {
+        return (Verdict::Pass, Some(why));
+    }
     match sock::classify(ctx, t) {
         Sock::Listener => {}
         Sock::MptcpListener => return (Verdict::Pass, Some(Counter::MptcpPassed)),
@@ -89,6 +94,9 @@ fn syn(ctx: &XdpContext, cfg: &Config, t: &Tcp) -> Judged {
     if !local::for_this_host(&PinnedLocal, ctx.data(), ctx.data_end(), t) {
         return (Verdict::Pass, Some(Counter::NotLocal));
     }
+    if !verdict::from_lo(ctx) && local::from_this_host(&PinnedLocal, t) {
+        return (Verdict::Pass, Some(Counter::Martian));
+    }
     if mode == Mode::Monitor {
         return (Verdict::Pass, Some(Counter::MonitorSynack));
     }
@@ -97,8 +105,12 @@ fn syn(ctx: &XdpContext, cfg: &Config, t: &Tcp) -> Judged {
         return (Verdict::Drop, Some(Counter::SynDroppedBudget));
     }
     match synack::answer(ctx, &PinnedKeys, cfg, t, &o) {
-        Some(Syn::Sent) => (Verdict::Tx, Some(Counter::SynackSent)),
+        Some(Syn::Sent) => {
+            maps::remember_synack(ctx, t);
+            (Verdict::Tx, Some(Counter::SynackSent))
+        }
         Some(Syn::Pass) => (Verdict::Pass, Some(Counter::SynPassed)),
+        Some(Syn::SmallMss) => (Verdict::Pass, Some(Counter::SynSmallMss)),
         // The frame was resized but could not be rewritten whole: never let it out half-done.
         None => (Verdict::Drop, Some(Counter::Malformed)),
     }
@@ -121,6 +133,7 @@ fn handshake_ack(ctx: &XdpContext, cfg: &Config, t: &Tcp) -> Judged {
     };
     let dropped = match ack::check(&PinnedKeys, t, &o) {
         AckCheck::Valid(m) => {
+            maps::synack_acked(t);
             if !ack::hand_to_tc(ctx, m) && !maps::no_meta() {
                 // Once per attach: from now on TC checks cookies itself.
                 info!(

@@ -15,6 +15,7 @@ pub mod netdev;
 pub mod pins;
 pub mod policy;
 pub mod privilege;
+pub mod resend;
 pub mod state;
 pub mod sysctl;
 pub mod vlan;

@@ -14,11 +14,16 @@ use syncookie::{
     local, netdev,
     policy::{self, ModeArg, Policy},
     privilege,
+    resend::{self, Resender},
 };
 use syncookie_common::maps::kernel_cookies;
 use tokio::signal::unix::{SignalKind, signal};
 
 use super::Target;
+
+/// How often the daemon looks for SYN-ACKs to send again: their due times (1 s, 3 s) are kept
+/// within a quarter of a second.
+const RESEND_TICK: Duration = Duration::from_millis(250);
 
 /// Attach the shield to an interface and run in the foreground until SIGINT/SIGTERM.
 ///
@@ -269,6 +274,8 @@ async fn serve(
     let mut changes = local::Watcher::new().context("following local addresses")?;
     sync_local(pins);
     let mut vlans_guarded = false;
+    let mut resender = Resender::open(pins).context("sending SYN-ACKs again")?;
+    let mut resend = timer(RESEND_TICK);
     loop {
         tokio::select! {
             _ = sig.term.recv() => break,
@@ -314,6 +321,14 @@ async fn serve(
                     Change::None => {}
                 }
                 guard_vlans(opts, &mut vlans_guarded);
+            }
+            // SYN-ACKs whose ACK did not come: sent again, as the kernel does for its own.
+            _ = resend.tick() => {
+                match resender.pass(resend::monotonic_ns()) {
+                    Ok(p) if p.sent > 0 => log::debug!("sent {} SYN-ACKs again", p.sent),
+                    Ok(_) => {}
+                    Err(e) => log::warn!("{e:#}"),
+                }
             }
             _ = report.tick(), if a.report_secs > 0 => {
                 if let Ok(s) = counters::read(pins, &a.target.iface) {

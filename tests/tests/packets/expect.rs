@@ -34,10 +34,9 @@ pub(crate) fn key(epoch: u64) -> Key {
     }
 }
 
-/// The cookie `key` gives `syn` (slot = the key's epoch & 1).
+/// The cookie `key` gives `syn` (`a.mss`: the client's MSS).
 pub(crate) fn cookie_for(key: &Key, syn: &Segment, a: SynAttrs, ts: bool) -> Cookie {
-    let slot = cookie::slot_of_epoch(key.epoch);
-    cookie::encode(key, slot, &flow_of(syn), syn.seq, &a, ts)
+    cookie::encode(key, &flow_of(syn), syn.seq, &a, ts).expect("an MSS a cookie can keep")
 }
 
 /// A Linux client's SYN: MSS 1460, SACK-permitted, timestamps, window scale 7.
@@ -52,7 +51,7 @@ pub(crate) fn linux_syn() -> Segment {
 /// What the cookie keeps of [`linux_syn`]'s options.
 pub(crate) fn linux_attrs() -> SynAttrs {
     SynAttrs {
-        mss_idx: cookie::mss_index(false, MSS),
+        mss: MSS,
         wscale: CLIENT_WSCALE,
         sack: true,
         ecn: false,
@@ -275,23 +274,27 @@ fn assert_timestamps(r: &SynAck, c: Cookie, want: &Want, clock: (u32, u32)) -> u
     };
     let (val, echoed) = r.timestamps().expect("timestamps: the client offered them");
     assert_eq!(echoed, ecr, "TSecr: the client's TSval");
-    assert_eq!(
-        val as u8, c.ts_bits,
-        "TSval low byte: the cookie's MAC bits"
-    );
-    // The rest is the program's TSval clock plus the connection's offset, read between our two
-    // clock readings.
-    let (lo, hi) = (
-        clock.0.wrapping_add(c.ts_off) & !0xff,
-        clock.1.wrapping_add(c.ts_off) & !0xff,
-    );
-    assert!(
-        (val & !0xff).wrapping_sub(lo) <= hi.wrapping_sub(lo),
-        "TSval {val:#x} is not the monotonic clock in ms ({:#x}..{:#x})",
-        clock.0,
-        clock.1
-    );
+    assert_our_tsval(val, c, clock);
     val
+}
+
+/// Our TSval `val` for cookie `c`: the masked MSS and the MAC byte, and the clock byte of the
+/// program's clock plus the connection's offset, read between our two clock readings.
+pub(crate) fn assert_our_tsval(val: u32, c: Cookie, clock: (u32, u32)) {
+    assert_eq!(
+        val & 0xffff_00ff,
+        c.ts_word,
+        "TSval: the masked MSS and the cookie's MAC byte"
+    );
+    let (lo, hi) = (
+        cookie::tsval(clock.0, &c) >> 8 & 0xff,
+        cookie::tsval(clock.1, &c) >> 8 & 0xff,
+    );
+    let byte = val >> 8 & 0xff;
+    assert!(
+        byte.wrapping_sub(lo) & 0xff <= hi.wrapping_sub(lo) & 0xff,
+        "TSval {val:#x}: clock byte {byte:#x} is not the monotonic clock ({lo:#x}..{hi:#x})",
+    );
 }
 
 /// The metadata a valid ACK of [`linux_syn`] must get.

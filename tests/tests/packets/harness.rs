@@ -63,6 +63,14 @@ pub(crate) struct Shield {
     pub(crate) ns: Netns,
 }
 
+/// The server's addresses on the wire of [`Shield::wire`], and a client beside it.
+pub(crate) const WIRE_IP: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 1);
+pub(crate) const WIRE_CLIENT: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 2);
+pub(crate) const WIRE_IP6: std::net::Ipv6Addr =
+    std::net::Ipv6Addr::new(0xfd09, 0, 0, 0, 0, 0, 0, 1);
+pub(crate) const WIRE_CLIENT6: std::net::Ipv6Addr =
+    std::net::Ipv6Addr::new(0xfd09, 0, 0, 0, 0, 0, 0, 2);
+
 /// The result of one XDP test run: the verdict, the metadata in front of the frame, the frame.
 pub(crate) struct XdpRun {
     pub(crate) action: u32,
@@ -154,18 +162,23 @@ impl Shield {
             "lo",
             "nodad",
         ]);
-        // The address's local route is added by the kernel's address work queue, even without
-        // DAD: sync once it is there (a sync before it would leave fd00::1 not local).
+        self.sync_local_after("fd00::1");
+    }
+
+    /// Syncs the local routes once `addr`'s is there: the kernel's address work queue adds an
+    /// IPv6 address's local route later, even without DAD (a sync before it would leave the
+    /// address not local).
+    fn sync_local_after(&self, addr: &str) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         while self
             .ns
-            .exec(&["ip", "-6", "route", "show", "table", "local", "fd00::1"])
+            .exec(&["ip", "-6", "route", "show", "table", "local", addr])
             .trim()
             .is_empty()
         {
             assert!(
                 std::time::Instant::now() < deadline,
-                "no local route for fd00::1"
+                "no local route for {addr}"
             );
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
@@ -214,8 +227,40 @@ impl Shield {
         self.xdp_run(self.xdp_prog(), frame)
     }
 
+    /// Runs the XDP program once on `frame` as if received on `ifindex` (see [`Self::wire`]).
+    pub(crate) fn xdp_on(&self, frame: &[u8], ifindex: u32) -> XdpRun {
+        self.xdp_run_on(self.xdp_prog(), frame, ifindex)
+    }
+
+    /// Puts the server on a wire: `WIRE_IP`/24 and `WIRE_IP6`/64 on the veth `srv` (up, its MAC
+    /// is SERVER_MAC), synced into the shield's maps; returns `srv`'s ifindex. Frames run
+    /// [`Self::xdp_on`] it come from outside, where the kernel's routing checks apply (on `lo`
+    /// they do not).
+    pub(crate) fn wire(&self) -> u32 {
+        self.ns.exec(&["ip", "link", "set", "srv", "up"]);
+        self.ns
+            .exec(&["ip", "addr", "add", &format!("{WIRE_IP}/24"), "dev", "srv"]);
+        self.ns.exec(&[
+            "ip",
+            "-6",
+            "addr",
+            "add",
+            &format!("{WIRE_IP6}/64"),
+            "dev",
+            "srv",
+            "nodad",
+        ]);
+        self.sync_local_after(&WIRE_IP6.to_string());
+        // This thread is in the namespace (see `_inside`).
+        nix::net::if_::if_nametoindex("srv").expect("srv's ifindex")
+    }
+
     fn xdp_run(&self, prog: &Xdp, frame: &[u8]) -> XdpRun {
-        let ctx_in = xdp_md(frame.len(), 0);
+        self.xdp_run_on(prog, frame, 0)
+    }
+
+    fn xdp_run_on(&self, prog: &Xdp, frame: &[u8], ifindex: u32) -> XdpRun {
+        let ctx_in = xdp_md(frame.len(), ifindex);
         let mut ctx_out = [0u8; 24];
         let mut out = vec![0u8; 4096];
         let r = prog

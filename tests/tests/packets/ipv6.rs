@@ -18,7 +18,10 @@ use syncookie_tests::{
 
 use crate::{
     CLIENT_ISN, CLIENT_PORT, CLIENT_TSVAL, CLIENT_WSCALE, CONFIG, KEY1, XDP_DROP, XDP_PASS, XDP_TX,
-    expect::{Want, expected_options_mss, handshake_ack, key, linux_syn, linux_want, monotonic_ms},
+    expect::{
+        Want, assert_our_tsval, expected_options_mss, handshake_ack, key, linux_syn, linux_want,
+        monotonic_ms,
+    },
     harness::{Shield, assert_action, assert_untouched, ne_u32},
 };
 
@@ -34,8 +37,7 @@ fn flow6(seg: &Segment) -> Flow {
 }
 
 fn cookie6(key: &Key, syn: &Segment, a: SynAttrs, ts: bool) -> Cookie {
-    let slot = cookie::slot_of_epoch(key.epoch);
-    cookie::encode(key, slot, &flow6(syn), syn.seq, &a, ts)
+    cookie::encode(key, &flow6(syn), syn.seq, &a, ts).expect("an MSS a cookie can keep")
 }
 
 /// A Linux client's SYN over IPv6: MSS 1440, SACK, timestamps, window scale 7.
@@ -47,7 +49,7 @@ fn linux_syn6() -> Segment {
 
 fn linux_attrs6() -> SynAttrs {
     SynAttrs {
-        mss_idx: cookie::mss_index(true, 1440),
+        mss: 1440,
         wscale: CLIENT_WSCALE,
         sack: true,
         ecn: false,
@@ -94,13 +96,7 @@ fn assert_synack6_to(s: &Shield, syn: &Segment, input: &[u8], c: Cookie, want: &
         Some(ecr) => {
             let (val, echoed) = r.timestamps().expect("timestamps");
             assert_eq!(echoed, ecr, "TSecr");
-            assert_eq!(val as u8, c.ts_bits, "TSval low byte: MAC bits");
-            let lo = before.wrapping_add(c.ts_off) & !0xff;
-            let hi = after.wrapping_add(c.ts_off) & !0xff;
-            assert!(
-                (val & !0xff).wrapping_sub(lo) <= hi.wrapping_sub(lo),
-                "TSval clock"
-            );
+            assert_our_tsval(val, c, (before, after));
             val
         }
         None => {
@@ -156,7 +152,7 @@ fn ipv6_syn_gets_synack_with_cookie() {
     // No options: the kernel's IPv6 default MSS (1220), nothing offered back.
     let bare = Segment::syn(CLIENT_PORT + 1, crate::PORT, 0xfedc_ba98).v6();
     let a = SynAttrs {
-        mss_idx: cookie::mss_index(true, 1220),
+        mss: 1220,
         wscale: WSCALE_NONE,
         sack: false,
         ecn: false,
@@ -168,11 +164,11 @@ fn ipv6_syn_gets_synack_with_cookie() {
         wscale: false,
     };
     assert_synack6(&s, &bare, cookie6(&KEY1, &bare, a, false), &none);
-    // Jumbo MSS: the IPv6 table's largest entry not above ours (1440).
+    // Jumbo MSS without timestamps: the IPv6 table's largest entry not above the client's.
     let big = Segment::syn(CLIENT_PORT + 2, crate::PORT, 7)
         .v6()
         .with_options(&[etherparse::TcpOptionElement::MaximumSegmentSize(9000)]);
-    let a = SynAttrs { mss_idx: 2, ..a };
+    let a = SynAttrs { mss: 9000, ..a };
     assert_synack6(&s, &big, cookie6(&KEY1, &big, a, false), &none);
     s.assert_counters(
         &[(Counter::SynSeen, 3), (Counter::SynackSent, 3)],

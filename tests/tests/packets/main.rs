@@ -20,6 +20,7 @@ mod harness;
 mod ipv6;
 mod kernel_cookies;
 mod locality;
+mod martian;
 mod passthrough;
 mod policy;
 mod syn;

@@ -2,7 +2,7 @@
 
 use etherparse::TcpOptionElement;
 use syncookie_common::{
-    cookie::{self, SynAttrs, WSCALE_NONE},
+    cookie::{SynAttrs, WSCALE_NONE},
     maps::{Config, flags},
     proto::{TCP_CWR, TCP_ECE, TCP_SYN},
     stats::Counter,
@@ -36,7 +36,7 @@ fn syn_gets_synack_with_cookie() {
     // No options at all: MSS 536 assumed (RFC 9293), nothing else offered back.
     let bare = Segment::syn(CLIENT_PORT + 1, PORT, 0xfedc_ba98);
     let a = SynAttrs {
-        mss_idx: cookie::mss_index(false, 536),
+        mss: 536,
         wscale: WSCALE_NONE,
         sack: false,
         ecn: false,
@@ -50,10 +50,10 @@ fn syn_gets_synack_with_cookie() {
     );
 }
 
-/// What the cookie keeps of a SYN without ECN.
-fn attrs(mss_idx: u8, wscale: u8, sack: bool) -> SynAttrs {
+/// What the cookie keeps of a SYN without ECN (`mss`: the client's).
+fn attrs(mss: u16, wscale: u8, sack: bool) -> SynAttrs {
     SynAttrs {
-        mss_idx,
+        mss,
         wscale,
         sack,
         ecn: false,
@@ -82,7 +82,7 @@ fn syn_options_are_answered_as_offered() {
             "timestamps without SACK",
             vec![MaximumSegmentSize(1400), Noop, Noop, Timestamp(77, 0)],
             answer(false, Some(77), false),
-            attrs(1, none, false),
+            attrs(1400, none, false),
         ),
         (
             "SACK and window scale without timestamps (Windows order)",
@@ -95,7 +95,7 @@ fn syn_options_are_answered_as_offered() {
                 SelectiveAcknowledgementPermitted,
             ],
             answer(true, None, true),
-            attrs(3, 2, true),
+            attrs(9000, 2, true),
         ),
         (
             "macOS order (EOL padding)",
@@ -109,19 +109,19 @@ fn syn_options_are_answered_as_offered() {
                 SelectiveAcknowledgementPermitted,
             ],
             answer(true, Some(5), true),
-            attrs(3, 6, true),
+            attrs(1460, 6, true),
         ),
         (
             "window scale 20, clamped to 14 (RFC 7323)",
             vec![MaximumSegmentSize(1459), Noop, WindowScale(20)],
             answer(false, None, true),
-            attrs(2, 14, false),
+            attrs(1459, 14, false),
         ),
         (
-            "MSS only, below the smallest table entry",
-            vec![MaximumSegmentSize(100)],
-            answer(false, None, false),
-            attrs(0, none, false),
+            "MSS below every table entry, with timestamps: kept exactly in the TSval",
+            vec![MaximumSegmentSize(100), Noop, Noop, Timestamp(9, 0)],
+            answer(false, Some(9), false),
+            attrs(100, none, false),
         ),
     ];
     for (i, (what, opts, want, attrs)) in cases.iter().enumerate() {
@@ -208,6 +208,36 @@ fn syn_with_bad_checksum_goes_to_the_kernel() {
     s.assert_counters(
         &[(Counter::SynSeen, 1), (Counter::SynBadChecksum, 1)],
         "a SYN with a bad checksum",
+    );
+}
+
+/// Without timestamps a cookie can only name an MSS of its table, and a socket must never get
+/// more than the client's MSS: below the smallest entry the SYN is the kernel's, which answers
+/// with the client's MSS (the kernel's own cookies would give it 536).
+#[test]
+fn syn_with_mss_below_the_table_and_no_timestamps_goes_to_the_kernel() {
+    require_root!();
+    let s = Shield::new();
+    let _l = s.listen();
+    for (i, mss) in [88u16, 535].into_iter().enumerate() {
+        let input = Segment::syn(CLIENT_PORT + i as u16, PORT, CLIENT_ISN)
+            .with_options(&[TcpOptionElement::MaximumSegmentSize(mss)])
+            .frame();
+        let run = s.xdp(&input);
+        assert_untouched(&run, &input, XDP_PASS, "a SYN with a small MSS");
+    }
+    // The smallest entry itself is answered.
+    let syn = Segment::syn(CLIENT_PORT + 2, PORT, CLIENT_ISN)
+        .with_options(&[TcpOptionElement::MaximumSegmentSize(536)]);
+    let c = cookie_for(&KEY1, &syn, attrs(536, WSCALE_NONE, false), false);
+    assert_synack_for(&s, &syn, c, &answer(false, None, false));
+    s.assert_counters(
+        &[
+            (Counter::SynSeen, 3),
+            (Counter::SynSmallMss, 2),
+            (Counter::SynackSent, 1),
+        ],
+        "SYNs with MSS 88, 535 and 536 without timestamps",
     );
 }
 

@@ -1,7 +1,8 @@
 //! The test lab's wire: `lab_pass` on the client's veth (XDP_TX on a veth needs a program on
 //! the receiving peer), `lab_drop_ack` (a lost handshake ACK), `lab_count_tc` (TCP seen after
 //! the shield on TC ingress), `lab_count_synack` (SYN-ACKs
-//! from the server's own stack: XDP_TX frames never pass TC egress, so it sees only those).
+//! from the server's own stack: XDP_TX frames never pass TC egress, so it sees only those, and
+//! the shield's SYN-ACKs the daemon sends again through a packet socket, counted apart).
 
 use aya_ebpf::{
     bindings::{TC_ACT_OK, TC_ACT_SHOT, TC_ACT_UNSPEC, xdp_action},
@@ -94,12 +95,25 @@ pub fn lab_drop_ack(ctx: TcContext) -> i32 {
     TC_ACT_OK
 }
 
+/// `AF_PACKET`: the family of the socket that owns a frame a packet socket sent.
+const AF_PACKET: u32 = 17;
+
 #[classifier]
 pub fn lab_count_synack(ctx: TcContext) -> i32 {
-    if let Some((flags, _, _)) = tcp_any(ctx.data(), ctx.data_end())
-        && flags & (TCP_SYN | TCP_ACK) == TCP_SYN | TCP_ACK
-        && let Some(n) = LAB_SYNACKS.get_ptr_mut(0)
-    {
+    let Some((flags, _, _)) = tcp_any(ctx.data(), ctx.data_end()) else {
+        return TC_ACT_UNSPEC;
+    };
+    if flags & (TCP_SYN | TCP_ACK) != TCP_SYN | TCP_ACK {
+        return TC_ACT_UNSPEC;
+    }
+    // SAFETY: a read of the context's socket field; the socket is only read if non-null.
+    let resent = unsafe {
+        let sk = (*ctx.skb.skb).__bindgen_anon_2.sk;
+        !sk.is_null() && (*sk).family == AF_PACKET
+    };
+    if resent {
+        maps::inc(LabCounter::ResentSynack);
+    } else if let Some(n) = LAB_SYNACKS.get_ptr_mut(0) {
         // SAFETY: map value of this array.
         unsafe { *n += 1 };
     }

@@ -137,10 +137,13 @@ pub enum LabCounter {
     /// `lab_vlan_pop`: frames that came in with the trunk's tags, and the SYN-ACKs among them.
     VlanTagged,
     VlanSynack,
+    /// SYN-ACKs `lab_count_synack` saw leave through a packet socket: the daemon's second
+    /// sends of the shield's own (not the kernel's).
+    ResentSynack,
 }
 
 impl LabCounter {
-    pub const COUNT: u32 = 10;
+    pub const COUNT: u32 = 11;
 }
 
 /// Indices of `LAB_DROP`.

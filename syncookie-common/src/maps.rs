@@ -24,8 +24,11 @@ pub const MAP_KC_CONF: &str = "SC_KC_CONF";
 pub const MAP_KC_REFRESH: &str = "SC_KC_REFRESH";
 /// SYN-ACKs sent recently, for the daemon to send again when no ACK came (see [`Resend`]).
 pub const MAP_RESEND: &str = "SC_RESEND";
+/// `auto` mode's count of SYNs no handshake answered this second, shared by the CPUs.
+pub const MAP_AUTO_UNANSWERED: &str = "SC_AUTO_UNANSWERED";
 pub const MAP_RESEND_BUDGET: &str = "SC_RESEND_BUDGET";
 pub const MAP_RESEND_SCRATCH: &str = "SC_RESEND_SCRATCH";
+pub const MAP_RESEND_KEY: &str = "SC_RESEND_KEY";
 /// Every map of the shield's object.
 pub const SHIELD_MAPS: &[&str] = &[
     MAP_CONFIG,
@@ -47,6 +50,8 @@ pub const SHIELD_MAPS: &[&str] = &[
     MAP_RESEND,
     MAP_RESEND_BUDGET,
     MAP_RESEND_SCRATCH,
+    MAP_RESEND_KEY,
+    MAP_AUTO_UNANSWERED,
 ];
 pub const PROG_XDP: &str = "syncookie_xdp";
 /// Pinned bpf_links (next to the maps): the shield stays attached if the daemon dies, and the

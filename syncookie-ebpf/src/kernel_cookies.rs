@@ -41,7 +41,7 @@ use syncookie_ebpf::{
     csum::w32,
     local, martian,
     parse::{self, Frame, Tcp, opaque, read},
-    sock,
+    sock::{self, TCP_NEW_SYN_RECV},
     synack::{self, Checksum, TcpHead},
 };
 
@@ -268,12 +268,20 @@ fn handshake_ack(ctx: &XdpContext, cfg: &Config, t: &Tcp) -> Judged {
     if sk.is_null() {
         return (Verdict::Pass, Some(Counter::AckNoListener));
     }
+    // SAFETY: a non-null socket from the lookup, still referenced.
+    let completes = unsafe { (*sk).state } == TCP_NEW_SYN_RECV;
     let judged = ack_with_listener(sk, data, end);
     // SAFETY: the reference the lookup took, released once.
     unsafe { bpf_sk_release(sk as *mut c_void) };
     match judged {
-        AckJudged::NotListener(c) => return (Verdict::Pass, Some(c)),
+        AckJudged::NotListener(c) => {
+            if completes {
+                maps::auto_completed(cfg);
+            }
+            return (Verdict::Pass, Some(c));
+        }
         AckJudged::Valid { accepted } => {
+            maps::auto_completed(cfg);
             stats::inc(if accepted {
                 Counter::HandoffOk
             } else {

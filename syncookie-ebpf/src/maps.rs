@@ -9,7 +9,7 @@ use aya_ebpf::{
 use syncookie_common::{
     maps::{
         AUTO_HOLD_NS, AutoState, Budget, Config, KEYS_LEN, Key, LOCAL_ADDRS_LEN, LOCAL_MACS_LEN,
-        LocalAddr, Mac, PORTS_LEN, PREFIX_BUDGET_ENTRIES, RESEND_ENTRIES, RESEND_FRAME,
+        LocalAddr, Mac, Mode, PORTS_LEN, PREFIX_BUDGET_ENTRIES, RESEND_ENTRIES, RESEND_FRAME,
         RESEND_PER_SEC, Resend, ResendKey,
     },
     stats::Counter,
@@ -63,6 +63,9 @@ pub static SC_RESEND: LruHashMap<ResendKey, Resend> = LruHashMap::pinned(RESEND_
 pub static SC_RESEND_BUDGET: PerCpuArray<Budget> = PerCpuArray::with_max_entries(1, 0);
 #[map]
 pub static SC_RESEND_SCRATCH: PerCpuArray<Resend> = PerCpuArray::with_max_entries(1, 0);
+/// The per-CPU slot its key is built in: the XDP stack is nearly full on the ACK path.
+#[map]
+pub static SC_RESEND_KEY: PerCpuArray<ResendKey> = PerCpuArray::with_max_entries(1, 0);
 
 /// Scratch space per CPU for [`forget`].
 #[map]
@@ -190,33 +193,80 @@ pub fn take_synack_budget(cfg: &Config, prefix: u64) -> bool {
     true
 }
 
-/// `auto` mode: counts this SYN in its CPU's rate; whether the shield is engaged.
+/// `auto` mode's evidence of a flood, shared by the CPUs: SYNs to protected ports this second
+/// that no completed handshake has answered yet (a SYN and its ACK may be seen on different
+/// CPUs). Not atomic: CPUs racing lose a count now and then, which a threshold tolerates.
+#[map]
+pub static SC_AUTO_UNANSWERED: Array<Budget> = Array::with_max_entries(1, 0);
+
+/// `auto` mode: counts this SYN as unanswered; whether the shield is engaged on this CPU. It
+/// engages when the SYNs that no handshake completes pass `engage_per_sec` in a second (a
+/// spoofed flood: its SYN-ACKs never come back), not on the rate alone (a busy service whose
+/// clients all complete their handshakes never engages it); once engaged, half of it keeps
+/// it up (hysteresis), and [`AUTO_HOLD_NS`] after.
 #[inline(always)]
 pub fn auto_engaged(cfg: &Config) -> bool {
-    let Some(s) = SC_AUTO.get_ptr_mut(0) else {
+    let (Some(s), Some(u)) = (SC_AUTO.get_ptr_mut(0), SC_AUTO_UNANSWERED.get_ptr_mut(0)) else {
         return true;
     };
     let now = now_ns();
     let second = now >> 30;
-    // SAFETY: this CPU's slot; nothing else writes it while we run.
-    let s = unsafe { &mut *s };
+    // SAFETY: this CPU's slot, and the shared slot (see above); plain loads and stores.
+    let (s, u) = unsafe { (&mut *s, &mut *u) };
+    if u.second != second {
+        u.second = second;
+        u.used = 0;
+    }
+    u.used += 1;
+    // `syns`: this CPU's SYNs this second, for `status` and the metrics.
     if s.second != second {
         s.second = second;
         s.syns = 0;
     }
     s.syns += 1;
     let engaged = now < s.engaged_until;
-    // Engage at the threshold; once engaged, half of it keeps the shield up (hysteresis).
     let keep = if engaged {
         cfg.engage_per_sec / 2
     } else {
         cfg.engage_per_sec
     };
-    if s.syns >= keep as u64 {
+    if u.used >= keep as u64 {
         s.engaged_until = now + AUTO_HOLD_NS;
         return true;
     }
     engaged
+}
+
+/// `auto` mode: a handshake completed (the kernel's, or ours), so one SYN was answered.
+#[inline(always)]
+pub fn auto_completed(cfg: &Config) {
+    if cfg.mode != Mode::Auto as u8 {
+        return;
+    }
+    if let Some(u) = SC_AUTO_UNANSWERED.get_ptr_mut(0) {
+        // SAFETY: the shared slot; plain loads and stores (see above).
+        let u = unsafe { &mut *u };
+        if u.second == now_ns() >> 30 && u.used > 0 {
+            u.used -= 1;
+        }
+    }
+}
+
+/// A handshake with the client's prefix completed: the SYN-ACK it cost is given back, so that
+/// the prefix budget holds only SYN-ACKs nobody answers (a spoofed victim's) and a busy prefix
+/// whose clients complete their handshakes (a NAT, a proxy) is never throttled.
+#[inline(always)]
+pub fn refund_synack_budget(cfg: &Config, prefix: u64) {
+    if cfg.synack_per_prefix == 0 {
+        return;
+    }
+    if let Some(b) = SC_PREFIX_BUDGET.get_ptr_mut(prefix) {
+        // SAFETY: a value of the hash map, valid while we run (races: see take_synack_budget).
+        let b = unsafe { &mut *b };
+        if b.second == now_ns() >> 30 && b.used > 0 {
+            b.used -= 1;
+        }
+    }
 }
 
 #[inline(always)]
@@ -247,13 +297,19 @@ impl Local for PinnedLocal {
     }
 }
 
+/// `t`'s connection as a resend key, in this CPU's key slot (not on the stack).
 #[inline(always)]
-fn resend_key(t: &Tcp) -> ResendKey {
-    ResendKey {
-        saddr: t.saddr,
-        daddr: t.daddr,
-        sport: t.sport,
-        dport: t.dport,
+fn resend_key(t: &Tcp) -> Option<&'static ResendKey> {
+    let k = SC_RESEND_KEY.get_ptr_mut(0)?;
+    // SAFETY: this CPU's slot (see `forget`), written whole here.
+    unsafe {
+        *k = ResendKey {
+            saddr: t.saddr,
+            daddr: t.daddr,
+            sport: t.sport,
+            dport: t.dport,
+        };
+        Some(&*k)
     }
 }
 
@@ -283,15 +339,19 @@ pub fn remember_synack(ctx: &XdpContext, t: &Tcp) {
         (*v).ifindex = (*ctx.ctx).ingress_ifindex;
         (*v).len = n as u16;
         (*v).tries = 0;
-        // A full table evicts its oldest entry: the newest SYN-ACKs are the ones kept. The
-        // value by reference: the map slot, not a 128-byte copy on a nearly full stack.
-        #[allow(clippy::needless_borrows_for_generic_args)]
-        let _ = SC_RESEND.insert(resend_key(t), &*v, 0);
+        // A full table evicts its oldest entry: the newest SYN-ACKs are the ones kept. Key and
+        // value by reference: map slots, not copies on a nearly full stack.
+        if let Some(k) = resend_key(t) {
+            #[allow(clippy::needless_borrows_for_generic_args)]
+            let _ = SC_RESEND.insert(k, &*v, 0);
+        }
     }
 }
 
 /// The handshake's ACK came (its cookie checked): nothing to send again.
 #[inline(always)]
 pub fn synack_acked(t: &Tcp) {
-    let _ = SC_RESEND.remove(resend_key(t));
+    if let Some(k) = resend_key(t) {
+        let _ = SC_RESEND.remove(k);
+    }
 }

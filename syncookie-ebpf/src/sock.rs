@@ -26,9 +26,14 @@ pub enum Sock {
     /// A listener of an MPTCP socket: bpf_sk_assign_tcp_reqsk refuses it (sk_is_mptcp), so its
     /// handshakes, plain TCP ones included, stay the kernel's.
     MptcpListener,
-    /// Established, time-wait, or the kernel's own request socket.
+    /// Established or time-wait.
     Other,
+    /// The kernel's own request socket (TCP_NEW_SYN_RECV): this ACK completes its handshake.
+    Request,
 }
+
+/// `TCP_NEW_SYN_RECV`: a request socket, as `bpf_skc_lookup_tcp` returns them.
+pub const TCP_NEW_SYN_RECV: u32 = 12;
 
 /// Looks up the socket for `t` and returns it still referenced: release with `bpf_sk_release`.
 #[inline(always)]
@@ -93,7 +98,9 @@ impl Found {
     pub fn kind(&self) -> Sock {
         // SAFETY: a referenced socket from the lookup.
         let state = unsafe { (*self.0).state };
-        if state != TCP_LISTEN {
+        if state == TCP_NEW_SYN_RECV {
+            Sock::Request
+        } else if state != TCP_LISTEN {
             Sock::Other
         // SAFETY: a referenced socket; the cast returns a plain (unreferenced) pointer we only
         // test for null.

@@ -88,7 +88,9 @@ fn syn(ctx: &XdpContext, cfg: &Config, t: &Tcp) -> Judged {
     match sock::classify(ctx, t) {
         Sock::Listener => {}
         Sock::MptcpListener => return (Verdict::Pass, Some(Counter::MptcpPassed)),
-        Sock::None | Sock::Other => return (Verdict::Pass, Some(Counter::SynPassed)),
+        Sock::None | Sock::Other | Sock::Request => {
+            return (Verdict::Pass, Some(Counter::SynPassed));
+        }
     }
     // Locality: a wildcard listener matches any destination; answer only for this host.
     if !local::for_this_host(&PinnedLocal, ctx.data(), ctx.data_end(), t) {
@@ -124,6 +126,11 @@ fn handshake_ack(ctx: &XdpContext, cfg: &Config, t: &Tcp) -> Judged {
     };
     match sk.kind() {
         Sock::None | Sock::Other => return (Verdict::Pass, Some(Counter::AckPassedSocket)),
+        // The kernel's own handshake completes: for `auto`, one SYN answered.
+        Sock::Request => {
+            maps::auto_completed(cfg);
+            return (Verdict::Pass, Some(Counter::AckPassedSocket));
+        }
         Sock::MptcpListener => return (Verdict::Pass, Some(Counter::MptcpPassed)),
         Sock::Listener => {}
     }
@@ -134,6 +141,10 @@ fn handshake_ack(ctx: &XdpContext, cfg: &Config, t: &Tcp) -> Judged {
     let dropped = match ack::check(&PinnedKeys, t, &o) {
         AckCheck::Valid(m) => {
             maps::synack_acked(t);
+            // A completed handshake: its SYN-ACK is not held against the client's prefix, nor
+            // counted towards `auto`'s evidence of a flood.
+            maps::refund_synack_budget(cfg, maps::client_prefix(t));
+            maps::auto_completed(cfg);
             if !ack::hand_to_tc(ctx, m) && !maps::no_meta() {
                 // Once per attach: from now on TC checks cookies itself.
                 info!(

@@ -346,6 +346,12 @@ impl Lab {
         crate::lab_counter(&self.server_lab, LabCounter::VlanTagged)
     }
 
+    /// The shield's SYN-ACKs the daemon sent again (through a packet socket) since the lab
+    /// began.
+    pub fn resent_synacks(&self) -> u64 {
+        crate::lab_counter(&self.server_lab, LabCounter::ResentSynack)
+    }
+
     /// TCP segments `lab_count_tc` saw.
     pub fn tc_seen(&self) -> u64 {
         crate::lab_counter(&self.server_lab, LabCounter::TcSeen)

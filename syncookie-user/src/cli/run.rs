@@ -48,18 +48,22 @@ pub struct Args {
     /// Seconds between counter summaries in the log (0: only at exit).
     #[arg(long, default_value_t = 0)]
     report_secs: u64,
-    /// always: cookies for every SYN; auto: only while SYNs come faster than --engage-rate;
+    /// always: cookies for every SYN; auto: only while more SYNs than --engage-rate go
+    /// unanswered (no handshake completes them);
     /// monitor: answer and drop nothing, count what would be done. `syncookie mode` switches
     /// a running shield.
     #[arg(long, value_enum, default_value = "always")]
     mode: ModeArg,
-    /// auto mode: SYNs per second and CPU to protected ports that engage the shield.
+    /// auto mode: SYNs per second to protected ports that no handshake completes (a spoofed
+    /// flood's) that engage the shield; a busy service whose clients complete their
+    /// handshakes never engages it.
     #[arg(long, value_name = "SYNS", default_value_t = policy::DEFAULT_ENGAGE_PER_SEC)]
     engage_rate: u32,
     /// SYN-ACKs per second and CPU in all; beyond it SYNs are dropped (0: no limit).
     #[arg(long, value_name = "N", default_value_t = 0)]
     synack_rate: u32,
-    /// SYN-ACKs per second to one client /24: a spoofed victim gets no more (0: no limit).
+    /// SYN-ACKs per second to one client /24 that no handshake answers: a spoofed victim gets
+    /// no more; completed handshakes cost the prefix nothing (0: no limit).
     #[arg(long, value_name = "N", default_value_t = policy::DEFAULT_SYNACK_PER_PREFIX)]
     synack_prefix_rate: u32,
     /// Bad-cookie ACKs per second and CPU left to the kernel to reset; the rest are dropped.

@@ -92,7 +92,7 @@ fn metrics_match_stats() {
         assert_eq!(v, stats[c.name()].as_u64().unwrap(), "{}", c.name());
     }
     assert_eq!(stats["handoff_ok"].as_u64(), Some(3));
-    assert!(!body.to_lowercase().contains("k0"), "no key material");
+    // No key material: tests/secrets.rs searches the metrics for the live keys themselves.
 }
 
 #[test]

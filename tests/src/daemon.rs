@@ -153,8 +153,36 @@ impl Daemon {
     }
 }
 
+/// A line the daemon writes only when something went wrong: an `error!` (env_logger's
+/// `[time ERROR target]`) or a Rust panic.
+fn trouble(output: &str) -> Option<&str> {
+    output
+        .lines()
+        .find(|l| l.contains(" ERROR ") || l.contains("panicked at"))
+}
+
+/// A daemon that died during the test, did not exit cleanly on SIGTERM, or logged an error or
+/// a panic fails the test that ran it (unless that test is failing already).
 impl Drop for Daemon {
     fn drop(&mut self) {
-        self.stop();
+        let died = self
+            .child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten());
+        let clean = self.stop();
+        if std::thread::panicking() {
+            return;
+        }
+        let out = self.output.lock().unwrap().clone();
+        if let Some(status) = died {
+            panic!("syncookie run died during the test ({status}):\n{out}");
+        }
+        assert!(
+            clean,
+            "syncookie run did not exit cleanly on SIGTERM:\n{out}"
+        );
+        if let Some(line) = trouble(&out) {
+            panic!("syncookie run logged trouble: {line}\n{out}");
+        }
     }
 }

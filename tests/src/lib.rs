@@ -46,6 +46,21 @@ macro_rules! require_root {
     };
 }
 
+/// Polls `done` every 10 ms until it holds or `timeout` has passed (a deadline, not a guess
+/// of how long the frames take on a loaded machine); returns whether it held.
+pub fn wait_until(timeout: std::time::Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if done() {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;

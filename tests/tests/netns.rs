@@ -112,10 +112,8 @@ fn run_detaches_and_leaves_no_trace() {
     assert!(!lock.exists(), "lock file left behind: {}", lock.display());
     let shown = lab.server.exec(&["ip", "link", "show", &lab.server_if]);
     assert!(!shown.contains("xdp"), "XDP left attached: {shown}");
-    let tc = lab
-        .server
-        .exec(&["tc", "qdisc", "show", "dev", &lab.server_if]);
-    assert!(!tc.contains("clsact"), "qdisc left behind: {tc}");
+    let tc = lab.tc_ingress_left("tc");
+    assert!(tc.is_empty(), "TC left behind: {tc:?}");
     let out = d.output.lock().unwrap().clone();
     assert!(
         out.contains("synack_sent"),
@@ -198,6 +196,8 @@ fn crash_keeps_protection_and_restart_takes_over() {
     assert!(syncookie(&lab.server, &["detach", "--iface", &lab.server_if]).contains("detached"));
     let shown = lab.server.exec(&["ip", "link", "show", &lab.server_if]);
     assert!(!shown.contains("xdp"), "XDP left attached: {shown}");
+    let tc = lab.tc_ingress_left("tc");
+    assert!(tc.is_empty(), "TC left behind: {tc:?}");
     assert!(!pins(&lab.server, &lab.server_if).exists());
 }
 

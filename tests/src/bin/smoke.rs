@@ -18,18 +18,18 @@ use std::{
     panic::{AssertUnwindSafe, catch_unwind},
     path::{Path, PathBuf},
     process::{Command, ExitCode},
-    sync::atomic::{AtomicBool, Ordering},
+    sync::atomic::{AtomicBool, AtomicU64, Ordering},
     thread,
     time::{Duration, Instant},
 };
 
-use aya::programs::{SchedClassifier, TcAttachType};
 use nix::sched::{CloneFlags, setns};
 use syncookie::pins::DEFAULT_ROOT;
 use syncookie_tests::{
     daemon::{Daemon, bin, syncookie_in},
+    endtoend,
     flood::Flood,
-    lab::{Lab, tcx},
+    lab::Lab,
     packets::{send_raw_tcp, serve_echo},
 };
 
@@ -237,9 +237,14 @@ fn echo_server(lab: &Lab, port: u16) -> SocketAddr {
         TcpListener::bind((lab.server_ip, port)).expect("bind the echo server")
     };
     let addr = l.local_addr().unwrap();
-    serve_echo(l, |_| {});
+    serve_echo(l, |_| {
+        ACCEPTED.fetch_add(1, Ordering::SeqCst);
+    });
     addr
 }
+
+/// Connections the smoke's echo servers accepted (the checks run one at a time).
+static ACCEPTED: AtomicU64 = AtomicU64::new(0);
 
 /// One connection from the client's namespace (the calling thread must be in it): sends
 /// `len` bytes and reads them back.
@@ -289,6 +294,7 @@ fn counter(v: &serde_json::Value, name: &str) -> u64 {
 }
 
 fn connections(lab: &Lab, addr: SocketAddr, mode: Mode) -> Result<String, String> {
+    let accepted_before = ACCEPTED.load(Ordering::SeqCst);
     {
         let _in = lab.client.enter();
         for i in 0..CONNECTIONS {
@@ -302,12 +308,15 @@ fn connections(lab: &Lab, addr: SocketAddr, mode: Mode) -> Result<String, String
     let refresh = counter(&c, "syn_refresh");
     let kernel = lab.kernel_synacks();
     let want_refresh = mode == Mode::Kernel && refresh >= 1;
-    // handoff_ok counts cookie segments handed over, not connections: on a slow (TCG) kernel
-    // a client's first data segment may reach XDP before the stack has made the connection from
-    // its ACK, and count too (in either mode).
-    let ok_as_wanted = ok >= u64::from(CONNECTIONS) && ok <= 2 * u64::from(CONNECTIONS);
+    let accepted = ACCEPTED.load(Ordering::SeqCst) - accepted_before;
+    if accepted != u64::from(CONNECTIONS) {
+        return Err(format!(
+            "{accepted} connections accepted, want {CONNECTIONS}"
+        ));
+    }
+    endtoend::handoff_counts_fit(ok, counter(&c, "ack_valid"), u64::from(CONNECTIONS))
+        .map_err(|e| format!("{e}: {c}"))?;
     if sent + refresh != u64::from(CONNECTIONS)
-        || !ok_as_wanted
         || kernel != refresh
         || (mode == Mode::Kernel) != want_refresh
     {
@@ -534,33 +543,7 @@ fn detach(lab: &Lab, mut daemon: Daemon) -> Result<String, String> {
     if link.contains("xdp") {
         left.push(format!("XDP: {}", link.trim()));
     }
-    let _in = lab.server.enter();
-    if tcx() {
-        let qdisc = lab
-            .server
-            .exec(&["tc", "qdisc", "show", "dev", &lab.server_if]);
-        if qdisc.contains("clsact") || qdisc.contains("ingress") {
-            left.push(format!("qdisc: {}", qdisc.trim()));
-        }
-        match SchedClassifier::query_tcx(&lab.server_if, TcAttachType::Ingress) {
-            Ok((_, progs)) if progs.is_empty() => {}
-            Ok((_, progs)) => left.push(format!("{} TCX ingress programs", progs.len())),
-            Err(e) => left.push(format!("cannot query TCX ingress: {e}")),
-        }
-    } else {
-        // The lab made the clsact qdisc itself (its TC programs need one here).
-        let filters = lab.server.exec(&[
-            &tool("tc"),
-            "filter",
-            "show",
-            "dev",
-            &lab.server_if,
-            "ingress",
-        ]);
-        if filters.contains("bpf") {
-            left.push(format!("TC ingress filters: {}", filters.trim()));
-        }
-    }
+    left.extend(lab.tc_ingress_left(&tool("tc")));
     if left.is_empty() {
         Ok("no XDP, no TC program or qdisc, no pins".into())
     } else {

@@ -62,6 +62,28 @@ pub fn serve_echo(l: TcpListener, accepted: impl Fn(&TcpStream) + Send + 'static
     count
 }
 
+/// IPPROTO_MPTCP (include/uapi/linux/in.h).
+const IPPROTO_MPTCP: i32 = 262;
+
+/// A TCP (or MPTCP) IPv4 stream socket, as std cannot make MPTCP ones.
+pub fn stream_socket(mptcp: bool) -> OwnedFd {
+    let proto = if mptcp { IPPROTO_MPTCP } else { 0 };
+    // SAFETY: socket(2) with constant arguments; the fd is owned right away.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, proto) };
+    assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+    // SAFETY: a fresh fd that nothing else owns.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+/// A TCP (or MPTCP) listener on `addr`, in the calling thread's namespace.
+pub fn listen_stream(addr: SocketAddrV4, mptcp: bool) -> TcpListener {
+    let fd = stream_socket(mptcp);
+    socket::setsockopt(&fd, socket::sockopt::ReuseAddr, &true).unwrap();
+    socket::bind(fd.as_raw_fd(), &SockaddrIn::from(addr)).expect("bind");
+    socket::listen(&fd, socket::Backlog::new(128).unwrap()).expect("listen");
+    TcpListener::from(fd)
+}
+
 pub fn tcp_info(s: &TcpStream) -> libc::tcp_info {
     // SAFETY: getsockopt into a zeroed tcp_info of the size we pass.
     unsafe {

@@ -203,7 +203,23 @@ fn one_victim_prefix_gets_at_most_its_budget() {
     let _d = Daemon::start(
         &lab.server,
         &lab.server_if,
-        &["--ports", &PORT.to_string(), "--synack-prefix-rate", "50"],
+        &[
+            "--ports",
+            &PORT.to_string(),
+            "--synack-prefix-rate",
+            "50",
+            // The budget in all, far above this test's rate: its packet test is policy.rs's;
+            // here, that the flag reaches the shield's configuration.
+            "--synack-rate",
+            "1000000",
+        ],
+    );
+    let status = lab
+        .server
+        .exec(&[bin().to_str().unwrap(), "status", "--iface", &lab.server_if]);
+    assert!(
+        status.contains("SYN-ACKs 1000000/s per CPU, 50/s per client /24;"),
+        "{status}"
     );
     let SocketAddr::V4(dst) = addr else {
         unreachable!()

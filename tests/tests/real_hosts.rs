@@ -4,8 +4,7 @@
 
 use std::{
     io::{Read, Write},
-    net::{SocketAddr, SocketAddrV4, TcpListener, TcpStream},
-    os::fd::{FromRawFd, OwnedFd},
+    net::{SocketAddr, SocketAddrV4, TcpStream},
     thread,
     time::{Duration, Instant},
 };
@@ -16,37 +15,16 @@ use syncookie_tests::{
     daemon::Daemon,
     endtoend,
     lab::Lab,
-    packets::{Accepted, send_raw_tcp, serve_echo},
+    packets::{Accepted, listen_stream, send_raw_tcp, serve_echo, stream_socket},
     require_root, wait_until,
 };
 
 const PORT: u16 = 8080;
-/// IPPROTO_MPTCP (include/uapi/linux/in.h).
-const IPPROTO_MPTCP: i32 = 262;
-
-/// A TCP (or MPTCP) stream socket, as std cannot make MPTCP ones.
-fn stream_socket(mptcp: bool) -> OwnedFd {
-    let proto = if mptcp { IPPROTO_MPTCP } else { 0 };
-    // SAFETY: socket(2) with constant arguments; the fd is owned right away.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, proto) };
-    assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
-    // SAFETY: a fresh fd that nothing else owns.
-    unsafe { OwnedFd::from_raw_fd(fd) }
-}
-
 /// An echo server on the server's address, on a TCP or an MPTCP listener.
 fn echo_server(lab: &Lab, mptcp: bool) -> (SocketAddr, Accepted) {
     let _in = lab.server.enter();
-    let fd = stream_socket(mptcp);
     let addr = SocketAddrV4::new(lab.server_ip, PORT);
-    nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::ReuseAddr, &true).unwrap();
-    nix::sys::socket::bind(
-        std::os::fd::AsRawFd::as_raw_fd(&fd),
-        &nix::sys::socket::SockaddrIn::from(addr),
-    )
-    .expect("bind");
-    nix::sys::socket::listen(&fd, nix::sys::socket::Backlog::new(128).unwrap()).expect("listen");
-    let l = TcpListener::from(fd);
+    let l = listen_stream(addr, mptcp);
     let accepted = serve_echo(l, |_| {});
     (SocketAddr::V4(addr), accepted)
 }

@@ -171,6 +171,7 @@ fn auto_engages_under_a_flood_and_lets_go_after() {
         engaged_after
     });
     let engaged_after = engaged_after.expect("auto never engaged under the flood");
+    eprintln!("auto engaged {engaged_after:?} after the flood's start");
     assert!(
         engaged_after < Duration::from_secs(1),
         "engaged after {engaged_after:?}"

@@ -639,7 +639,9 @@ fn vlan_offload(lab: &Lab, mode: Mode) -> Result<Vlan, String> {
     lab.server.try_exec(&cmd)?;
     let mut d = Daemon::try_start(&lab.server, iface, &args)
         .map_err(|out| format!("after `{fix}`: {out}"))?;
-    // Stripping turned on again while the shield runs: it must stop answering (monitor).
+    // Stripping turned on again while the shield runs: it must stop answering (monitor), and
+    // say so at error level.
+    d.expect_error("Switched to monitor mode");
     lab.server.try_exec(&on)?;
     let deadline = Instant::now() + Duration::from_secs(5);
     let mode = || {

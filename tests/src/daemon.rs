@@ -46,6 +46,17 @@ pub fn syncookie_in(ns: &Netns, args: &[&str]) -> std::process::Output {
         .unwrap_or_else(|e| panic!("syncookie {}: {e}", args.join(" ")))
 }
 
+/// Removes a pin directory when dropped: for tests whose shield outlives its daemon (a kill,
+/// `--on-exit keep`). Pins left behind outlive the namespace, whose inode number the kernel
+/// reuses: a later test would find them in "its" namespace directory.
+pub struct Unpin(pub PinDir);
+
+impl Drop for Unpin {
+    fn drop(&mut self) {
+        let _ = self.0.remove();
+    }
+}
+
 /// Where `syncookie run --iface IFACE` in `ns` pins its maps and links.
 pub fn pins(ns: &Netns, iface: &str) -> PinDir {
     let id = NetnsId::of(ns.path().as_ref()).expect("namespace id");

@@ -14,7 +14,7 @@ use nix::{sys::signal::Signal, unistd::Pid};
 use syncookie::{keys::Keys, pins::PinDir};
 use syncookie_common::stats::Counter;
 use syncookie_tests::{
-    daemon::{Daemon, command_in, pins, syncookie_in},
+    daemon::{Daemon, Unpin, command_in, pins, syncookie_in},
     endtoend,
     lab::Lab,
     netns::{Netns, unique},
@@ -50,14 +50,6 @@ fn stdout(o: &Output) -> String {
 }
 
 /// Removes pins a killed daemon left, even when the test fails.
-struct Unpin(PinDir);
-
-impl Drop for Unpin {
-    fn drop(&mut self) {
-        let _ = self.0.remove();
-    }
-}
-
 /// Waits until the process is stopped (state `T` in /proc/PID/stat).
 fn wait_stopped(pid: Pid) {
     let deadline = Instant::now() + Duration::from_secs(5);

@@ -1,9 +1,8 @@
 //! End to end in network namespaces: real clients, a real server, the shield in between.
 
-use syncookie::pins::PinDir;
 use syncookie_common::stats::Counter;
 use syncookie_tests::{
-    daemon::{Daemon, pins, syncookie_in},
+    daemon::{Daemon, Unpin, pins, syncookie_in},
     endtoend,
     lab::Lab,
     netns::Netns,
@@ -155,12 +154,6 @@ fn crash_keeps_protection_and_restart_takes_over() {
     require_root!();
     let mut lab = Lab::new();
     // Pins outlive a killed daemon: remove them even if an assertion below fails.
-    struct Unpin(PinDir);
-    impl Drop for Unpin {
-        fn drop(&mut self) {
-            let _ = self.0.remove();
-        }
-    }
     let _unpin = Unpin(pins(&lab.server, &lab.server_if));
     let (addr, _acc) = lab.echo_server_reporting(lab.server_ip.into(), PORT);
     let ports = ["--ports", "8080"];

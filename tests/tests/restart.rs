@@ -9,7 +9,11 @@ use std::{
 };
 
 use syncookie_common::stats::Counter;
-use syncookie_tests::{daemon::Daemon, lab::Lab, require_root, wait_until};
+use syncookie_tests::{
+    daemon::{Daemon, Unpin, pins},
+    lab::Lab,
+    require_root, wait_until,
+};
 
 const PORT: u16 = 8080;
 
@@ -48,6 +52,8 @@ impl Across {
 /// with `args`) is stopped as `stop` says and started again, and the clients go on for 20 more.
 fn clients_across_a_restart(args: &[&str], stop: Stop) -> Across {
     let lab = Lab::new();
+    // `--on-exit keep` leaves the shield pinned when the last daemon stops.
+    let _unpin = Unpin(pins(&lab.server, &lab.server_if));
     let addr = lab.echo_server(lab.server_ip.into(), PORT);
     let mut args = args.to_vec();
     args.extend(["--ports", "8080"]);
@@ -134,6 +140,7 @@ fn a_handshake_in_flight_survives_a_restart_only_with_on_exit_keep() {
     require_root!();
     for (args, survives) in [(&["--on-exit", "keep"][..], true), (&[][..], false)] {
         let mut lab = Lab::new();
+        let _unpin = Unpin(pins(&lab.server, &lab.server_if));
         let addr = lab.echo_server(lab.server_ip.into(), PORT);
         let mut args = args.to_vec();
         args.extend(["--ports", "8080"]);

@@ -5,13 +5,12 @@ use core::ffi::c_void;
 
 use aya_ebpf::{
     bindings::{TC_ACT_OK, xdp_action},
-    helpers::bpf_get_prandom_u32,
     macros::{classifier, xdp},
     programs::{TcContext, XdpContext},
 };
 use syncookie_common::{
     cookie::{self, SynAttrs, WSCALE_NONE},
-    lab::{LabCounter, SPOOFED_NET, SPOOFED_NET6},
+    lab::{LabCounter, SPOOFED_NET, SPOOFED_NET6, forge},
     maps::{HANDOFF_MAGIC, HandoffMeta},
     proto::*,
 };
@@ -308,8 +307,9 @@ pub fn lab_syn_parse(ctx: XdpContext) -> u32 {
     syn_steps::<false, false, false, false>(&ctx)
 }
 
-/// Forgery odds: the shield's cookie check on this ACK with a random acknowledgment number (and,
-/// with timestamps, a random TSecr) on every run, as an attacker guessing blind would send them.
+/// Forgery odds, counted exactly: the shield's cookie check on this ACK as it is (the positive
+/// control) or with try `i` of a sweep XORed into its cookie bits or its TSecr (`map::FORGE`):
+/// a sweep over all values of N checked bits must let exactly one through.
 #[xdp]
 pub fn lab_forge_ack(ctx: XdpContext) -> u32 {
     let mut t = match parse::parse(ctx.data(), ctx.data_end()) {
@@ -317,10 +317,15 @@ pub fn lab_forge_ack(ctx: XdpContext) -> u32 {
         _ => return xdp_action::XDP_ABORTED,
     };
     let mut o = parse::options(ctx.data(), ctx.data_end(), &t);
-    // SAFETY: helper calls without arguments.
-    let (r, r2) = unsafe { (bpf_get_prandom_u32(), bpf_get_prandom_u32()) };
-    t.ack = r;
-    o.ts = o.ts.map(|(val, _)| (val, r2));
+    let (mode, shift, i) = maps::forge_try();
+    match mode {
+        forge::SWEEP_COOKIE => {
+            let cookie = t.ack.wrapping_sub(1) ^ i.checked_shl(shift).unwrap_or(0);
+            t.ack = cookie.wrapping_add(1);
+        }
+        forge::SWEEP_TSECR => o.ts = o.ts.map(|(val, ecr)| (val, ecr ^ i)),
+        _ => {}
+    }
     maps::inc(LabCounter::ForgeTries);
     if let ack::AckCheck::Valid(_) = ack::check(&LabKeys, &t, &o) {
         maps::inc(LabCounter::Forged);

@@ -6,7 +6,7 @@ use aya_ebpf::{
     maps::{Array, PerCpuArray, ProgramArray},
 };
 use syncookie_common::{
-    lab::{LabCounter, TEMPLATE_SIZE, drop_ack, vlan},
+    lab::{LabCounter, TEMPLATE_SIZE, drop_ack, forge, vlan},
     maps::{Config, KEYS_LEN, Key},
 };
 use syncookie_ebpf::keys::Keys;
@@ -29,6 +29,8 @@ pub static LAB_KEYS: Array<Key> = Array::with_max_entries(KEYS_LEN, 0);
 pub static LAB_EPOCH: Array<u64> = Array::with_max_entries(1, 0);
 #[map]
 pub static LAB_VLAN: Array<u32> = Array::with_max_entries(vlan::LEN, 0);
+#[map]
+pub static LAB_FORGE: Array<u32> = Array::with_max_entries(forge::LEN, 0);
 
 #[inline(always)]
 pub fn inc(c: LabCounter) {
@@ -36,6 +38,18 @@ pub fn inc(c: LabCounter) {
         // SAFETY: this CPU's slot; nothing else writes it while we run.
         unsafe { *p += 1 };
     }
+}
+
+/// `map::FORGE`'s mode and shift, and this try's number (counted up for the next).
+#[inline(always)]
+pub fn forge_try() -> (u32, u32, u32) {
+    let get = |i| LAB_FORGE.get(i).copied().unwrap_or(0);
+    let i = get(forge::NEXT);
+    if let Some(p) = LAB_FORGE.get_ptr_mut(forge::NEXT) {
+        // SAFETY: the slot exists; the test runs one try at a time.
+        unsafe { *p = i.wrapping_add(1) };
+    }
+    (get(forge::MODE), get(forge::SHIFT), i)
 }
 
 #[inline(always)]

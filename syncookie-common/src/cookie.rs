@@ -36,8 +36,9 @@
 //! and never more than the client accepts); a client whose MSS is below the smallest entry
 //! gets no cookie: the kernel answers it (exactly, or with its own cookie under a flood).
 //!
-//! Forgery odds for a blind attacker: 2^-23 per ACK without timestamps, 2^-34 with them (the
-//! kernel's own cookies: about 2^-29).
+//! Forgery odds for a blind attacker: 2^-23 per ACK and key without timestamps, 2^-34 with
+//! them; the check tries two keys (the current and the previous epoch's), so 2^-22 and 2^-33
+//! (the kernel's own cookies: about 2^-29). The bit that once named the key now keeps the MSS.
 
 use crate::{maps::Key, siphash::siphash24_words};
 

@@ -40,8 +40,9 @@ pub mod prog {
     /// TC handoff with XDP metadata, or with a second cookie check.
     pub const TC_META: &str = "lab_tc_meta";
     pub const TC_RECHECK: &str = "lab_tc_recheck";
-    /// XDP: the shield's cookie check on the frame's ACK with a random `ack` (and TSecr) each
-    /// run: forgery odds, counted in `Forged` out of `ForgeTries`.
+    /// XDP: the shield's cookie check on the frame's ACK, altered as `map::FORGE` says (the
+    /// genuine ACK, or try `i` of a sweep over cookie or TSecr bits): forgery odds, counted in
+    /// `Forged` out of `ForgeTries`.
     pub const FORGE_ACK: &str = "lab_forge_ack";
     /// The shield's SYN path step by step.
     pub const SYN_ALL: &str = "lab_syn_all";
@@ -100,9 +101,11 @@ pub mod map {
     pub const EPOCH: &str = "LAB_EPOCH";
     /// The trunk's tags, `u32`s indexed by `super::vlan::*`.
     pub const VLAN: &str = "LAB_VLAN";
+    /// `lab_forge_ack`'s sweep, `u32`s indexed by `super::forge::*`.
+    pub const FORGE: &str = "LAB_FORGE";
 
     pub const ALL: &[&str] = &[
-        COUNTERS, DROP, SYNACKS, TEMPLATE, JMP, CONFIG, KEYS, EPOCH, VLAN,
+        COUNTERS, DROP, SYNACKS, TEMPLATE, JMP, CONFIG, KEYS, EPOCH, VLAN, FORGE,
     ];
 }
 
@@ -113,6 +116,20 @@ pub mod vlan {
     /// The inner tag (802.1Q), or 0 for a single tag.
     pub const INNER: u32 = 1;
     pub const LEN: u32 = 2;
+}
+
+/// Indices of `map::FORGE`, and its modes: try `i` (`NEXT`, counted up by the program) XORs
+/// `i` into the ACK's cookie (`ack - 1`) at bit `SHIFT`, or into its TSecr; `GENUINE` leaves
+/// the ACK as it is (the positive control).
+pub mod forge {
+    pub const MODE: u32 = 0;
+    pub const SHIFT: u32 = 1;
+    pub const NEXT: u32 = 2;
+    pub const LEN: u32 = 3;
+
+    pub const GENUINE: u32 = 0;
+    pub const SWEEP_COOKIE: u32 = 1;
+    pub const SWEEP_TSECR: u32 = 2;
 }
 
 /// Indices of `LAB_COUNTERS`.
@@ -131,7 +148,7 @@ pub enum LabCounter {
     Reflected,
     /// TCP segments seen by `lab_count_tc`.
     TcSeen,
-    /// Random ACKs tried by `lab_forge_ack`, and those whose cookie passed.
+    /// ACKs tried by `lab_forge_ack`, and those whose cookie passed.
     ForgeTries,
     Forged,
     /// `lab_vlan_pop`: frames that came in with the trunk's tags, and the SYN-ACKs among them.

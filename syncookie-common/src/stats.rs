@@ -61,8 +61,10 @@ counters! {
     AckPassedSocket = "ack_passed_socket",
     /// ACKs to protected ports with no socket at all, left to the kernel (it resets them).
     AckNoListener = "ack_no_listener",
-    /// Connections created from a cookie by bpf_sk_assign_tcp_reqsk (kernel-cookie mode: cookie
-    /// ACKs passed to the kernel while its check accepts them, so it makes the connection).
+    /// Cookie segments handed to the kernel by bpf_sk_assign_tcp_reqsk: one per connection, and
+    /// its first data segment too when that came in the same receive batch as its ACK (the kernel
+    /// keeps the first, drops the copy). Kernel-cookie mode: cookie ACKs passed to the kernel
+    /// while its check accepts them, so it makes the connection.
     HandoffOk = "handoff_ok",
     /// Cookie ACKs bpf_sk_assign_tcp_reqsk refused (no listener any more, a kernel setting
     /// changed; kernel-cookie mode: the listener's overflow stamp has expired): left to the

@@ -46,6 +46,17 @@ pub fn syncookie_in(ns: &Netns, args: &[&str]) -> std::process::Output {
         .unwrap_or_else(|e| panic!("syncookie {}: {e}", args.join(" ")))
 }
 
+/// Removes a pin directory when dropped: for tests whose shield outlives its daemon (a kill,
+/// `--on-exit keep`). Pins left behind outlive the namespace, whose inode number the kernel
+/// reuses: a later test would find them in "its" namespace directory.
+pub struct Unpin(pub PinDir);
+
+impl Drop for Unpin {
+    fn drop(&mut self) {
+        let _ = self.0.remove();
+    }
+}
+
 /// Where `syncookie run --iface IFACE` in `ns` pins its maps and links.
 pub fn pins(ns: &Netns, iface: &str) -> PinDir {
     let id = NetnsId::of(ns.path().as_ref()).expect("namespace id");
@@ -55,6 +66,8 @@ pub fn pins(ns: &Netns, iface: &str) -> PinDir {
 pub struct Daemon {
     child: Option<Child>,
     pub output: std::sync::Arc<std::sync::Mutex<String>>,
+    /// Error lines the test provoked on purpose (a substring each): not trouble.
+    expected: Vec<String>,
 }
 
 impl Daemon {
@@ -118,7 +131,14 @@ impl Daemon {
         Ok(Self {
             child: Some(child),
             output: out,
+            expected: Vec::new(),
         })
+    }
+
+    /// Says that error lines containing `what` are what the test provoked: the check for
+    /// trouble when the daemon is dropped passes over them.
+    pub fn expect_error(&mut self, what: &str) {
+        self.expected.push(what.to_string());
     }
 
     /// SIGKILL, as a crash would, then waits.
@@ -153,8 +173,37 @@ impl Daemon {
     }
 }
 
+/// A line the daemon writes only when something went wrong: an `error!` (env_logger's
+/// `[time ERROR target]`) or a Rust panic, but for errors the test provoked (`expected`).
+fn trouble<'a>(output: &'a str, expected: &[String]) -> Option<&'a str> {
+    output.lines().find(|l| {
+        (l.contains(" ERROR ") && !expected.iter().any(|e| l.contains(e.as_str())))
+            || l.contains("panicked at")
+    })
+}
+
+/// A daemon that died during the test, did not exit cleanly on SIGTERM, or logged an error or
+/// a panic fails the test that ran it (unless that test is failing already).
 impl Drop for Daemon {
     fn drop(&mut self) {
-        self.stop();
+        let died = self
+            .child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten());
+        let clean = self.stop();
+        if std::thread::panicking() {
+            return;
+        }
+        let out = self.output.lock().unwrap().clone();
+        if let Some(status) = died {
+            panic!("syncookie run died during the test ({status}):\n{out}");
+        }
+        assert!(
+            clean,
+            "syncookie run did not exit cleanly on SIGTERM:\n{out}"
+        );
+        if let Some(line) = trouble(&out, &self.expected) {
+            panic!("syncookie run logged trouble: {line}\n{out}");
+        }
     }
 }

@@ -35,20 +35,37 @@ pub fn hundred_connections(lab: &Lab, addr: SocketAddr, accepted: &Receiver<u8>)
         "the server's own stack sent SYN-ACKs"
     );
     assert_eq!(c.get(Counter::SynackSent), 100, "{}", c.table());
-    // One per connection, and now and then its first data segment too (it can reach TC
-    // before the stack has built the connection from the ACK: list receive).
-    assert!(
-        (100..=200).contains(&c.get(Counter::HandoffOk)),
-        "{}",
-        c.table()
+    // Exactly the connections the server accepted: 100, and no socket beyond them.
+    let extra = accepted.try_iter().count();
+    assert_eq!(
+        extra, 0,
+        "{extra} sockets accepted beyond the 100 connections"
     );
-    assert!(
-        (100..=200).contains(&c.get(Counter::AckValid)),
-        "{}",
-        c.table()
-    );
+    handoffs_fit(&c, 100).unwrap();
     assert_eq!(c.get(Counter::AckBadCookie), 0);
     assert_eq!(c.get(Counter::HandoffFailed), 0);
+}
+
+/// `handoff_ok` for `connections` connections the server accepted (counted by the test,
+/// exactly): one handoff each, and one more for a connection whose first data segment reached
+/// the shield in the same receive batch as its ACK (XDP, then TC, run on both before TCP has
+/// made the connection; the kernel keeps the first and drops the copy, which the client
+/// resends: seen in CI, commit 57c0756, and on TCG in the kernel matrix). Every handoff is a
+/// valid cookie segment, so `ack_valid` bounds it too (both modes).
+pub fn handoffs_fit(c: &syncookie::counters::Snapshot, connections: u64) -> Result<(), String> {
+    let (ok, valid) = (c.get(Counter::HandoffOk), c.get(Counter::AckValid));
+    handoff_counts_fit(ok, valid, connections).map_err(|e| format!("{e}: {}", c.table()))
+}
+
+/// [`handoffs_fit`] on the counts themselves (`handoff_ok`, `ack_valid`).
+pub fn handoff_counts_fit(ok: u64, valid: u64, connections: u64) -> Result<(), String> {
+    if connections <= ok && ok <= 2 * connections && ok <= valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "handoff_ok {ok}, ack_valid {valid} for {connections} accepted connections"
+        ))
+    }
 }
 
 /// 50 forged handshake ACKs (random sequence and acknowledgment numbers) from `client` to the

@@ -397,6 +397,14 @@ pub fn udp4(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
     build!(b, payload)
 }
 
+/// An ICMP echo request from the client to the server.
+pub fn icmp4_echo() -> Vec<u8> {
+    let b = PacketBuilder::ethernet2(CLIENT_MAC, SERVER_MAC)
+        .ipv4(CLIENT_IP, SERVER_IP, 64)
+        .icmpv4_echo_request(1, 1);
+    build!(b, b"ping")
+}
+
 /// An IPv6 TCP segment (no extension headers) built from `seg`'s TCP fields.
 pub fn tcp6(seg: &Segment) -> Vec<u8> {
     let b = PacketBuilder::ethernet2(CLIENT_MAC, SERVER_MAC)

@@ -163,6 +163,62 @@ impl Lab {
             .expect("attach lab_count_synack");
     }
 
+    /// What is left on the server's TC ingress once the shield is gone: TCX programs (6.6+:
+    /// the shield's link; no qdisc at all), or BPF filters on the clsact qdisc before 6.6 (the
+    /// lab's own egress programs need that qdisc there). `tc` is the tc binary to run.
+    pub fn tc_ingress_left(&self, tc: &str) -> Vec<String> {
+        let mut left = Vec::new();
+        if tcx() {
+            let qdisc = self
+                .server
+                .exec(&[tc, "qdisc", "show", "dev", &self.server_if]);
+            if qdisc.contains("clsact") || qdisc.contains("ingress") {
+                left.push(format!("qdisc: {}", qdisc.trim()));
+            }
+            let _in = self.server.enter();
+            match SchedClassifier::query_tcx(&self.server_if, TcAttachType::Ingress) {
+                Ok((_, progs)) if progs.is_empty() => {}
+                Ok((_, progs)) => left.push(format!("{} TCX ingress programs", progs.len())),
+                Err(e) => left.push(format!("cannot query TCX ingress: {e}")),
+            }
+        } else {
+            let filters =
+                self.server
+                    .exec(&[tc, "filter", "show", "dev", &self.server_if, "ingress"]);
+            if filters.contains("bpf") {
+                left.push(format!("TC ingress filters: {}", filters.trim()));
+            }
+        }
+        left
+    }
+
+    /// Frames lost on the wire from the client to the server: the client veth's `tx_dropped`
+    /// (the server's ring was full) and the server's `rx_dropped`. Exact counts after a raw
+    /// burst subtract them.
+    pub fn wire_drops(&self) -> u64 {
+        let stat = |ns: &Netns, iface: &str, dir: &str| -> u64 {
+            let j = ns.exec(&["ip", "-s", "-j", "link", "show", "dev", iface]);
+            let v: serde_json::Value = serde_json::from_str(&j).expect("ip -j link");
+            v[0]["stats64"][dir]["dropped"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("no {dir} dropped for {iface}: {j}"))
+        };
+        stat(&self.client, &self.client_if, "tx") + stat(&self.server, &self.server_if, "rx")
+    }
+
+    /// TCP counters of the server's namespace (`/proc/net/snmp`'s `Tcp:` lines: `InSegs`,
+    /// `OutRsts`, `PassiveOpens`...).
+    pub fn tcp_mib(&self, name: &str) -> u64 {
+        let snmp = self.server.exec(&["cat", "/proc/net/snmp"]);
+        let mut tcp = snmp.lines().filter(|l| l.starts_with("Tcp:"));
+        let (names, values) = (tcp.next().unwrap(), tcp.next().unwrap());
+        let i = names
+            .split_whitespace()
+            .position(|n| n == name)
+            .unwrap_or_else(|| panic!("no Tcp {name} in /proc/net/snmp"));
+        values.split_whitespace().nth(i).unwrap().parse().unwrap()
+    }
+
     /// Deletes the veth pair and makes it again under the same names, as an admin re-creating an
     /// interface would: whatever was attached to the old one is gone.
     pub fn recreate_wire(&mut self) {

@@ -13,15 +13,17 @@ pub mod packets;
 /// Program and map names: `syncookie_common::lab`.
 pub static LAB_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/lab.bpf.o"));
 
-/// A lab counter summed over the CPUs (0 when the object has no such map loaded).
+/// A lab counter summed over the CPUs; panics when the map or the index is missing.
 pub fn lab_counter(ebpf: &aya::Ebpf, c: syncookie_common::lab::LabCounter) -> u64 {
-    let Some(m) = ebpf.map(syncookie_common::lab::map::COUNTERS) else {
-        return 0;
-    };
-    let Ok(a) = aya::maps::PerCpuArray::<&aya::maps::MapData, u64>::try_from(m) else {
-        return 0;
-    };
-    a.get(&(c as u32), 0).map_or(0, |v| v.iter().sum())
+    // A missing map or index is a broken test, not a zero count.
+    let m = ebpf
+        .map(syncookie_common::lab::map::COUNTERS)
+        .expect("the lab's counter map");
+    let a = aya::maps::PerCpuArray::<&aya::maps::MapData, u64>::try_from(m).expect("per-CPU u64s");
+    let v = a
+        .get(&(c as u32), 0)
+        .unwrap_or_else(|e| panic!("lab counter {c:?}: {e}"));
+    v.iter().sum()
 }
 
 /// Whether a BPF_PROG_TEST_RUN failed only because a signal interrupted a long run (EINTR):
@@ -42,6 +44,21 @@ macro_rules! require_root {
             "needs root (CAP_BPF, CAP_NET_ADMIN, network namespaces): run `sudo cargo xtask test`"
         );
     };
+}
+
+/// Polls `done` every 10 ms until it holds or `timeout` has passed (a deadline, not a guess
+/// of how long the frames take on a loaded machine); returns whether it held.
+pub fn wait_until(timeout: std::time::Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if done() {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }
 
 #[cfg(test)]

@@ -4,6 +4,10 @@ use std::{
     io::{Read, Write},
     net::{IpAddr, SocketAddr, SocketAddrV4, SocketAddrV6, TcpListener, TcpStream},
     os::fd::{AsRawFd, FromRawFd, OwnedFd},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -16,12 +20,34 @@ pub const TCPI_OPT_TIMESTAMPS: u8 = 1;
 pub const TCPI_OPT_SACK: u8 = 2;
 pub const TCPI_OPT_WSCALE: u8 = 4;
 
+/// Connections a server accepted, counted by its accept loop: the connections made, which
+/// `handoff_ok` is not (it may count a connection's first data segment too).
+#[derive(Clone, Default)]
+pub struct Accepted(Arc<AtomicU64>);
+
+impl Accepted {
+    pub fn count(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    /// Asserts that exactly `n` connections were accepted (waiting up to 5 s for the last).
+    #[track_caller]
+    pub fn assert_exactly(&self, n: u64) {
+        crate::wait_until(Duration::from_secs(5), || self.count() >= n);
+        assert_eq!(self.count(), n, "connections accepted");
+    }
+}
+
 /// Echoes what every connection `l` accepts sends, each on a thread of its own, until the
-/// listener fails; `accepted` sees each stream first (to report its TCP_INFO, say).
-pub fn serve_echo(l: TcpListener, accepted: impl Fn(&TcpStream) + Send + 'static) {
+/// listener fails; `accepted` sees each stream first (to report its TCP_INFO, say). Returns
+/// the count of accepted connections.
+pub fn serve_echo(l: TcpListener, accepted: impl Fn(&TcpStream) + Send + 'static) -> Accepted {
+    let count = Accepted::default();
+    let counted = count.clone();
     std::thread::spawn(move || {
         for s in l.incoming() {
             let Ok(mut s) = s else { break };
+            counted.0.fetch_add(1, Ordering::SeqCst);
             accepted(&s);
             std::thread::spawn(move || {
                 let mut buf = [0u8; 4096];
@@ -33,6 +59,29 @@ pub fn serve_echo(l: TcpListener, accepted: impl Fn(&TcpStream) + Send + 'static
             });
         }
     });
+    count
+}
+
+/// IPPROTO_MPTCP (include/uapi/linux/in.h).
+const IPPROTO_MPTCP: i32 = 262;
+
+/// A TCP (or MPTCP) IPv4 stream socket, as std cannot make MPTCP ones.
+pub fn stream_socket(mptcp: bool) -> OwnedFd {
+    let proto = if mptcp { IPPROTO_MPTCP } else { 0 };
+    // SAFETY: socket(2) with constant arguments; the fd is owned right away.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, proto) };
+    assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+    // SAFETY: a fresh fd that nothing else owns.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+/// A TCP (or MPTCP) listener on `addr`, in the calling thread's namespace.
+pub fn listen_stream(addr: SocketAddrV4, mptcp: bool) -> TcpListener {
+    let fd = stream_socket(mptcp);
+    socket::setsockopt(&fd, socket::sockopt::ReuseAddr, &true).unwrap();
+    socket::bind(fd.as_raw_fd(), &SockaddrIn::from(addr)).expect("bind");
+    socket::listen(&fd, socket::Backlog::new(128).unwrap()).expect("listen");
+    TcpListener::from(fd)
 }
 
 pub fn tcp_info(s: &TcpStream) -> libc::tcp_info {

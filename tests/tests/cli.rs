@@ -1,6 +1,7 @@
 //! The `syncookie` binary's first-contact errors (issue 11): for each mistake an admin can make,
 //! the exit status and the message, said once, with what to do. Every test has its own
-//! namespace and interface names (the lock files under /run/syncookie are per interface name).
+//! namespace and interface names (the lock files under /run/syncookie are per namespace and
+//! interface name: `PinDir::lock_file`).
 
 use std::{
     os::unix::fs::PermissionsExt,
@@ -211,7 +212,9 @@ fn unknown_interface_is_named() {
     for cmd in ["status", "stats", "rotate", "detach"] {
         assert_fails_with(&syncookie(&ns, &[cmd, "--iface", &iface]), &msg);
     }
-    let lock = Path::new("/run/syncookie").join(format!("{iface}.lock"));
+    // The library's own path (`<netns-inode>-<iface>.lock`), not a name typed here.
+    let pins = syncookie_tests::daemon::pins(&ns, &iface);
+    let lock = pins.lock_file();
     assert!(!lock.exists(), "lock file made: {}", lock.display());
 }
 

@@ -12,9 +12,10 @@ use syncookie::counters;
 use syncookie_common::stats::Counter;
 use syncookie_tests::{
     daemon::{Daemon, syncookie_in},
+    endtoend,
     lab::Lab,
     packets::{TCPI_OPT_SACK, TCPI_OPT_TIMESTAMPS, TCPI_OPT_WSCALE, send_raw_tcp, tcp_info},
-    require_root,
+    require_root, wait_until,
 };
 
 const PORT: u16 = 8080;
@@ -97,7 +98,16 @@ fn connections_forged_acks_status_and_the_stamp() {
     let (sent, refresh) = (get(&c, Counter::SynackSent), get(&c, Counter::SynRefresh));
     assert!(refresh >= 1, "the first SYN goes to the kernel");
     assert_eq!(sent + refresh, 20);
-    assert!((20..=40).contains(&get(&c, Counter::HandoffOk)));
+    // The server accepted exactly the 20 connections, each made from one cookie ACK.
+    let opts: Vec<u8> = (0..20)
+        .map(|i| {
+            accepted
+                .recv_timeout(Duration::from_secs(5))
+                .unwrap_or_else(|_| panic!("only {i} of 20 connections accepted"))
+        })
+        .collect();
+    assert!(accepted.try_recv().is_err(), "more than 20 accepted");
+    endtoend::handoffs_fit(&c, 20).unwrap();
     assert_eq!(get(&c, Counter::HandoffFailed), 0);
     assert_eq!(
         lab.kernel_synacks(),
@@ -106,7 +116,6 @@ fn connections_forged_acks_status_and_the_stamp() {
     );
     // What the mode keeps: the connections answered from XDP have no timestamps, SACK or
     // window scaling (the kernel's cookies carry them only in timestamps).
-    let opts: Vec<u8> = (0..20).map(|_| accepted.recv().unwrap()).collect();
     let plain = opts
         .iter()
         .filter(|o| **o & (TCPI_OPT_TIMESTAMPS | TCPI_OPT_SACK | TCPI_OPT_WSCALE) == 0)
@@ -129,10 +138,19 @@ fn connections_forged_acks_status_and_the_stamp() {
             );
         }
     }
-    thread::sleep(Duration::from_millis(500));
+    // Every forged ACK that crossed the wire is dropped (the veth's own drops aside).
+    let judged = wait_until(Duration::from_secs(5), || {
+        get(&lab.counters(), Counter::AckBadCookie) + lab.wire_drops() >= 10
+    });
     let c = lab.counters();
-    assert_eq!(get(&c, Counter::AckBadCookie), 10, "{}", c.table());
-    assert!((20..=40).contains(&get(&c, Counter::HandoffOk)));
+    assert!(judged, "10 forged ACKs sent: {}", c.table());
+    assert_eq!(
+        get(&c, Counter::AckBadCookie),
+        10 - lab.wire_drops(),
+        "{}",
+        c.table()
+    );
+    endtoend::handoffs_fit(&c, 20).unwrap();
 
     // status and rotate say which cookies these are.
     let out = syncookie_in(&lab.server, &["status", "--iface", &lab.server_if]);
@@ -182,10 +200,13 @@ fn a_restarted_listener_gets_its_stamp_first() {
     assert_eq!(get(&c, Counter::HandoffFailed), 0);
 }
 
-/// The real thing, slowly: more than the kernel's 120 s without a single SYN, then clients
-/// connect at once. `cargo test -p syncookie-tests --test kernel_cookies -- --ignored`.
+/// The real thing, slowly: more than the kernel's 120 s (TCP_SYNCOOKIE_VALID, a constant)
+/// without a single SYN, then clients connect at once. `cargo xtask test-kernels` runs it on
+/// the host beside the VMs; `cargo xtask test` leaves it out, as the kernel's state it ends
+/// in (no recent overflow: `tcp_synq_no_recent_overflow()`'s same branch) is that of a new
+/// listener, which `a_restarted_listener_gets_its_stamp_first` covers in a second.
 #[test]
-#[ignore = "waits 130 s"]
+#[ignore = "waits 130 s: run by cargo xtask test-kernels"]
 fn connections_succeed_after_the_stamp_expired() {
     require_root!();
     let lab = Lab::new();

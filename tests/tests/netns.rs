@@ -1,9 +1,8 @@
 //! End to end in network namespaces: real clients, a real server, the shield in between.
 
-use syncookie::pins::PinDir;
 use syncookie_common::stats::Counter;
 use syncookie_tests::{
-    daemon::{Daemon, pins, syncookie_in},
+    daemon::{Daemon, Unpin, pins, syncookie_in},
     endtoend,
     lab::Lab,
     netns::Netns,
@@ -112,10 +111,8 @@ fn run_detaches_and_leaves_no_trace() {
     assert!(!lock.exists(), "lock file left behind: {}", lock.display());
     let shown = lab.server.exec(&["ip", "link", "show", &lab.server_if]);
     assert!(!shown.contains("xdp"), "XDP left attached: {shown}");
-    let tc = lab
-        .server
-        .exec(&["tc", "qdisc", "show", "dev", &lab.server_if]);
-    assert!(!tc.contains("clsact"), "qdisc left behind: {tc}");
+    let tc = lab.tc_ingress_left("tc");
+    assert!(tc.is_empty(), "TC left behind: {tc:?}");
     let out = d.output.lock().unwrap().clone();
     assert!(
         out.contains("synack_sent"),
@@ -157,12 +154,6 @@ fn crash_keeps_protection_and_restart_takes_over() {
     require_root!();
     let mut lab = Lab::new();
     // Pins outlive a killed daemon: remove them even if an assertion below fails.
-    struct Unpin(PinDir);
-    impl Drop for Unpin {
-        fn drop(&mut self) {
-            let _ = self.0.remove();
-        }
-    }
     let _unpin = Unpin(pins(&lab.server, &lab.server_if));
     let (addr, _acc) = lab.echo_server_reporting(lab.server_ip.into(), PORT);
     let ports = ["--ports", "8080"];
@@ -198,6 +189,8 @@ fn crash_keeps_protection_and_restart_takes_over() {
     assert!(syncookie(&lab.server, &["detach", "--iface", &lab.server_if]).contains("detached"));
     let shown = lab.server.exec(&["ip", "link", "show", &lab.server_if]);
     assert!(!shown.contains("xdp"), "XDP left attached: {shown}");
+    let tc = lab.tc_ingress_left("tc");
+    assert!(tc.is_empty(), "TC left behind: {tc:?}");
     assert!(!pins(&lab.server, &lab.server_if).exists());
 }
 

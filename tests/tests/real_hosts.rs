@@ -4,8 +4,7 @@
 
 use std::{
     io::{Read, Write},
-    net::{SocketAddr, SocketAddrV4, TcpListener, TcpStream},
-    os::fd::{FromRawFd, OwnedFd},
+    net::{SocketAddr, SocketAddrV4, TcpStream},
     thread,
     time::{Duration, Instant},
 };
@@ -14,40 +13,20 @@ use syncookie::counters;
 use syncookie_common::stats::Counter;
 use syncookie_tests::{
     daemon::Daemon,
+    endtoend,
     lab::Lab,
-    packets::{send_raw_tcp, serve_echo},
-    require_root,
+    packets::{Accepted, listen_stream, send_raw_tcp, serve_echo, stream_socket},
+    require_root, wait_until,
 };
 
 const PORT: u16 = 8080;
-/// IPPROTO_MPTCP (include/uapi/linux/in.h).
-const IPPROTO_MPTCP: i32 = 262;
-
-/// A TCP (or MPTCP) stream socket, as std cannot make MPTCP ones.
-fn stream_socket(mptcp: bool) -> OwnedFd {
-    let proto = if mptcp { IPPROTO_MPTCP } else { 0 };
-    // SAFETY: socket(2) with constant arguments; the fd is owned right away.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, proto) };
-    assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
-    // SAFETY: a fresh fd that nothing else owns.
-    unsafe { OwnedFd::from_raw_fd(fd) }
-}
-
 /// An echo server on the server's address, on a TCP or an MPTCP listener.
-fn echo_server(lab: &Lab, mptcp: bool) -> SocketAddr {
+fn echo_server(lab: &Lab, mptcp: bool) -> (SocketAddr, Accepted) {
     let _in = lab.server.enter();
-    let fd = stream_socket(mptcp);
     let addr = SocketAddrV4::new(lab.server_ip, PORT);
-    nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::ReuseAddr, &true).unwrap();
-    nix::sys::socket::bind(
-        std::os::fd::AsRawFd::as_raw_fd(&fd),
-        &nix::sys::socket::SockaddrIn::from(addr),
-    )
-    .expect("bind");
-    nix::sys::socket::listen(&fd, nix::sys::socket::Backlog::new(128).unwrap()).expect("listen");
-    let l = TcpListener::from(fd);
-    serve_echo(l, |_| {});
-    SocketAddr::V4(addr)
+    let l = listen_stream(addr, mptcp);
+    let accepted = serve_echo(l, |_| {});
+    (SocketAddr::V4(addr), accepted)
 }
 
 /// Connects from the client (TCP or MPTCP), echoes `payload`; panics on failure.
@@ -79,7 +58,7 @@ fn exchange(lab: &Lab, addr: SocketAddr, mptcp: bool, payload: &[u8]) {
 fn clients_with_and_without_tx_checksum_offload_get_cookies() {
     require_root!();
     for lab in [Lab::new(), Lab::with_full_checksums()] {
-        let addr = echo_server(&lab, false);
+        let (addr, accepted) = echo_server(&lab, false);
         let _d = Daemon::start(&lab.server, &lab.server_if, &["--ports", &PORT.to_string()]);
         for i in 0..20u8 {
             exchange(&lab, addr, false, &[i; 100]);
@@ -88,7 +67,8 @@ fn clients_with_and_without_tx_checksum_offload_get_cookies() {
         assert_eq!(c.get(Counter::SynackSent), 20, "{}", c.table());
         assert_eq!(c.get(Counter::SynBadChecksum), 0, "{}", c.table());
         assert_eq!(c.get(Counter::AckBadCookie), 0, "{}", c.table());
-        assert!(c.get(Counter::HandoffOk) >= 20, "{}", c.table());
+        accepted.assert_exactly(20);
+        endtoend::handoffs_fit(&c, 20).unwrap();
     }
 }
 
@@ -101,7 +81,7 @@ fn mptcp_listener_serves_tcp_and_mptcp_clients() {
     for ns in [&lab.server, &lab.client] {
         ns.sysctl("net.mptcp.enabled", "1");
     }
-    let addr = echo_server(&lab, true);
+    let (addr, _) = echo_server(&lab, true);
     let _d = Daemon::start(&lab.server, &lab.server_if, &["--ports", &PORT.to_string()]);
     for i in 0..5u8 {
         exchange(&lab, addr, false, &[i; 100]);
@@ -127,7 +107,7 @@ fn acks_with_the_kernels_own_cookie_reach_the_kernel() {
     for ns in [&lab.server, &lab.client] {
         ns.sysctl("net.mptcp.enabled", "1");
     }
-    let addr = echo_server(&lab, false);
+    let (addr, _) = echo_server(&lab, false);
     let _d = Daemon::start(&lab.server, &lab.server_if, &["--ports", &PORT.to_string()]);
     for i in 0..5u8 {
         exchange(&lab, addr, true, &[i; 100]);
@@ -137,38 +117,41 @@ fn acks_with_the_kernels_own_cookie_reach_the_kernel() {
     assert_eq!(c.get(Counter::AckBadCookie), 0, "{}", c.table());
 }
 
-/// TCX: the shield leaves every packet but a handoff to the next program (TCX_NEXT), so a
-/// program attached after it still sees the traffic (before: it saw nothing).
+/// TCX: the shield leaves every packet but a handoff to the next program (TCX_NEXT); a handoff
+/// ends the chain (TC_ACT_OK: the packet is the kernel's to turn into a connection). So the
+/// next program sees exactly the TCP segments the server's stack received less the handoffs
+/// (before: it saw nothing).
 #[test]
-fn a_tc_program_after_the_shield_still_sees_traffic() {
+fn a_tc_program_after_the_shield_sees_all_but_the_handoffs() {
     require_root!();
     let mut lab = Lab::new();
-    let addr = echo_server(&lab, false);
+    let (addr, accepted) = echo_server(&lab, false);
     let _d = Daemon::start(&lab.server, &lab.server_if, &["--ports", &PORT.to_string()]);
     lab.count_tc_after_shield();
+    let in_segs = lab.tcp_mib("InSegs");
     for i in 0..5u8 {
         exchange(&lab, addr, false, &[i; 100]);
     }
-    let c = lab.counters();
-    // At least one handoff per connection (a data segment racing its ACK may be handed over too).
-    assert!(c.get(Counter::HandoffOk) >= 5, "{}", c.table());
-    // Each connection: the data segment, its ACKs and the FIN handshake at least.
+    accepted.assert_exactly(5);
+    // The closing segments arrive after the echoes: wait until every segment TCP took in is
+    // accounted for (the TC program counts before TCP does).
+    let (mut segs, mut seen, mut handed) = (0, 0, 0);
+    let settled = wait_until(Duration::from_secs(5), || {
+        segs = lab.tcp_mib("InSegs") - in_segs;
+        seen = lab.tc_seen();
+        handed = lab.counters().get(Counter::HandoffOk);
+        segs >= 25 && seen + handed == segs
+    });
     assert!(
-        lab.tc_seen() >= 10,
-        "the next TC program saw {} TCP segments",
-        lab.tc_seen()
+        settled,
+        "TCP took in {segs} segments; the next TC program saw {seen}, the shield handed {handed} \
+         over"
     );
+    endtoend::handoffs_fit(&lab.counters(), 5).unwrap();
 }
 
 fn out_rsts(lab: &Lab) -> u64 {
-    let snmp = lab.server.exec(&["cat", "/proc/net/snmp"]);
-    let mut tcp = snmp.lines().filter(|l| l.starts_with("Tcp:"));
-    let (names, values) = (tcp.next().unwrap(), tcp.next().unwrap());
-    let i = names
-        .split_whitespace()
-        .position(|n| n == "OutRsts")
-        .unwrap();
-    values.split_whitespace().nth(i).unwrap().parse().unwrap()
+    lab.tcp_mib("OutRsts")
 }
 
 /// Forged (or expired) cookie ACKs: as many as the budget allows go to the kernel, which resets
@@ -177,7 +160,7 @@ fn out_rsts(lab: &Lab) -> u64 {
 fn bad_acks_are_reset_within_the_budget_and_dropped_beyond() {
     require_root!();
     let lab = Lab::new();
-    let addr = echo_server(&lab, false);
+    let (addr, _) = echo_server(&lab, false);
     let _d = Daemon::start(&lab.server, &lab.server_if, &["--ports", &PORT.to_string()]);
     let SocketAddr::V4(dst) = addr else {
         unreachable!()
@@ -227,8 +210,8 @@ fn vlan_trunk_synacks_keep_the_tags() {
     for (outer, inner, mode) in [(42, 0, "native"), (100, 7, "skb")] {
         let mut lab = Lab::new();
         lab.trunk(outer, inner);
-        let v4 = lab.echo_server(lab.server_ip.into(), PORT);
-        let v6 = lab.echo_server(lab.server_ip6.into(), PORT);
+        let (v4, accepted4) = lab.echo_server_reporting(lab.server_ip.into(), PORT);
+        let (v6, accepted6) = lab.echo_server_reporting(lab.server_ip6.into(), PORT);
         let args = ["--ports", &PORT.to_string(), "--xdp-mode", mode];
         let _d = Daemon::start(&lab.server, &lab.server_if, &args);
         for i in 0..10u8 {
@@ -240,7 +223,9 @@ fn vlan_trunk_synacks_keep_the_tags() {
         let c = lab.counters();
         let what = format!("tags {outer}/{inner}: {}", c.table());
         assert_eq!(c.get(Counter::SynackSent), 20, "{what}");
-        assert!(c.get(Counter::HandoffOk) >= 20, "{what}");
+        let accepted = accepted4.try_iter().count() + accepted6.try_iter().count();
+        assert_eq!(accepted, 20, "connections accepted, {what}");
+        endtoend::handoffs_fit(&c, 20).unwrap();
         let (tagged, synacks) = lab.client_tagged();
         assert_eq!(synacks, 20, "tagged SYN-ACKs at the client, {what}");
         assert!(tagged >= 60, "{tagged} tagged frames at the client, {what}");
@@ -259,7 +244,7 @@ fn refused_handoff_is_logged_with_its_errno() {
     require_root!();
     for (rust_log, logged) in [("info", true), ("error", false)] {
         let lab = Lab::new();
-        let addr = echo_server(&lab, false);
+        let (addr, _) = echo_server(&lab, false);
         let d = Daemon::start_with_log(
             &lab.server,
             &lab.server_if,

@@ -14,7 +14,7 @@ use syncookie_tests::{
 use crate::{
     CLIENT_ISN, CLIENT_PORT, CONFIG, OTHER_PORT, PORT, XDP_DROP, XDP_PASS, XDP_TX,
     expect::{handshake_ack, linux_syn},
-    harness::{Shield, assert_action, assert_untouched},
+    harness::{Shield, XdpRun, assert_action, assert_untouched},
 };
 
 /// A shield in a namespace with tcp_syncookies=2 (as the daemon sets it in this mode) and a
@@ -28,19 +28,24 @@ fn stamped() -> (Shield, std::net::TcpListener, TcpStream) {
     (s, l, c)
 }
 
+/// Kernel-cookie mode's SYN-ACK to [`linux_syn`] (after the refresh SYN, which the first SYN
+/// to an address and port is: the kernel's), and its ISN, the kernel's own cookie.
+fn kernels_synack(s: &Shield) -> (XdpRun, u32) {
+    let first = Segment::syn(CLIENT_PORT + 1, PORT, CLIENT_ISN).frame();
+    assert_untouched(&s.xdp_kc(&first), &first, XDP_PASS, "the refresh SYN");
+    let run = s.xdp_kc(&linux_syn().frame());
+    assert_action(&run, XDP_TX, "a SYN (stamp fresh, refresh not due)");
+    let sa = parse_synack(&run.frame).unwrap_or_else(|e| panic!("the SYN-ACK: {e}"));
+    let isn = sa.tcp.sequence_number;
+    (run, isn)
+}
+
 #[test]
 fn syn_gets_the_kernels_cookie_and_its_ack_passes_a_forged_one_is_dropped() {
     require_root!();
     let (s, _l, _c) = stamped();
-    // The first SYN to an address and port is the periodic refresh: the kernel's.
-    let first = Segment::syn(CLIENT_PORT + 1, PORT, CLIENT_ISN).frame();
-    assert_untouched(&s.xdp_kc(&first), &first, XDP_PASS, "the refresh SYN");
-
     let syn = linux_syn();
-    let run = s.xdp_kc(&syn.frame());
-    assert_action(&run, XDP_TX, "a SYN (stamp fresh, refresh not due)");
-    let sa = parse_synack(&run.frame).unwrap_or_else(|e| panic!("the SYN-ACK: {e}"));
-    let isn = sa.tcp.sequence_number;
+    let (run, isn) = kernels_synack(&s);
     // Everything but the cookie is fixed: MSS only (no timestamps, so no SACK, window scaling
     // or ECN), the kernel's window, TTL, IP ID 0, DF; etherparse computes the checksums.
     let mut mss = vec![2, 4];
@@ -144,4 +149,39 @@ fn other_traffic_is_left_alone() {
     drop(_l);
     let syn = Segment::syn(CLIENT_PORT, PORT, CLIENT_ISN).frame();
     assert_untouched(&s.xdp_kc(&syn), &syn, XDP_PASS, "a SYN without a listener");
+}
+
+/// Full mode (`syncookie_xdp`), docs/packets.md's "ACK carrying the kernel's own SYN cookie:
+/// pass, `ack_kernel_cookie`" (a SYN the shield left to the kernel, answered with its cookie):
+/// the ACK of a cookie the kernel made (`bpf_tcp_raw_gen_syncookie_ipv4` in kernel-cookie
+/// mode's program) passes untouched and is counted; the same ACK with the cookie off by one is
+/// the control (a bad cookie).
+#[test]
+fn full_mode_passes_acks_with_the_kernels_own_cookie() {
+    require_root!();
+    let (s, _l, _c) = stamped();
+    let syn = linux_syn();
+    let (_, isn) = kernels_synack(&s);
+    let before = s.counters();
+    let ack = handshake_ack(&syn, isn, None).frame();
+    assert_untouched(
+        &s.xdp(&ack),
+        &ack,
+        XDP_PASS,
+        "the ACK of the kernel's cookie",
+    );
+    let c = s.counters();
+    assert_eq!(
+        c.get(Counter::AckKernelCookie) - before.get(Counter::AckKernelCookie),
+        1,
+        "{}",
+        c.table()
+    );
+    let bad = handshake_ack(&syn, isn.wrapping_add(1 << 12), None).frame();
+    s.xdp(&bad);
+    assert_eq!(
+        s.counters().get(Counter::AckKernelCookie),
+        c.get(Counter::AckKernelCookie),
+        "a cookie off by one counted as the kernel's"
+    );
 }

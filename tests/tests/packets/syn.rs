@@ -8,13 +8,17 @@ use syncookie_common::{
     stats::Counter,
 };
 use syncookie_tests::{
-    frames::{Segment, md5_syn_options},
+    frames::{SERVER_IP, Segment, md5_syn_options},
+    packets::listen_stream,
     require_root,
 };
 
 use crate::{
-    CLIENT_ISN, CLIENT_PORT, CLIENT_TSVAL, CONFIG, KEY1, MSS, PORT, XDP_PASS,
-    expect::{Want, assert_synack_for, assert_synack_to, cookie_for, linux_attrs, linux_syn},
+    CLIENT_ISN, CLIENT_PORT, CLIENT_TSVAL, CONFIG, KEY1, MSS, PORT, XDP_PASS, XDP_TX,
+    expect::{
+        Want, assert_synack_for, assert_synack_to, cookie_for, handshake_ack, linux_attrs,
+        linux_syn,
+    },
     harness::{Shield, assert_untouched},
 };
 
@@ -319,4 +323,32 @@ fn syn_with_md5_option_passes() {
         &[(Counter::SynSeen, 1), (Counter::SynPassed, 1)],
         "a SYN with TCP-MD5",
     );
+}
+
+/// docs/packets.md's "SYN to an MPTCP listener: pass, `mptcp_passed`" (the handoff refuses
+/// MPTCP listeners): its SYN and a handshake ACK go to the kernel, counted; the same SYN to a
+/// plain TCP listener is the positive control.
+#[test]
+fn syn_and_ack_to_an_mptcp_listener_pass() {
+    require_root!();
+    let s = Shield::new();
+    let addr = std::net::SocketAddrV4::new(SERVER_IP.into(), PORT);
+    let l = listen_stream(addr, true);
+    let syn = linux_syn();
+    let input = syn.frame();
+    assert_untouched(
+        &s.xdp(&input),
+        &input,
+        XDP_PASS,
+        "a SYN to an MPTCP listener",
+    );
+    let ack = handshake_ack(&syn, 0x1234_5678, None).frame();
+    assert_untouched(&s.xdp(&ack), &ack, XDP_PASS, "an ACK to an MPTCP listener");
+    s.assert_counters(
+        &[(Counter::SynSeen, 1), (Counter::MptcpPassed, 2)],
+        "an MPTCP listener",
+    );
+    drop(l);
+    let _tcp = listen_stream(addr, false);
+    assert_eq!(s.xdp(&input).action, XDP_TX, "the SYN to a TCP listener");
 }

@@ -15,7 +15,8 @@ for m in $(cat /etc/modules); do
 done
 ip link set lo up
 echo "smoke: kernel $(uname -r) up after $(cut -d' ' -f1 /proc/uptime) s"
-smoke --modes "${smoke_modes:-full}"
+# /etc/smoke-vlan: whether this kernel package has 8021q, decided when the image was built.
+smoke --modes "${smoke_modes:-full}" --vlan "$(cat /etc/smoke-vlan)"
 echo "smoke: exit $? after $(cut -d' ' -f1 /proc/uptime) s"
 poweroff -f
 # If the power-off fails, init's exit panics the kernel; panic=-1 and -no-reboot end qemu.

@@ -19,9 +19,11 @@ use crate::exec::{exec, output};
 /// Modules the lab loads (with what they depend on): veth for the pair; the clsact qdisc and
 /// cls_bpf for TC programs on kernels before TCX (6.6).
 const MODULES: &[&str] = &["veth", "sch_ingress", "cls_bpf"];
-/// Modules of checks that say "skipped" without them: 8021q (with garp, mrp, stp, llc) for the
-/// VLAN device of the smoke suite's vlan-offload check.
-const OPTIONAL_MODULES: &[&str] = &["8021q"];
+/// 8021q (with garp, mrp, stp, llc) for the VLAN device of the smoke suite's vlan-offload
+/// check. Whether the kernel package has it is decided here, once: the image tells the suite
+/// (`/etc/smoke-vlan`), which then fails the check if no VLAN device can be made, or says
+/// loudly that it skipped it where the package has no 8021q (Debian's cloud kernels have it).
+const VLAN_MODULE: &str = "8021q";
 /// Host tools the lab runs (busybox has an `ip` and a `tc`, too small for it).
 const HOST_TOOLS: &[&str] = &["ip", "tc", "ethtool"];
 const INIT: &str = include_str!("init.sh");
@@ -72,8 +74,9 @@ pub fn build(k: &Kernel, bins: &[PathBuf], dir: &Path) -> anyhow::Result<PathBuf
         std::fs::create_dir_all(to.parent().unwrap())?;
         copy(lib, &to)?;
     }
-    let order = modules(k, &tree.join("lib/modules"))?;
+    let (order, vlan) = modules(k, &tree.join("lib/modules"))?;
     std::fs::write(tree.join("etc/modules"), order.join("\n") + "\n")?;
+    std::fs::write(tree.join("etc/smoke-vlan"), vlan)?;
     let init = tree.join("init");
     std::fs::write(&init, INIT)?;
     std::fs::set_permissions(&init, std::fs::Permissions::from_mode(0o755))?;
@@ -142,9 +145,10 @@ fn shared_libs(bin: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(libs)
 }
 
-/// Copies [`MODULES`] and their dependencies (modules.dep) into `to` as `<name>.ko`,
-/// decompressed (busybox's insmod reads plain ELF); returns the names in load order.
-fn modules(k: &Kernel, to: &Path) -> anyhow::Result<Vec<String>> {
+/// Copies [`MODULES`] (and [`VLAN_MODULE`] where the package has it) with their dependencies
+/// (modules.dep) into `to` as `<name>.ko`, decompressed (busybox's insmod reads plain ELF);
+/// returns the names in load order, and the smoke suite's `--vlan` (`required` or `absent`).
+fn modules(k: &Kernel, to: &Path) -> anyhow::Result<(Vec<String>, &'static str)> {
     let dep_file = k.modules().join("modules.dep");
     let deps = std::fs::read_to_string(&dep_file)
         .with_context(|| format!("reading {}", dep_file.display()))?;
@@ -155,14 +159,21 @@ fn modules(k: &Kernel, to: &Path) -> anyhow::Result<Vec<String>> {
     for m in MODULES.iter().filter(|m| !builtin.contains(**m)) {
         add_module(m, &deps, &mut order).with_context(|| format!("module {m} of {}", k.package))?;
     }
-    for m in OPTIONAL_MODULES.iter().filter(|m| !builtin.contains(**m)) {
-        if let Err(e) = add_module(m, &deps, &mut order) {
-            eprintln!(
-                "test-kernels: {}: {e:#}; its checks will say skipped",
-                k.package
-            );
+    let vlan = if builtin.contains(VLAN_MODULE) {
+        "required"
+    } else {
+        match add_module(VLAN_MODULE, &deps, &mut order) {
+            Ok(()) => "required",
+            Err(e) => {
+                eprintln!(
+                    "test-kernels: {}: {e:#}: NO VLAN CHECK on this kernel (vlan-offload \
+                     skipped)",
+                    k.package
+                );
+                "absent"
+            }
         }
-    }
+    };
     let mut names = Vec::new();
     for rel in &order {
         let name = module_name(rel);
@@ -185,7 +196,7 @@ fn modules(k: &Kernel, to: &Path) -> anyhow::Result<Vec<String>> {
         }
         names.push(name);
     }
-    Ok(names)
+    Ok((names, vlan))
 }
 
 /// Appends `name`'s modules.dep path after those of its dependencies (each once).

@@ -5,6 +5,7 @@ mod build;
 mod exec;
 mod kernels;
 mod package;
+mod release;
 mod setup;
 mod test;
 
@@ -39,7 +40,7 @@ enum Cmd {
     Demo,
     /// Benchmarks: the shield against the kernel's own defences, side by side (not a test).
     Bench(build::BenchOptions),
-    /// A Debian package (target/debian/): the daemon, the systemd unit, a sample config.
+    /// A Debian package (target/debian/): the static daemon, the systemd unit, a sample config.
     Package,
 }
 

@@ -3,8 +3,10 @@
 
 mod build;
 mod exec;
+mod image;
 mod kernels;
 mod package;
+mod packages;
 mod release;
 mod setup;
 mod test;
@@ -42,6 +44,12 @@ enum Cmd {
     Bench(build::BenchOptions),
     /// A Debian package (target/debian/): the static daemon, the systemd unit, a sample config.
     Package,
+    /// The OCI image FROM scratch with the static daemon (podman), saved as
+    /// target/image/syncookie_VERSION.oci.tar.
+    Image,
+    /// The .deb installed, run, verified and purged on clean Debian 11 and 12 systems
+    /// (debootstrap), and the smoke suite run from the OCI image (podman, host network).
+    TestPackages(packages::Options),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -57,5 +65,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Demo => build::demo(),
         Cmd::Bench(o) => build::bench(o),
         Cmd::Package => package::run(),
+        Cmd::Image => image::run(),
+        Cmd::TestPackages(o) => packages::run(o),
     }
 }

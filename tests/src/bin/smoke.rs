@@ -14,20 +14,19 @@
 use std::{
     io::{Read, Write},
     net::{SocketAddr, SocketAddrV4, TcpListener, TcpStream},
-    os::unix::process::CommandExt,
     panic::{AssertUnwindSafe, catch_unwind},
     path::{Path, PathBuf},
-    process::{Command, ExitCode},
+    process::ExitCode,
     sync::atomic::{AtomicBool, Ordering},
     thread,
     time::{Duration, Instant},
 };
 
 use aya::programs::{SchedClassifier, TcAttachType};
-use nix::sched::{CloneFlags, setns};
 use syncookie::pins::DEFAULT_ROOT;
 use syncookie_tests::{
-    daemon::{Daemon, bin, syncookie_in},
+    container,
+    daemon::{Daemon, command_in, syncookie_in},
     flood::Flood,
     lab::{Lab, tcx},
     packets::{send_raw_tcp, serve_echo},
@@ -93,16 +92,35 @@ enum Outcome {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let modes = match args.as_slice() {
-        [] => vec![Mode::Full, Mode::Kernel],
-        [flag, list] if flag == "--modes" => {
-            match list.split(',').map(Mode::parse).collect::<Option<Vec<_>>>() {
-                Some(m) => m,
-                None => return usage(),
-            }
+    let mut modes = vec![Mode::Full, Mode::Kernel];
+    let mut image = None;
+    let mut security = container::Security::Privileged;
+    let mut args = args.as_slice();
+    while !args.is_empty() {
+        if args[0] == "--unprivileged" {
+            // With --image: the DaemonSet's securityContext instead of --privileged.
+            security = container::Security::Capabilities;
+            args = &args[1..];
+            continue;
         }
-        _ => return usage(),
-    };
+        let (pair, rest) = args.split_at(args.len().min(2));
+        args = rest;
+        match pair {
+            [flag, list] if flag == "--modes" => {
+                match list.split(',').map(Mode::parse).collect::<Option<Vec<_>>>() {
+                    Some(m) => modes = m,
+                    None => return usage(),
+                }
+            }
+            // Every `syncookie` command of the suite runs from this OCI image (podman, the
+            // host network of the lab's server namespace) instead of the binary beside us.
+            [flag, name] if flag == "--image" => image = Some(name.clone()),
+            _ => return usage(),
+        }
+    }
+    if let Some(image) = image {
+        container::use_image(&image, security);
+    }
     if !nix::unistd::geteuid().is_root() {
         eprintln!("smoke: needs root (network namespaces and BPF)");
         return ExitCode::FAILURE;
@@ -130,7 +148,7 @@ fn main() -> ExitCode {
 }
 
 fn usage() -> ExitCode {
-    eprintln!("usage: smoke [--modes full,kernel]");
+    eprintln!("usage: smoke [--modes full,kernel] [--image IMAGE [--unprivileged]]");
     ExitCode::FAILURE
 }
 
@@ -186,15 +204,22 @@ fn suite(mode: Mode) -> Outcome {
             return Outcome::Fail(vec!["attach"]);
         }
     };
-    report(
-        mode,
-        "attach",
-        Ok(format!(
-            "{} (lab made in {lab_ready:.1?}, attached {:.1?} later)",
-            lab.server_if,
-            started.elapsed() - lab_ready
-        )),
+    let attached = format!(
+        "{} (lab made in {lab_ready:.1?}, attached {:.1?} later)",
+        lab.server_if,
+        started.elapsed() - lab_ready
     );
+    // From an image, the daemon must be running in a container of it.
+    let attached = match container::image() {
+        None => Ok(attached),
+        Some(image) => match container::containers(image).as_slice() {
+            [one] => Ok(format!("{attached}, in container {one}")),
+            other => Err(format!("{attached}, but containers of {image}: {other:?}")),
+        },
+    };
+    if !report(mode, "attach", attached) {
+        return Outcome::Fail(vec!["attach"]);
+    }
     let mut failed = Vec::new();
     let mut checks: Vec<(&'static str, Check)> = vec![
         ("connections", connections),
@@ -261,14 +286,8 @@ fn exchange(addr: SocketAddr, len: usize) -> Result<(), String> {
 /// `syncookie ARGS` in the server's network namespace, as an admin there would run it (pins
 /// may be kept per namespace).
 fn syncookie(lab: &Lab, args: &[&str]) -> Result<std::process::Output, String> {
-    let ns = lab.server.file();
-    let mut cmd = Command::new(bin());
-    cmd.args(args);
-    // SAFETY: setns is async-signal-safe; only the child's network namespace changes.
-    unsafe {
-        cmd.pre_exec(move || setns(&ns, CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from));
-    }
-    cmd.output()
+    command_in(&lab.server, args)
+        .output()
         .map_err(|e| format!("syncookie {}: {e}", args.join(" ")))
 }
 
@@ -561,8 +580,18 @@ fn detach(lab: &Lab, mut daemon: Daemon) -> Result<String, String> {
             left.push(format!("TC ingress filters: {}", filters.trim()));
         }
     }
+    if let Some(image) = container::image() {
+        // `podman run --rm`: the stopped daemon's container is gone too.
+        let containers = container::containers(image);
+        if !containers.is_empty() {
+            left.push(format!("containers of {image}: {containers:?}"));
+        }
+    }
     if left.is_empty() {
-        Ok("no XDP, no TC program or qdisc, no pins".into())
+        Ok(match container::image() {
+            Some(_) => "no XDP, no TC program or qdisc, no pins, no container".into(),
+            None => "no XDP, no TC program or qdisc, no pins".into(),
+        })
     } else {
         Err(format!("left behind: {}", left.join("; ")))
     }

@@ -8,7 +8,18 @@ use std::{process::Command, sync::OnceLock};
 
 use nix::sys::resource::{Resource, getrlimit};
 
-static IMAGE: OnceLock<(String, Security)> = OnceLock::new();
+static IMAGE: OnceLock<Setup> = OnceLock::new();
+
+/// How the suite runs the image.
+pub struct Setup {
+    pub image: String,
+    pub security: Security,
+    /// A `run --config` file (the DaemonSet's ConfigMap), mounted read-only at [`CONFIG`].
+    pub config: Option<String>,
+}
+
+/// Where the DaemonSet mounts its ConfigMap's TOML.
+pub const CONFIG: &str = "/etc/syncookie/syncookie.toml";
 
 /// What the container may do.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -30,16 +41,26 @@ pub const CAPABILITIES: &[(&str, u32)] = &[
     ("SYS_RESOURCE", 24),
 ];
 
-/// From now on, `daemon::command_in` runs `image` with podman instead of the binary.
-pub fn use_image(image: &str, security: Security) {
+/// From now on, `daemon::command_in` runs the image with podman instead of the binary.
+pub fn use_image(setup: Setup) {
     IMAGE
-        .set((image.into(), security))
+        .set(setup)
         .unwrap_or_else(|_| panic!("the image is chosen once, before any command runs"));
 }
 
 /// The image chosen with [`use_image`], if any.
 pub fn image() -> Option<&'static str> {
-    IMAGE.get().map(|(i, _)| i.as_str())
+    IMAGE.get().map(|s| s.image.as_str())
+}
+
+/// What `run` needs beyond its flags: `--config` with the chosen config file, if any.
+pub fn run_args() -> &'static [&'static str] {
+    match IMAGE.get() {
+        Some(Setup {
+            config: Some(_), ..
+        }) => &["--config", CONFIG],
+        _ => &[],
+    }
 }
 
 /// Where `run` keeps its locks: shared with the host, so that a daemon in a container and one
@@ -48,7 +69,8 @@ pub const LOCK_DIR: &str = "/run/syncookie";
 
 /// `podman run ... IMAGE` (the caller adds syncookie's arguments).
 pub fn command(image: &str) -> Command {
-    let security = IMAGE.get().map_or(Security::Privileged, |(_, s)| *s);
+    let setup = IMAGE.get();
+    let security = setup.map_or(Security::Privileged, |s| s.security);
     std::fs::create_dir_all(LOCK_DIR).expect("create the lock directory");
     let mut c = Command::new("podman");
     if !cgroup2_unified() {
@@ -72,6 +94,9 @@ pub fn command(image: &str) -> Command {
                 }
             }
         }
+    }
+    if let Some(config) = setup.and_then(|s| s.config.as_ref()) {
+        c.arg(format!("--volume={config}:{CONFIG}:ro"));
     }
     c.args(["--volume=/sys/fs/bpf:/sys/fs/bpf"])
         .arg(format!("--volume={LOCK_DIR}:{LOCK_DIR}"))

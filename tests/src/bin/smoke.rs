@@ -94,6 +94,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut modes = vec![Mode::Full, Mode::Kernel];
     let mut image = None;
+    let mut config = None;
     let mut security = container::Security::Privileged;
     let mut args = args.as_slice();
     while !args.is_empty() {
@@ -115,11 +116,18 @@ fn main() -> ExitCode {
             // Every `syncookie` command of the suite runs from this OCI image (podman, the
             // host network of the lab's server namespace) instead of the binary beside us.
             [flag, name] if flag == "--image" => image = Some(name.clone()),
+            // With --image: `run --config` with this file, mounted where the DaemonSet
+            // mounts its ConfigMap (the suite's --ports override the file's).
+            [flag, file] if flag == "--config" => config = Some(file.clone()),
             _ => return usage(),
         }
     }
     if let Some(image) = image {
-        container::use_image(&image, security);
+        container::use_image(container::Setup {
+            image,
+            security,
+            config,
+        });
     }
     if !nix::unistd::geteuid().is_root() {
         eprintln!("smoke: needs root (network namespaces and BPF)");
@@ -148,7 +156,9 @@ fn main() -> ExitCode {
 }
 
 fn usage() -> ExitCode {
-    eprintln!("usage: smoke [--modes full,kernel] [--image IMAGE [--unprivileged]]");
+    eprintln!(
+        "usage: smoke [--modes full,kernel] [--image IMAGE [--unprivileged] [--config FILE]]"
+    );
     ExitCode::FAILURE
 }
 
@@ -191,6 +201,7 @@ fn suite(mode: Mode) -> Outcome {
     let addr = echo_server(&lab, PORT);
     let mut args = vec!["--ports", "8080,8081"];
     args.extend_from_slice(mode.run_args());
+    args.extend_from_slice(container::run_args());
     let daemon = match Daemon::try_start(&lab.server, &lab.server_if, &args) {
         Ok(d) => d,
         Err(out) => {
@@ -640,6 +651,7 @@ fn vlan_offload(lab: &Lab, mode: Mode) -> Result<Vlan, String> {
     lab.server.try_exec(&on)?;
     let mut args = vec!["--ports", "8080"];
     args.extend_from_slice(mode.run_args());
+    args.extend_from_slice(container::run_args());
     let refusal = match Daemon::try_start(&lab.server, iface, &args) {
         Ok(mut d) => {
             d.stop();

@@ -6,7 +6,8 @@
 //! - The OCI image: the smoke suite (tests/src/bin/smoke.rs: connections, forged ACKs, a
 //!   spoofed flood while clients connect, a detach that leaves nothing) with every `syncookie`
 //!   command run from the image by podman on the host network of the lab's server namespace,
-//!   privileged, then with the DaemonSet's securityContext (capabilities, read-only root).
+//!   privileged, then as the DaemonSet runs it (its capabilities, a read-only root, its
+//!   ConfigMap's TOML).
 //!
 //! Prints one `test-packages: <what> ok|FAIL: ...` line per check and closes with
 //! `test-packages: N passed, N failed`.
@@ -14,6 +15,7 @@
 pub mod apt;
 mod chroot;
 mod clean;
+mod manifest;
 
 use std::{
     process::{Command, Stdio},
@@ -36,6 +38,8 @@ pub struct Options {
     #[arg(long)]
     no_image: bool,
 }
+
+const MANIFEST: &str = "packaging/syncookie-daemonset.yaml";
 
 /// Host tools: debootstrap for the clean systems, podman for the image (runc where crun cannot
 /// run: see `syncookie_tests::container`).
@@ -82,12 +86,20 @@ pub fn run(o: Options) -> anyhow::Result<()> {
             )),
         ));
         results.push(("image smoke, privileged".into(), smoke(&img.tag, &[])?));
-        // As the DaemonSet runs it. Full mode only: kernel-cookie mode sets
+        // As the DaemonSet runs it: its securityContext, its ConfigMap's TOML (the suite's
+        // --ports override the file's). Full mode only: kernel-cookie mode sets
         // net.ipv4.tcp_syncookies, and /proc/sys is read-only in an unprivileged container
         // (the manifest says to run privileged there).
+        let config = img.archive.with_file_name("daemonset.toml");
+        let yaml = std::fs::read_to_string(root().join(MANIFEST))?;
+        std::fs::write(&config, manifest::config_toml(&yaml)?)?;
+        let config = config.to_string_lossy();
         results.push((
-            "image smoke, the DaemonSet's capabilities".into(),
-            smoke(&img.tag, &["--unprivileged", "--modes", "full"])?,
+            "image smoke, as the DaemonSet runs it".into(),
+            smoke(
+                &img.tag,
+                &["--unprivileged", "--config", &config, "--modes", "full"],
+            )?,
         ));
         eprintln!(
             "test-packages: image built and tested in {} s",

@@ -7,6 +7,10 @@
 //! After the detach, with VLAN devices (8021q) on the kernel: a VLAN on the server's veth, whose
 //! rx VLAN stripping is on, must make `run` refuse with the fix, and the fix must let it attach.
 //!
+//! With `--image IMAGE`, every `syncookie` command of the suite runs from that OCI image under
+//! podman (`syncookie_tests::container`): privileged, or with `--unprivileged` as the DaemonSet
+//! runs it, with `--config FILE` as its ConfigMap; `cargo xtask test-packages` does both.
+//!
 //! Prints one `smoke: <mode> <check> ok|FAIL|skipped: ...` line per check and closes each mode with
 //! `smoke: <mode> result pass|fail|unsupported: <why>`; the matrix reads those lines. Exits 0
 //! when every mode passed, 2 when some were unsupported (and none failed), 1 on any failure.

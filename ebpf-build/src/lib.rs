@@ -40,11 +40,16 @@ pub fn build(crate_dir: &str, bins: &[&str]) {
         }
     }
     // One target directory for every eBPF build of this workspace (the shield's and the lab's,
-    // debug and release host builds): `core` is built once. `$OUT_DIR` is
-    // `<target>/<profile>/build/<pkg>/out`.
+    // debug and release host builds, the static musl release): `core` is built once.
+    // `$OUT_DIR` is `<target>/<profile>/build/<pkg>/out`, or with `--target`
+    // `<target>/<triple>/<profile>/build/<pkg>/out`.
     let target_dir = out
         .ancestors()
         .nth(4)
+        .map(|t| match (t.file_name(), env::var_os("TARGET")) {
+            (Some(dir), Some(triple)) if dir == triple => t.parent().unwrap_or(t),
+            _ => t,
+        })
         .map_or_else(|| out.join("ebpf-target"), |t| t.join("ebpf"));
     let mut cmd = Command::new("rustup");
     cmd.current_dir(&dir)

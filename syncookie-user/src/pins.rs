@@ -16,7 +16,6 @@ use nix::fcntl::{Flock, FlockArg};
 /// Default pin root; `--pin-root` overrides it (tests, or a bpffs elsewhere).
 pub const DEFAULT_ROOT: &str = "/sys/fs/bpf/syncookie";
 const LOCK_DIR: &str = "/run/syncookie";
-const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 
 // Each variant either names its cause in its message or gives it as its `source`, never both:
 // the CLI prints the chain of sources after the message.
@@ -280,7 +279,8 @@ fn flock(path: &Path, op: FlockArg) -> Result<Flock<File>, PinError> {
 
 /// Whether a bpffs is mounted at `at`.
 pub fn is_bpffs(at: &Path) -> bool {
-    nix::sys::statfs::statfs(at).is_ok_and(|st| st.filesystem_type().0 == BPF_FS_MAGIC)
+    nix::sys::statfs::statfs(at)
+        .is_ok_and(|st| st.filesystem_type() == nix::sys::statfs::BPF_FS_MAGIC)
 }
 
 /// Mounts a bpffs at `at` unless one is there already.

@@ -354,7 +354,7 @@ pub fn mtu(iface: &str) -> Result<u32, SysctlError> {
         if fd < 0 {
             return Err(err(std::io::Error::last_os_error()));
         }
-        let r = libc::ioctl(fd, libc::SIOCGIFMTU, &mut req);
+        let r = libc::ioctl(fd, libc::SIOCGIFMTU as libc::Ioctl, &mut req);
         let e = std::io::Error::last_os_error();
         libc::close(fd);
         if r < 0 {

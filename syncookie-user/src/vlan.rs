@@ -259,7 +259,7 @@ fn ethtool<T: ?Sized>(sock: &OwnedFd, iface: &str, data: &mut T) -> std::io::Res
     // command structure as long as the kernel writes: GSSET_INFO asks for one set; GSTRINGS
     // writes the set's count of names, the count GSSET_INFO gave (the feature set's is fixed in
     // a running kernel); GFEATURES writes no more blocks than the size passed.
-    let r = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCETHTOOL, &mut req) };
+    let r = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCETHTOOL as libc::Ioctl, &mut req) };
     if r < 0 {
         return Err(std::io::Error::last_os_error());
     }

@@ -27,10 +27,14 @@ pub fn bin() -> PathBuf {
 }
 
 /// `syncookie ARGS` to run in `ns`: its network namespace only, as an admin's `nsenter --net`
-/// would (so that the host's bpffs pins stay visible).
+/// would (so that the host's bpffs pins stay visible); from the image when one was chosen
+/// (`container::use_image`), as a container on the host network of `ns`.
 pub fn command_in(ns: &Netns, args: &[&str]) -> Command {
     let file = ns.file();
-    let mut cmd = Command::new(bin());
+    let mut cmd = match crate::container::image() {
+        Some(image) => crate::container::command(image),
+        None => Command::new(bin()),
+    };
     cmd.args(args);
     // SAFETY: setns is async-signal-safe; only the child's network namespace changes.
     unsafe {

@@ -1,6 +1,7 @@
 //! Test helpers: network-namespace labs with RAII cleanup, the daemon as a child process, canned
 //! packets, and the lab eBPF programs. Everything here needs root.
 
+pub mod container;
 pub mod daemon;
 pub mod endtoend;
 pub mod flood;

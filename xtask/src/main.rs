@@ -3,8 +3,11 @@
 
 mod build;
 mod exec;
+mod image;
 mod kernels;
 mod package;
+mod packages;
+mod release;
 mod setup;
 mod test;
 
@@ -39,8 +42,14 @@ enum Cmd {
     Demo,
     /// Benchmarks: the shield against the kernel's own defences, side by side (not a test).
     Bench(build::BenchOptions),
-    /// A Debian package (target/debian/): the daemon, the systemd unit, a sample config.
+    /// A Debian package (target/debian/): the static daemon, the systemd unit, a sample config.
     Package,
+    /// The OCI image FROM scratch with the static daemon (podman), saved as
+    /// target/image/syncookie_VERSION.oci.tar.
+    Image,
+    /// The .deb installed, run, verified and purged on clean Debian 11 and 12 systems
+    /// (debootstrap), and the smoke suite run from the OCI image (podman, host network).
+    TestPackages(packages::Options),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -56,5 +65,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Demo => build::demo(),
         Cmd::Bench(o) => build::bench(o),
         Cmd::Package => package::run(),
+        Cmd::Image => image::run(),
+        Cmd::TestPackages(o) => packages::run(o),
     }
 }

@@ -18,7 +18,7 @@ use syncookie::{
 /// SYN-flood shield: answers SYNs to protected TCP ports from XDP with SYN cookies and hands
 /// valid ACKs to the kernel as normal connections.
 #[derive(Parser)]
-#[command(version)]
+#[command(name = "syncookie", version)]
 pub struct Cli {
     #[command(subcommand)]
     cmd: Cmd,

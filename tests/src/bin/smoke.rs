@@ -7,6 +7,10 @@
 //! After the detach, with VLAN devices (8021q) on the kernel: a VLAN on the server's veth, whose
 //! rx VLAN stripping is on, must make `run` refuse with the fix, and the fix must let it attach.
 //!
+//! With `--image IMAGE`, every `syncookie` command of the suite runs from that OCI image under
+//! podman (`syncookie_tests::container`): privileged, or with `--unprivileged` as the DaemonSet
+//! runs it, with `--config FILE` as its ConfigMap; `cargo xtask test-packages` does both.
+//!
 //! Prints one `smoke: <mode> <check> ok|FAIL|skipped: ...` line per check and closes each mode with
 //! `smoke: <mode> result pass|fail|unsupported: <why>`; the matrix reads those lines. Exits 0
 //! when every mode passed, 2 when some were unsupported (and none failed), 1 on any failure.
@@ -14,19 +18,18 @@
 use std::{
     io::{Read, Write},
     net::{SocketAddr, SocketAddrV4, TcpListener, TcpStream},
-    os::unix::process::CommandExt,
     panic::{AssertUnwindSafe, catch_unwind},
     path::{Path, PathBuf},
-    process::{Command, ExitCode},
+    process::ExitCode,
     sync::atomic::{AtomicBool, AtomicU64, Ordering},
     thread,
     time::{Duration, Instant},
 };
 
-use nix::sched::{CloneFlags, setns};
 use syncookie::pins::DEFAULT_ROOT;
 use syncookie_tests::{
-    daemon::{Daemon, bin, syncookie_in},
+    container,
+    daemon::{Daemon, command_in, syncookie_in},
     endtoend,
     flood::Flood,
     lab::Lab,
@@ -94,7 +97,19 @@ enum Outcome {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut modes = vec![Mode::Full, Mode::Kernel];
-    for pair in args.chunks(2) {
+    let mut image = None;
+    let mut config = None;
+    let mut security = container::Security::Privileged;
+    let mut args = args.as_slice();
+    while !args.is_empty() {
+        if args[0] == "--unprivileged" {
+            // With --image: the DaemonSet's securityContext instead of --privileged.
+            security = container::Security::Capabilities;
+            args = &args[1..];
+            continue;
+        }
+        let (pair, rest) = args.split_at(args.len().min(2));
+        args = rest;
         match pair {
             [flag, list] if flag == "--modes" => {
                 match list.split(',').map(Mode::parse).collect::<Option<Vec<_>>>() {
@@ -106,8 +121,21 @@ fn main() -> ExitCode {
                 VLAN_ABSENT.store(true, Ordering::SeqCst)
             }
             [flag, v] if flag == "--vlan" && v == "required" => {}
+            // Every `syncookie` command of the suite runs from this OCI image (podman, the
+            // host network of the lab's server namespace) instead of the binary beside us.
+            [flag, name] if flag == "--image" => image = Some(name.clone()),
+            // With --image: `run --config` with this file, mounted where the DaemonSet
+            // mounts its ConfigMap (the suite's --ports override the file's).
+            [flag, file] if flag == "--config" => config = Some(file.clone()),
             _ => return usage(),
         }
+    }
+    if let Some(image) = image {
+        container::use_image(container::Setup {
+            image,
+            security,
+            config,
+        });
     }
     if !nix::unistd::geteuid().is_root() {
         eprintln!("smoke: needs root (network namespaces and BPF)");
@@ -136,7 +164,10 @@ fn main() -> ExitCode {
 }
 
 fn usage() -> ExitCode {
-    eprintln!("usage: smoke [--modes full,kernel] [--vlan required|absent]");
+    eprintln!(
+        "usage: smoke [--modes full,kernel] [--vlan required|absent] \
+         [--image IMAGE [--unprivileged] [--config FILE]]"
+    );
     ExitCode::FAILURE
 }
 
@@ -179,6 +210,7 @@ fn suite(mode: Mode) -> Outcome {
     let addr = echo_server(&lab, PORT);
     let mut args = vec!["--ports", "8080,8081"];
     args.extend_from_slice(mode.run_args());
+    args.extend_from_slice(container::run_args());
     let daemon = match Daemon::try_start(&lab.server, &lab.server_if, &args) {
         Ok(d) => d,
         Err(out) => {
@@ -192,15 +224,22 @@ fn suite(mode: Mode) -> Outcome {
             return Outcome::Fail(vec!["attach"]);
         }
     };
-    report(
-        mode,
-        "attach",
-        Ok(format!(
-            "{} (lab made in {lab_ready:.1?}, attached {:.1?} later)",
-            lab.server_if,
-            started.elapsed() - lab_ready
-        )),
+    let attached = format!(
+        "{} (lab made in {lab_ready:.1?}, attached {:.1?} later)",
+        lab.server_if,
+        started.elapsed() - lab_ready
     );
+    // From an image, the daemon must be running in a container of it.
+    let attached = match container::image() {
+        None => Ok(attached),
+        Some(image) => match container::containers(image).as_slice() {
+            [one] => Ok(format!("{attached}, in container {one}")),
+            other => Err(format!("{attached}, but containers of {image}: {other:?}")),
+        },
+    };
+    if !report(mode, "attach", attached) {
+        return Outcome::Fail(vec!["attach"]);
+    }
     let mut failed = Vec::new();
     let mut checks: Vec<(&'static str, Check)> = vec![
         ("connections", connections),
@@ -276,14 +315,8 @@ fn exchange(addr: SocketAddr, len: usize) -> Result<(), String> {
 /// `syncookie ARGS` in the server's network namespace, as an admin there would run it (pins
 /// may be kept per namespace).
 fn syncookie(lab: &Lab, args: &[&str]) -> Result<std::process::Output, String> {
-    let ns = lab.server.file();
-    let mut cmd = Command::new(bin());
-    cmd.args(args);
-    // SAFETY: setns is async-signal-safe; only the child's network namespace changes.
-    unsafe {
-        cmd.pre_exec(move || setns(&ns, CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from));
-    }
-    cmd.output()
+    command_in(&lab.server, args)
+        .output()
         .map_err(|e| format!("syncookie {}: {e}", args.join(" ")))
 }
 
@@ -554,8 +587,18 @@ fn detach(lab: &Lab, mut daemon: Daemon) -> Result<String, String> {
         left.push(format!("XDP: {}", link.trim()));
     }
     left.extend(lab.tc_ingress_left(&tool("tc")));
+    if let Some(image) = container::image() {
+        // `podman run --rm`: the stopped daemon's container is gone too.
+        let containers = container::containers(image);
+        if !containers.is_empty() {
+            left.push(format!("containers of {image}: {containers:?}"));
+        }
+    }
     if left.is_empty() {
-        Ok("no XDP, no TC program or qdisc, no pins".into())
+        Ok(match container::image() {
+            Some(_) => "no XDP, no TC program or qdisc, no pins, no container".into(),
+            None => "no XDP, no TC program or qdisc, no pins".into(),
+        })
     } else {
         Err(format!("left behind: {}", left.join("; ")))
     }
@@ -609,6 +652,7 @@ fn vlan_offload(lab: &Lab, mode: Mode) -> Result<Vlan, String> {
     lab.server.try_exec(&on)?;
     let mut args = vec!["--ports", "8080"];
     args.extend_from_slice(mode.run_args());
+    args.extend_from_slice(container::run_args());
     let refusal = match Daemon::try_start(&lab.server, iface, &args) {
         Ok(mut d) => {
             d.stop();

@@ -1,6 +1,7 @@
 //! The initramfs a kernel of the matrix boots: busybox, the host's iproute2 and ethtool, the
-//! freshly built `syncookie` and `smoke` (stripped), the shared libraries of all of them (as
-//! ldd finds them), the kernel modules the lab needs from the same kernel package, and init.sh.
+//! static release `syncookie` (the very file the `.deb` and the image ship: no library copied
+//! for it), `smoke` (stripped), the shared libraries of the others (as ldd finds them), the
+//! kernel modules the lab needs from the same kernel package, and init.sh.
 //! Packed with `cpio -H newc`, uncompressed: it is built on every run and the kernel reads it
 //! from memory.
 
@@ -28,8 +29,9 @@ const VLAN_MODULE: &str = "8021q";
 const HOST_TOOLS: &[&str] = &["ip", "tc", "ethtool"];
 const INIT: &str = include_str!("init.sh");
 
-/// Builds `<dir>/initramfs.cpio` for `k` with the binaries `bins` (placed in /usr/bin).
-pub fn build(k: &Kernel, bins: &[PathBuf], dir: &Path) -> anyhow::Result<PathBuf> {
+/// Builds `<dir>/initramfs.cpio` for `k` with the static `daemon` and the binaries `bins`
+/// (placed in /usr/bin).
+pub fn build(k: &Kernel, daemon: &Path, bins: &[PathBuf], dir: &Path) -> anyhow::Result<PathBuf> {
     let tree = dir.join("initramfs.d");
     if tree.exists() {
         std::fs::remove_dir_all(&tree)?;
@@ -58,6 +60,9 @@ pub fn build(k: &Kernel, bins: &[PathBuf], dir: &Path) -> anyhow::Result<PathBuf
         copy(&path, &tree.join("usr/sbin").join(tool))?;
         libs.extend(shared_libs(&path)?);
     }
+    // As shipped: no strip, no libraries (`ensure_static` refuses a dynamic one).
+    crate::release::ensure_static(daemon)?;
+    copy(daemon, &tree.join("usr/bin/syncookie"))?;
     for bin in bins {
         let name = bin.file_name().context("binary name")?;
         // Debug builds carry hundreds of MB of debug info the VM does not need.

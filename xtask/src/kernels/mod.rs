@@ -28,7 +28,7 @@ pub struct Options {
 }
 
 /// Where builds go (`CARGO_TARGET_DIR` or target/).
-fn target_dir() -> PathBuf {
+pub fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("target"))
@@ -49,6 +49,9 @@ pub fn run(o: Options) -> anyhow::Result<()> {
     let expiry = stamp_expiry_test()?;
     let bin_dir = target_dir().join("debug");
     let bins = [bin_dir.join("syncookie"), bin_dir.join("smoke")];
+    // The kernels boot the release binary that ships (static: the initramfs holds no library
+    // for it); the host row runs the debug build beside smoke, as `cargo xtask test` does.
+    let daemon = crate::release::build()?;
     let cache = target_dir().join("kernels");
     let modes = matrix::mode_list();
     let mut rows = Vec::new();
@@ -64,7 +67,7 @@ pub fn run(o: Options) -> anyhow::Result<()> {
             continue;
         }
         let k = fetch::fetch(spec, package, &cache)?;
-        let initrd = initramfs::build(&k, &bins, &k.root)?;
+        let initrd = initramfs::build(&k, &daemon, &bins[1..], &k.root)?;
         let log = k.root.join("console.log");
         eprintln!(
             "test-kernels: booting {} (console: {})",

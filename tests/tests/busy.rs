@@ -154,3 +154,79 @@ fn a_spoofed_victim_is_held_while_its_prefix_connects() {
     );
     assert!(c.get(Counter::SynDroppedBudget) > 0, "{}", c.table());
 }
+
+/// A new SYN for the 4-tuple of a connection the server closed (its TIME_WAIT socket) is the
+/// kernel's in every mode: the shield finds the socket and passes the SYN untouched
+/// (`syn_passed`), and the kernel takes it as a new connection when its ISN and timestamp
+/// are newer (tcp_timewait_state_process()), with its own SYN-ACK.
+#[test]
+fn a_syn_meeting_time_wait_is_the_kernels() {
+    require_root!();
+    for mode in ["always", "auto", "monitor"] {
+        let lab = Lab::new();
+        // The server speaks and closes first: the TIME_WAIT socket is the server's.
+        let l = {
+            let _in = lab.server.enter();
+            std::net::TcpListener::bind((lab.server_ip, PORT)).expect("bind")
+        };
+        let addr = l.local_addr().unwrap();
+        thread::spawn(move || {
+            for s in l.incoming() {
+                let Ok(mut s) = s else { break };
+                let _ = s.write_all(b"bye");
+            }
+        });
+        let _d = Daemon::start(
+            &lab.server,
+            &lab.server_if,
+            &["--ports", &PORT.to_string(), "--mode", mode],
+        );
+        let _in = lab.client.enter();
+        let port = 47000;
+        for round in 0..2 {
+            let mut s = connect_from(port, addr).unwrap_or_else(|e| panic!("{mode} {round}: {e}"));
+            let mut b = Vec::new();
+            s.read_to_end(&mut b).unwrap();
+            assert_eq!(b, b"bye", "{mode} round {round}");
+        }
+        let c = lab.counters();
+        assert_eq!(c.get(Counter::SynSeen), 2, "{mode}: {}", c.table());
+        // `auto` while quiet leaves every SYN to the kernel before any lookup.
+        let (passed, idle) = if mode == "auto" { (0, 2) } else { (1, 0) };
+        assert_eq!(
+            (c.get(Counter::SynPassed), c.get(Counter::SynIdle)),
+            (passed, idle),
+            "{mode}: the second SYN met TIME_WAIT: {}",
+            c.table()
+        );
+        assert_eq!(
+            lab.kernel_synacks(),
+            1 + u64::from(mode != "always"),
+            "{mode}"
+        );
+    }
+}
+
+/// A connection from the client's `port` (SO_REUSEADDR: the client's own TIME_WAIT aside).
+fn connect_from(port: u16, to: SocketAddr) -> std::io::Result<TcpStream> {
+    use nix::sys::socket::{
+        AddressFamily, SockFlag, SockType, SockaddrIn, bind, connect, setsockopt, socket,
+        sockopt::ReuseAddr,
+    };
+    let SocketAddr::V4(to) = to else {
+        unreachable!()
+    };
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    setsockopt(&fd, ReuseAddr, &true)?;
+    bind(
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+        &SockaddrIn::from(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port)),
+    )?;
+    connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrIn::from(to))?;
+    Ok(TcpStream::from(fd))
+}

@@ -243,7 +243,9 @@ fn syn_steps<const CSUM: bool, const LOOKUP: bool, const ANSWER: bool, const MAC
     if CSUM && !synack::checksum(ctx.data(), ctx.data_end(), &t).accepted() {
         return xdp_action::XDP_DROP;
     }
-    let o = parse::options(ctx.data(), ctx.data_end(), &t);
+    let Some(o) = maps::forget(parse::options(ctx.data(), ctx.data_end(), &t)) else {
+        return xdp_action::XDP_PASS;
+    };
     if LOOKUP && sock::classify(ctx, &t) != sock::Sock::Listener {
         return xdp_action::XDP_PASS;
     }

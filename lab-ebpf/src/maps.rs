@@ -31,6 +31,19 @@ pub static LAB_EPOCH: Array<u64> = Array::with_max_entries(1, 0);
 pub static LAB_VLAN: Array<u32> = Array::with_max_entries(vlan::LEN, 0);
 #[map]
 pub static LAB_FORGE: Array<u32> = Array::with_max_entries(forge::LEN, 0);
+/// Per-CPU scratch for [`forget`], as the shield's `SC_SCRATCH`.
+#[map]
+pub static LAB_SCRATCH: PerCpuArray<[u64; 8]> = PerCpuArray::with_max_entries(1, 0);
+
+/// The shield's `forget`: `v` through this CPU's scratch slot, so that the SYN paths' many
+/// option states merge into one for what follows (the cookie, the SYN-ACK writer).
+#[inline(always)]
+pub fn forget<T: Copy>(v: T) -> Option<T> {
+    const { assert!(core::mem::size_of::<T>() <= 64) };
+    let p = LAB_SCRATCH.get_ptr_mut(0)? as *mut T;
+    // SAFETY: this CPU's slot, large enough and 8-byte aligned; nothing else uses it meanwhile.
+    Some(unsafe { syncookie_ebpf::parse::launder(p, v) })
+}
 
 #[inline(always)]
 pub fn inc(c: LabCounter) {

@@ -103,9 +103,11 @@ pub mod map {
     pub const VLAN: &str = "LAB_VLAN";
     /// `lab_forge_ack`'s sweep, `u32`s indexed by `super::forge::*`.
     pub const FORGE: &str = "LAB_FORGE";
+    /// Per-CPU scratch: the bench's SYN paths pass the parsed options through it.
+    pub const SCRATCH: &str = "LAB_SCRATCH";
 
     pub const ALL: &[&str] = &[
-        COUNTERS, DROP, SYNACKS, TEMPLATE, JMP, CONFIG, KEYS, EPOCH, VLAN, FORGE,
+        COUNTERS, DROP, SYNACKS, TEMPLATE, JMP, CONFIG, KEYS, EPOCH, VLAN, FORGE, SCRATCH,
     ];
 }
 

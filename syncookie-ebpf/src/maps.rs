@@ -84,11 +84,8 @@ pub fn forget<T: Copy>(v: T) -> Option<T> {
     // SAFETY: this CPU's slot, large enough for `T` (asserted above) and 8-byte aligned; nothing
     // else uses it while we run (XDP runs in softirq context; only a PREEMPT_RT kernel could
     // preempt us between these two accesses, and a packet read back with another's values
-    // stays within every bounds check). Volatile: LLVM must not forward the store to the load.
-    unsafe {
-        p.write_volatile(v);
-        Some(p.read_volatile())
-    }
+    // stays within every bounds check).
+    Some(unsafe { parse::launder(p, v) })
 }
 
 #[inline(always)]

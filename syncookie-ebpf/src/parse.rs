@@ -34,6 +34,22 @@ pub fn fresh(mut x: usize) -> usize {
     x
 }
 
+/// `v`, written to and read back from `slot` (a per-CPU map value): what the verifier reads
+/// back from a map is an unknown value, so the paths that reach this point with different
+/// known values merge into one. Callers bound offsets again afterwards.
+///
+/// # Safety
+/// `slot` must be valid for a `T` and not used by anything else between the two accesses (a
+/// per-CPU map value: XDP runs in softirq context).
+#[inline(always)]
+pub unsafe fn launder<T: Copy>(slot: *mut T, v: T) -> T {
+    // SAFETY: the caller's promise; volatile, so that LLVM does not forward the store.
+    unsafe {
+        slot.write_volatile(v);
+        slot.read_volatile()
+    }
+}
+
 /// A 16-bit field read from the packet, as an offset or length the verifier knows is below
 /// 2^16. The 6.12 verifier gives the result of a byte swap (BPF_END) no bounds at all, and
 /// rejects `data + swapped` ("math between pkt pointer and register with unbounded min

@@ -36,6 +36,8 @@ pub enum Security {
 pub const CAPABILITIES: &[(&str, u32)] = &[
     ("BPF", 39),
     ("NET_ADMIN", 12),
+    // The packet socket that sends SYN-ACKs again.
+    ("NET_RAW", 13),
     ("PERFMON", 38),
     ("SYS_ADMIN", 21),
     ("SYS_RESOURCE", 24),

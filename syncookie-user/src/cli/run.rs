@@ -278,7 +278,16 @@ async fn serve(
     let mut changes = local::Watcher::new().context("following local addresses")?;
     sync_local(pins);
     let mut vlans_guarded = false;
-    let mut resender = Resender::open(pins).context("sending SYN-ACKs again")?;
+    // Without it (no CAP_NET_RAW) the shield still protects; a lost third ACK then costs what
+    // it costs with the kernel's own cookies.
+    let mut resender = Resender::open(pins)
+        .map_err(|e| {
+            log::warn!(
+                "{e:#}: SYN-ACKs whose ACK is lost are not sent again; give the daemon \
+                 CAP_NET_RAW"
+            )
+        })
+        .ok();
     let mut resend = timer(RESEND_TICK);
     loop {
         tokio::select! {
@@ -327,8 +336,9 @@ async fn serve(
                 guard_vlans(opts, &mut vlans_guarded);
             }
             // SYN-ACKs whose ACK did not come: sent again, as the kernel does for its own.
-            _ = resend.tick() => {
-                match resender.pass(resend::monotonic_ns()) {
+            _ = resend.tick(), if resender.is_some() => {
+                let r = resender.as_mut().expect("checked by the branch's condition");
+                match r.pass(resend::monotonic_ns()) {
                     Ok(p) if p.sent > 0 => log::debug!("sent {} SYN-ACKs again", p.sent),
                     Ok(_) => {}
                     Err(e) => log::warn!("{e:#}"),

@@ -134,15 +134,10 @@ fn stamp_expiry_test() -> anyhow::Result<std::process::Child> {
         .spawn()?)
 }
 
-/// The smoke suite on the running kernel, directly.
-fn host(smoke: &std::path::Path, modes: &str) -> anyhow::Result<Vec<matrix::Row>> {
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease")?;
-    let release = release.trim();
-    eprintln!("test-kernels: smoke suite on the host kernel {release}");
-    let t = Instant::now();
-    // The host's own kernel may lack 802.1Q (this project's VMs do): expected only where the
-    // module is loaded or can be.
-    let vlan = if std::path::Path::new("/sys/module/8021q").exists()
+/// The smoke suite's `--vlan` on the host: its own kernel may lack 802.1Q (this project's VMs
+/// do): expected only where the module is loaded or can be.
+pub fn host_vlan() -> &'static str {
+    if std::path::Path::new("/sys/module/8021q").exists()
         || Command::new("modprobe")
             .args(["-n", "-q", "8021q"])
             .status()
@@ -150,9 +145,18 @@ fn host(smoke: &std::path::Path, modes: &str) -> anyhow::Result<Vec<matrix::Row>
     {
         "required"
     } else {
-        eprintln!("test-kernels: the host kernel has no 8021q: NO VLAN CHECK on the host");
+        eprintln!("xtask: the host kernel has no 8021q: NO VLAN CHECK on the host");
         "absent"
-    };
+    }
+}
+
+/// The smoke suite on the running kernel, directly.
+fn host(smoke: &std::path::Path, modes: &str) -> anyhow::Result<Vec<matrix::Row>> {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease")?;
+    let release = release.trim();
+    eprintln!("test-kernels: smoke suite on the host kernel {release}");
+    let t = Instant::now();
+    let vlan = host_vlan();
     let out = Command::new(smoke)
         .args(["--modes", modes, "--vlan", vlan])
         .stderr(Stdio::inherit())

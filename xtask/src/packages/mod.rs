@@ -134,7 +134,7 @@ fn smoke(image: &str, args: &[&str]) -> anyhow::Result<Result<String, String>> {
     )?;
     let bin = crate::kernels::target_dir().join("debug/smoke");
     let out = Command::new(&bin)
-        .args(["--image", image])
+        .args(["--image", image, "--vlan", crate::kernels::host_vlan()])
         .args(args)
         .stderr(Stdio::inherit())
         .output()?;

@@ -93,8 +93,9 @@ counters! {
     /// SYNs with IPv4 options the kernel echoes in its SYN-ACK (record route, timestamp, CIPSO):
     /// left to the kernel, which answers them itself.
     IpOptionsKernel = "ip_options_kernel",
-    /// SYNs without timestamps whose MSS is below every MSS a cookie can name (IPv4 536, IPv6
-    /// 1220): left to the kernel, which answers with the client's MSS.
+    /// SYNs whose MSS is below the smallest a socket can be handed over with (IPv4 536, IPv6
+    /// 1220: bpf_sk_assign_tcp_reqsk refuses less), timestamps or not: left to the kernel,
+    /// which answers with the client's MSS.
     SynSmallMss = "syn_small_mss",
 }
 

@@ -20,7 +20,7 @@ pub enum Syn {
     Sent,
     /// Not ours to answer: the kernel gets the SYN.
     Pass,
-    /// No timestamps and an MSS no cookie can keep: the kernel gets the SYN.
+    /// An MSS below what a socket can be handed over with: the kernel gets the SYN.
     SmallMss,
 }
 
@@ -234,9 +234,20 @@ pub fn answer(
         return Some(Syn::Pass);
     }
     let (a, ts) = offered(cfg, t, o);
+    // bpf_sk_assign_tcp_reqsk() refuses an MSS below the family's minimum (net/core/filter.c:
+    // 536, IPv6 IPV6_MIN_MTU - 60 = 1220) with -EINVAL, timestamps or not: such a handshake
+    // could never be handed over, and the client would be reset. The kernel answers it with
+    // the client's MSS (found by the differential test: MSS 500 with timestamps).
+    let min_mss = if t.is_v6() {
+        IPV6_DEFAULT_MSS
+    } else {
+        IPV4_DEFAULT_MSS
+    };
+    if a.mss < min_mss {
+        return Some(Syn::SmallMss);
+    }
     let flow = t.flow();
-    // None: no timestamps and an MSS below the table's smallest entry. The kernel answers it
-    // with the client's MSS (a cookie would give the socket a larger one).
+    // None: no timestamps and an MSS below the table's smallest entry (ruled out above).
     let Some(c) = cookie::encode(&key, &flow, t.seq, &a, ts) else {
         return Some(Syn::SmallMss);
     };

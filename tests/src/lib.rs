@@ -4,11 +4,14 @@
 pub mod container;
 pub mod daemon;
 pub mod endtoend;
+pub mod fields;
 pub mod flood;
 pub mod frames;
+pub mod handshakes;
 pub mod lab;
 pub mod netns;
 pub mod packets;
+pub mod synspace;
 
 /// The lab's eBPF object (lab-ebpf/: test, demo and bench programs), built by build.rs.
 /// Program and map names: `syncookie_common::lab`.

@@ -1,208 +1,307 @@
-//! The same crafted SYNs answered by the kernel alone and by the shield: every header field and
-//! option of the two SYN-ACKs must agree, but for what is the point of the shield (the ISN, our
-//! TSval) and what follows from it (the checksums). The kernel is the oracle.
+//! The kernel is the oracle: the same seeded random SYNs (`syncookie_tests::synspace`: real
+//! clients' option sets and random ones, odd MSS and window scales, ECN, TOS, TTL, IP options,
+//! IPv6 extension headers, data; and the martians), IPv4 and IPv6, each sent to the kernel alone
+//! and then to the shield, each handshake completed. Per case, both must agree on whether the
+//! SYN is answered, on every field of the SYN-ACK but those `fields::synack_fields` lists, and on
+//! the accepted socket's TCP_INFO (options, window scales, MSS).
+//!
+//! Differences found and reported but not fixed yet are [`Known`]: listed on every run, failing
+//! it only with `SYNCOOKIE_DIFF_STRICT=1`.
+//!
+//! The seed is printed; `SYNCOOKIE_DIFF_SEED=<seed>` replays a run, `SYNCOOKIE_DIFF_CASES=<n>`
+//! sets the number of random cases (500 by default, besides the 23 fixed ones: real clients'
+//! option sets and the martians). About 15 s on 2 CPUs: handshakes are pipelined, 16 at a time,
+//! each with its own deadline.
 
 use std::{
-    net::{SocketAddrV4, TcpListener},
-    time::Duration,
+    net::{IpAddr, TcpListener},
+    time::Instant,
 };
 
-use etherparse::{NetSlice, PacketBuilder, SlicedPacket, TcpOptionElement, TransportSlice};
+use syncookie_common::cookie::{MSS_TABLE_V4, MSS_TABLE_V6};
 use syncookie_tests::{
     daemon::Daemon,
+    fields::fields,
+    flood::mac,
+    handshakes::{Outcome, client_socket, drop_client_resets, run, tally},
     lab::Lab,
-    packets::{capture, captured_synack, send_raw_ip},
+    packets::TCPI_OPT_TIMESTAMPS,
     require_root,
+    synspace::{Ends, SynCase, cases},
 };
 
 const PORT: u16 = 8080;
+/// Source ports of the kernel's round and of the shield's (one per case each).
+const KERNEL_PORTS: u16 = 20000;
+const SHIELD_PORTS: u16 = 30000;
 
-/// One SYN to send: its options, ECN bits and IP ECN field.
-struct Syn {
-    name: &'static str,
-    options: Vec<TcpOptionElement>,
-    /// ECE and CWR set (an ECN setup SYN).
-    ecn_setup: bool,
-    /// The IP header's ECN field (0: not ECT, 2: ECT(0)).
-    ip_ecn: u8,
-}
-
-fn cases() -> Vec<Syn> {
-    use TcpOptionElement::*;
-    let syn = |name, options: Vec<TcpOptionElement>| Syn {
-        name,
-        options,
-        ecn_setup: false,
-        ip_ecn: 0,
-    };
-    let linux = vec![
-        MaximumSegmentSize(1460),
-        SelectiveAcknowledgementPermitted,
-        Timestamp(0x1234_5678, 0),
-        Noop,
-        WindowScale(7),
-    ];
-    vec![
-        syn("Linux", linux.clone()),
-        syn(
-            "Windows",
-            vec![
-                MaximumSegmentSize(1460),
-                Noop,
-                WindowScale(8),
-                Noop,
-                Noop,
-                SelectiveAcknowledgementPermitted,
-            ],
-        ),
-        syn(
-            "macOS",
-            vec![
-                MaximumSegmentSize(1460),
-                Noop,
-                WindowScale(6),
-                Noop,
-                Noop,
-                Timestamp(0x0a0b_0c0d, 0),
-                SelectiveAcknowledgementPermitted,
-            ],
-        ),
-        syn("no options", vec![]),
-        syn("odd MSS 1000", vec![MaximumSegmentSize(1000)]),
-        syn(
-            "MSS 536 with timestamps",
-            vec![MaximumSegmentSize(536), Timestamp(7, 0)],
-        ),
-        syn("wscale 15", vec![MaximumSegmentSize(1460), WindowScale(15)]),
-        syn(
-            "SACK without timestamps",
-            vec![MaximumSegmentSize(1460), SelectiveAcknowledgementPermitted],
-        ),
-        syn("timestamps only", vec![Timestamp(99, 0)]),
-        Syn {
-            ecn_setup: true,
-            ..syn("ECN setup", linux.clone())
-        },
-        Syn {
-            ecn_setup: true,
-            ip_ecn: 2,
-            ..syn("ECN setup, ECT(0) SYN", linux)
-        },
-    ]
-}
-
-/// A SYN from `src` to `dst` as an IPv4 packet (the kernel adds the link layer).
-fn syn_packet(s: &Syn, src: SocketAddrV4, dst: SocketAddrV4) -> Vec<u8> {
-    let b = PacketBuilder::ipv4(src.ip().octets(), dst.ip().octets(), 64)
-        .tcp(src.port(), dst.port(), 0x0bad_cafe, 64240)
-        .syn();
-    let b = if s.ecn_setup { b.ece().cwr() } else { b };
-    let b = b.options(&s.options).expect("options");
-    let mut p = Vec::new();
-    b.write(&mut p, &[]).expect("SYN");
-    // The IP ECN field is not in the TCP checksum; the kernel fills the IP checksum in.
-    p[1] |= s.ip_ecn;
-    p
-}
-
-/// What must agree between the kernel's SYN-ACK and ours.
-#[derive(Debug, PartialEq, Eq)]
-struct Shape {
-    tos: u8,
-    ip_id: u16,
-    dont_fragment: bool,
-    ttl: u8,
-    total_len: u16,
-    flags: (bool, bool, bool, bool, bool, bool, bool, bool, bool),
-    ack_is_isn_plus_one: bool,
-    window: u16,
-    urgent: u16,
-    /// Options as decoded, our TSval zeroed (TSecr kept: it echoes the client's).
-    options: Vec<String>,
-}
-
-fn shape(frame: &[u8], client_isn: u32) -> Shape {
-    let p = SlicedPacket::from_ethernet(frame).expect("a parsable SYN-ACK");
-    let Some(NetSlice::Ipv4(ip)) = p.net else {
-        panic!("not IPv4")
-    };
-    let Some(TransportSlice::Tcp(t)) = p.transport else {
-        panic!("not TCP")
-    };
-    let h = ip.header();
-    Shape {
-        tos: (h.dcp().value() << 2) | h.ecn().value(),
-        ip_id: h.identification(),
-        dont_fragment: h.dont_fragment(),
-        ttl: h.ttl(),
-        total_len: h.total_len(),
-        flags: (
-            t.syn(),
-            t.ack(),
-            t.fin(),
-            t.rst(),
-            t.psh(),
-            t.urg(),
-            t.ece(),
-            t.cwr(),
-            t.ns(),
-        ),
-        ack_is_isn_plus_one: t.acknowledgment_number() == client_isn.wrapping_add(1),
-        window: t.window_size(),
-        urgent: t.urgent_pointer(),
-        options: t
-            .options_iterator()
-            .map(|o| match o {
-                Ok(TcpOptionElement::Timestamp(_, ecr)) => format!("Timestamp(_, {ecr})"),
-                o => format!("{o:?}"),
-            })
-            .collect(),
-    }
-}
-
-/// Sends every case from the client, one new source port each, and returns the SYN-ACK shapes.
-fn answers(lab: &Lab, first_port: u16) -> Vec<Shape> {
-    let _in = lab.client.enter();
-    let cap = capture(&lab.client_if);
-    let dst = SocketAddrV4::new(lab.server_ip, PORT);
-    cases()
+/// The MSS a cookie without timestamps hands over for a socket whose MSS would be `mss`: the
+/// largest entry of the cookie's table not above it (below the smallest, the shield leaves
+/// the SYN to the kernel, which keeps the client's).
+fn quantized(mss: u32, v6: bool) -> u32 {
+    let table = if v6 { MSS_TABLE_V6 } else { MSS_TABLE_V4 };
+    table
         .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            let src = SocketAddrV4::new(lab.client_ip, first_port + i as u16);
-            send_raw_ip(&syn_packet(s, src, dst), lab.server_ip.into());
-            shape(
-                &captured_synack(&cap, PORT, src.port(), Duration::from_secs(1)),
-                0x0bad_cafe,
-            )
+        .map(|m| u32::from(*m))
+        .rfind(|m| *m <= mss)
+        .unwrap_or(mss)
+}
+
+/// Where `kernel` and `ours` differ: (field, kernel's value, ours). One trade-off the README
+/// states (cookie layout) is allowed: without timestamps, a socket the shield handed over has
+/// the cookie table's MSS at or below the kernel's (3 bits of the ISN name it), where the
+/// kernel's normal path keeps the client's exact MSS; a SYN the shield leaves to the kernel
+/// (IP options it echoes, say) keeps the kernel's.
+fn differences(kernel: &Outcome, ours: &Outcome, case: &SynCase) -> Vec<String> {
+    let (mut k, o) = (fields(kernel, case), fields(ours, case));
+    if let (Some(s), Some(our)) = (&kernel.socket, &ours.socket)
+        && s.options & TCPI_OPT_TIMESTAMPS == 0
+        && our.snd_mss == quantized(s.snd_mss, case.v6)
+    {
+        for (name, v) in k.iter_mut() {
+            if *name == "tcpi_snd_mss" {
+                *v = our.snd_mss.to_string();
+            }
+        }
+    }
+    let get = |f: &[(&str, String)], n: &str| {
+        f.iter()
+            .find(|(k, _)| *k == n)
+            .map_or("-".to_string(), |(_, v)| v.clone())
+    };
+    let names: Vec<&str> = k.iter().chain(&o).map(|(n, _)| *n).collect();
+    let mut seen = std::collections::BTreeSet::new();
+    names
+        .into_iter()
+        .filter(|n| seen.insert(*n))
+        .filter_map(|n| {
+            let (kv, ov) = (get(&k, n), get(&o, n));
+            (kv != ov).then(|| format!("    {n}: kernel {kv}, shield {ov}"))
         })
         .collect()
 }
 
-#[test]
-fn synacks_match_the_kernels_field_for_field() {
-    require_root!();
-    let lab = Lab::new();
-    lab.server.sysctl("net.ipv4.tcp_ecn", "2");
-    let _l = {
-        let _in = lab.server.enter();
-        TcpListener::bind((lab.server_ip, PORT)).expect("bind")
-    };
-    // The kernel alone first, then the shield, from other source ports (the kernel keeps
-    // request sockets for the first ones until the client's resets reach it).
-    let kernel = answers(&lab, 41000);
-    let _d = Daemon::start(&lab.server, &lab.server_if, &["--ports", &PORT.to_string()]);
-    let ours = answers(&lab, 42000);
-    let mut differ = Vec::new();
-    for ((c, k), o) in cases().iter().zip(&kernel).zip(&ours) {
-        if k != o {
-            differ.push(format!("{}:\n  kernel {k:?}\n  shield {o:?}", c.name));
+/// Differences this test found in the shield and reported (issue 16), each for a kind of SYN
+/// described exactly: a case of that kind that differs is listed on every run, with its fields,
+/// and fails the test only with `SYNCOOKIE_DIFF_STRICT=1` (to check a fix). Any other
+/// difference fails it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Known {
+    /// An option the shield acts on (MSS, window scale, SACK-permitted, timestamps, TCP-MD5,
+    /// TCP-AO, MPTCP) comes after the 8 option items its parser walks (a NOP pair counting as
+    /// one: `MAX_OPTION_ITEMS` in syncookie-ebpf/src/parse.rs, bounded by the verifier's
+    /// budget), where the kernel reads all 40 bytes (`tcp_parse_options()`): the shield
+    /// answers as if the option were absent.
+    OptionPastTheWalk,
+    /// An IPv6 options header with more than 7 bytes of padding, which `ip6_parse_tlv()` drops
+    /// (RFC 8200 allows up to 7); the shield answers.
+    Ipv6ExcessPadding,
+    /// A SYN from the server's subnet's broadcast address (10.x.y.255 on the lab's /24): both
+    /// answer it, the kernel to ff:ff:ff:ff:ff:ff (its neighbour entry for a broadcast
+    /// address), the shield to the MAC the SYN came from (it swaps the MACs): `eth.dst`.
+    SubnetBroadcastSource,
+}
+
+impl Known {
+    /// Whether these differences (from [`differences`]) are the ones this finding makes, and
+    /// no others.
+    fn explains(self, d: &[String]) -> bool {
+        match self {
+            Known::OptionPastTheWalk => true,
+            Known::Ipv6ExcessPadding => d
+                .iter()
+                .any(|l| l.trim() == "answered: kernel false, shield true"),
+            Known::SubnetBroadcastSource => d.iter().all(|l| l.trim().starts_with("eth.dst:")),
         }
     }
-    assert!(differ.is_empty(), "SYN-ACKs differ:\n{}", differ.join("\n"));
-    assert_eq!(
-        lab.kernel_synacks() as usize,
-        cases().len(),
-        "only the first round is the kernel's"
+}
+
+/// Which known difference `c` is of, if any.
+fn known(c: &SynCase) -> Option<Known> {
+    // Every extension header here is PadN only (`synspace`), so its padding is its length
+    // less the two header bytes.
+    if let Some(IpAddr::V4(a)) = c.spoofed
+        && a.octets()[3] == 255
+        && a.octets()[0] == 10
+    {
+        return Some(Known::SubnetBroadcastSource);
+    }
+    if c.ext.iter().any(|(_, body)| body.len() > 7) {
+        return Some(Known::Ipv6ExcessPadding);
+    }
+    let o = &c.options;
+    let (mut i, mut items) = (0, 0);
+    while items < 8 && i < o.len() {
+        match o[i] {
+            0 => return None,
+            1 => i += if o.get(i + 1) == Some(&1) { 2 } else { 1 },
+            _ => {
+                let len = usize::from(o.get(i + 1).copied().unwrap_or(0));
+                if len < 2 || i + len > o.len() {
+                    return None;
+                }
+                i += len;
+            }
+        }
+        items += 1;
+    }
+    while i < o.len() {
+        match o[i] {
+            0 => return None,
+            1 => i += 1,
+            2 | 3 | 4 | 8 | 19 | 29 | 30 => return Some(Known::OptionPastTheWalk),
+            _ => i += usize::from(o.get(i + 1).copied().unwrap_or(0)).max(2),
+        }
+    }
+    None
+}
+
+/// The SYN, briefly, for a report.
+fn describe(i: usize, c: &SynCase) -> String {
+    format!(
+        "case {i} ({}, {}{}): tcp options {:02x?}, flags {:#04x}, window {}, tos {:#04x}, \
+         ttl {}, ip options {:02x?}, ext {:?}, {} bytes of data{}",
+        c.what,
+        if c.v6 { "IPv6" } else { "IPv4" },
+        c.spoofed.map(|s| format!(" from {s}")).unwrap_or_default(),
+        c.options,
+        c.flags,
+        c.window,
+        c.tos,
+        c.ttl,
+        c.ip_options,
+        c.ext
+            .iter()
+            .map(|(t, b)| (t, b.len() + 2))
+            .collect::<Vec<_>>(),
+        c.payload.len(),
+        if c.bad_ip_checksum {
+            ", wrong IPv4 header checksum"
+        } else {
+            ""
+        },
+    )
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: impl FnOnce() -> T) -> T {
+    match std::env::var(name) {
+        Ok(v) => v
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={v}: not a number")),
+        Err(_) => default(),
+    }
+}
+
+#[test]
+fn random_syns_get_the_kernels_answer_and_socket() {
+    require_root!();
+    let seed: u64 = env_or("SYNCOOKIE_DIFF_SEED", rand::random);
+    let random: usize = env_or("SYNCOOKIE_DIFF_CASES", || 500);
+    println!("differential: seed {seed} (SYNCOOKIE_DIFF_SEED={seed} replays this run)");
+    let start = Instant::now();
+    let lab = Lab::new();
+    lab.server.sysctl("net.ipv4.tcp_ecn", "2");
+    drop_client_resets(&lab);
+    let ends = Ends {
+        client_mac: mac(&lab.client, &lab.client_if),
+        server_mac: mac(&lab.server, &lab.server_if),
+        client_ip: lab.client_ip,
+        server_ip: lab.server_ip,
+        client_ip6: lab.client_ip6,
+        server_ip6: lab.server_ip6,
+    };
+    let cases = cases(seed, random, &ends);
+    assert!(
+        usize::from(SHIELD_PORTS - KERNEL_PORTS) >= cases.len(),
+        "too many cases for the port ranges"
+    );
+    let listeners: Vec<TcpListener> = {
+        let _in = lab.server.enter();
+        [IpAddr::from(lab.server_ip), IpAddr::from(lab.server_ip6)]
+            .into_iter()
+            .map(|ip| {
+                let l = TcpListener::bind((ip, PORT)).expect("bind");
+                l.set_nonblocking(true).unwrap();
+                l
+            })
+            .collect()
+    };
+    let ls: Vec<&TcpListener> = listeners.iter().collect();
+    let fd = client_socket(&lab);
+
+    let t = Instant::now();
+    let kernel = run(&cases, &ends, &fd, &ls, KERNEL_PORTS, PORT);
+    let kernel_secs = t.elapsed().as_secs_f64();
+    let kernels_own = lab.kernel_synacks();
+    let _d = Daemon::start(
+        &lab.server,
+        &lab.server_if,
+        &[
+            "--ports",
+            &PORT.to_string(),
+            "--mode",
+            "always",
+            "--synack-prefix-rate",
+            "0",
+        ],
+    );
+    let t = Instant::now();
+    let ours = run(&cases, &ends, &fd, &ls, SHIELD_PORTS, PORT);
+    let shield_secs = t.elapsed().as_secs_f64();
+    let left_to_kernel = lab.kernel_synacks() - kernels_own;
+    let counters: Vec<String> = lab
+        .counters()
+        .iter()
+        .filter(|(_, v)| *v > 0)
+        .map(|(c, v)| format!("{} {v}", c.name()))
+        .collect();
+    println!(
+        "differential: the shield's counters: {}",
+        counters.join(", ")
+    );
+
+    let strict = std::env::var_os("SYNCOOKIE_DIFF_STRICT").is_some();
+    let (mut report, mut excused) = (Vec::new(), std::collections::BTreeMap::new());
+    for (i, c) in cases.iter().enumerate() {
+        let d = differences(&kernel[i], &ours[i], c);
+        if d.is_empty() {
+            continue;
+        }
+        let text = format!("{}\n{}", describe(i, c), d.join("\n"));
+        match known(c).filter(|k| k.explains(&d)) {
+            Some(k) if !strict => {
+                println!("differential: known difference {k:?}: {text}");
+                *excused.entry(k).or_insert(0) += 1;
+            }
+            _ => report.push(text),
+        }
+    }
+    let ((ka, kc), (oa, oc)) = (tally(&kernel), tally(&ours));
+    println!(
+        "differential: {} cases ({random} random), seed {seed}: kernel answered {ka}, accepted \
+         {kc} ({kernel_secs:.1} s); shield answered {oa} ({} itself, {left_to_kernel} left to \
+         the kernel), accepted {oc} ({shield_secs:.1} s); {} differ, known differences \
+         {excused:?}; {:.1} s in all",
+        cases.len(),
+        oa as u64 - left_to_kernel.min(oa as u64),
+        report.len(),
+        start.elapsed().as_secs_f64(),
+    );
+    assert!(
+        report.is_empty(),
+        "{} of {} cases differ from the kernel (SYNCOOKIE_DIFF_SEED={seed} replays):\n{}",
+        report.len(),
+        cases.len(),
+        report.join("\n")
+    );
+    assert!(
+        kc >= cases.len() / 2,
+        "the kernel accepted only {kc} of {} handshakes: the test is not testing",
+        cases.len()
+    );
+    assert!(
+        (oa as u64).saturating_sub(left_to_kernel) >= oa as u64 / 2,
+        "the shield answered only {} of {oa} answered SYNs itself: the test is not testing it",
+        (oa as u64).saturating_sub(left_to_kernel)
     );
 }

@@ -175,6 +175,28 @@ fn ipv6_syn_gets_synack_with_cookie() {
     );
 }
 
+/// `bpf_sk_assign_tcp_reqsk` refuses an IPv6 MSS below 1220 (IPV6_MIN_MTU - 60): such a SYN
+/// is the kernel's, with timestamps too (the shield once answered it, and the client was reset
+/// when the handoff failed).
+#[test]
+fn ipv6_syn_with_mss_below_1220_goes_to_the_kernel() {
+    require_root!();
+    let (s, _l) = shield6();
+    use etherparse::TcpOptionElement::*;
+    for (i, mss) in [1200u16, 88].into_iter().enumerate() {
+        let input = Segment::syn(CLIENT_PORT + i as u16, crate::PORT, CLIENT_ISN)
+            .v6()
+            .with_options(&[MaximumSegmentSize(mss), Noop, Noop, Timestamp(9, 0)])
+            .frame();
+        let what = format!("an IPv6 SYN with MSS {mss} and timestamps");
+        assert_untouched(&s.xdp(&input), &input, XDP_PASS, &what);
+    }
+    s.assert_counters(
+        &[(Counter::SynSeen, 2), (Counter::SynSmallMss, 2)],
+        "IPv6 SYNs with MSS 1200 and 88, timestamps on",
+    );
+}
+
 #[test]
 fn ipv6_extension_headers_are_walked_and_dropped_from_the_reply() {
     require_root!();

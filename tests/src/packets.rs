@@ -101,6 +101,15 @@ pub fn tcp_info(s: &TcpStream) -> libc::tcp_info {
     }
 }
 
+/// Sends `n` spoofed SYNs from `victim` (source ports 1024 up, random ISNs) to `dst`, from the
+/// current namespace.
+pub fn spoof_syns(victim: std::net::Ipv4Addr, dst: std::net::SocketAddrV4, n: u16) {
+    for i in 0..n {
+        let src = std::net::SocketAddrV4::new(victim, 1024 + i);
+        send_raw_tcp(src, dst, rand::random(), 0, true);
+    }
+}
+
 /// Sends one hand-made TCP segment (IPv4 or IPv6) from the current namespace through a raw
 /// socket.
 pub fn send_raw_tcp(

@@ -13,7 +13,7 @@ use std::{
 };
 
 use syncookie_common::stats::Counter;
-use syncookie_tests::{daemon::Daemon, lab::Lab, packets::send_raw_tcp, require_root};
+use syncookie_tests::{daemon::Daemon, lab::Lab, packets::spoof_syns, require_root};
 
 const PORT: u16 = 8080;
 /// Well below what the client loop reaches here (thousands per second), so that a busy prefix
@@ -130,15 +130,7 @@ fn a_spoofed_victim_is_held_while_its_prefix_connects() {
     let (ok, failed) = thread::scope(|s| {
         let real = s.spawn(|| load(&lab, addr, Duration::from_secs(2)));
         let _in = lab.client.enter();
-        for i in 0..2000u16 {
-            send_raw_tcp(
-                SocketAddrV4::new(victim, 1024 + i),
-                dst,
-                rand::random(),
-                0,
-                true,
-            );
-        }
+        spoof_syns(victim, dst, 2000);
         real.join().unwrap()
     });
     let seconds = start.elapsed().as_secs() + 1;

@@ -3,7 +3,7 @@
 
 use std::{
     io::{Read, Write},
-    net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream},
+    net::{Ipv4Addr, SocketAddr, TcpStream},
     sync::atomic::{AtomicBool, AtomicU64, Ordering},
     thread,
     time::{Duration, Instant},
@@ -14,7 +14,7 @@ use syncookie_tests::{
     daemon::{Daemon, bin},
     flood::Flood,
     lab::Lab,
-    packets::send_raw_tcp,
+    packets::spoof_syns,
     require_root, wait_until,
 };
 
@@ -230,15 +230,7 @@ fn one_victim_prefix_gets_at_most_its_budget() {
     let start = Instant::now();
     {
         let _in = lab.client.enter();
-        for i in 0..2000u16 {
-            send_raw_tcp(
-                SocketAddrV4::new(victim, 1024 + i),
-                dst,
-                rand::random(),
-                0,
-                true,
-            );
-        }
+        spoof_syns(victim, dst, 2000);
     }
     let seconds = start.elapsed().as_secs() + 1;
     // Every SYN that crossed the wire is judged once (answered or dropped by the budget); those

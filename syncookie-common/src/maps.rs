@@ -121,8 +121,12 @@ pub const fn port_word(port: u16) -> (u32, u32) {
 /// routes of its `local` table, on any interface: Linux is a weak host), filled by the daemon
 /// from rtnetlink. The key's data is an IPv6 address, IPv4 as IPv4-mapped (`::ffff:a.b.c.d`,
 /// prefix length + [`V4_MAPPED_PREFIX`]), so one trie serves both families; the value is the
-/// route's interface (informative: the program only asks whether a prefix matches).
+/// route's interface (informative), with [`LOCAL_BROADCAST`] set for the `local` table's
+/// RTN_BROADCAST routes (a subnet's broadcast address: never a destination the shield answers
+/// for, and a source it leaves to the kernel).
 pub type LocalAddr = [u8; 16];
+/// In an `SC_LOCAL_ADDRS` value: the prefix is a broadcast address, not a local one.
+pub const LOCAL_BROADCAST: u32 = 1 << 31;
 /// Kubernetes nodes with IPVS hold one local address per service: room for many.
 pub const LOCAL_ADDRS_LEN: u32 = 65536;
 /// Bits of an IPv4-mapped IPv6 address in front of the IPv4 address.

@@ -11,15 +11,12 @@ pub const MAX_VLAN_TAGS: usize = 2;
 pub const IPPROTO_TCP: u8 = 6;
 pub const IPV4_HLEN: usize = 20;
 pub const IPV6_HLEN: usize = 40;
-/// IPv6 next-header values (RFC 8200) we walk or stop at.
+/// IPv6 extension headers (RFC 8200): a frame with any of them is the kernel's.
 pub const IPV6_NH_HOPOPTS: u8 = 0;
 pub const IPV6_NH_ROUTING: u8 = 43;
 pub const IPV6_NH_FRAGMENT: u8 = 44;
 pub const IPV6_NH_AH: u8 = 51;
 pub const IPV6_NH_DSTOPTS: u8 = 60;
-/// Extension headers walked before giving up (not inspected). Real traffic carries at most
-/// hop-by-hop, destination options, routing, destination options (RFC 8200's order).
-pub const MAX_IPV6_EXT_HDRS: usize = 4;
 /// The kernel's MSS for an IPv6 SYN without an MSS option (IPV6_MIN_MTU - 60).
 pub const IPV6_DEFAULT_MSS: u16 = 1220;
 /// RFC 1122's default MSS for an IPv4 SYN without an MSS option.

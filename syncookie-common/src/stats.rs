@@ -82,7 +82,9 @@ counters! {
     SynRefresh = "syn_refresh",
     /// SYNs the kernel's routing refuses: martian sources (IPv4 0/8, 127/8, multicast,
     /// broadcast; IPv6 ::, ::1, multicast, IPv4-mapped; the host's own addresses) or loopback
-    /// destinations from outside; left to the kernel, which drops them.
+    /// destinations from outside; left to the kernel, which drops them. Also SYNs from a local
+    /// subnet's broadcast address, which the kernel drops (rp_filter on) or answers to the
+    /// broadcast MAC (rp_filter off): its call either way.
     Martian = "martian",
     /// SYNs whose IPv4 header checksum or options are malformed: left to the kernel, which
     /// drops them.
@@ -97,6 +99,9 @@ counters! {
     /// 1220: bpf_sk_assign_tcp_reqsk refuses less), timestamps or not: left to the kernel,
     /// which answers with the client's MSS.
     SynSmallMss = "syn_small_mss",
+    /// SYNs with TCP options past the 8 option items the shield walks (real stacks send at
+    /// most 7): left to the kernel, which reads all 40 bytes and answers with every option.
+    SynOptionsUnwalked = "syn_options_unwalked",
 }
 
 #[cfg(test)]

@@ -110,6 +110,9 @@ fn syn(ctx: &XdpContext, cfg: &Config, t: &Tcp) -> Judged {
     if o.kernel_only {
         return (Verdict::Pass, Some(Counter::SynPassed));
     }
+    if parse::past_the_walk(data, end, t, &o) {
+        return (Verdict::Pass, Some(Counter::SynOptionsUnwalked));
+    }
     let sk = sock::lookup(ctx, t);
     if sk.is_null() {
         return (Verdict::Pass, Some(Counter::SynPassed));

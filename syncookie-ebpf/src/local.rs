@@ -5,15 +5,16 @@
 //! through [`Local`]: each object brings its own (the daemon fills the shield's).
 
 use aya_ebpf::maps::lpm_trie::Key;
-use syncookie_common::maps::{LocalAddr, Mac, V4_MAPPED_PREFIX, v4_mapped};
+use syncookie_common::maps::{LOCAL_BROADCAST, LocalAddr, Mac, V4_MAPPED_PREFIX, v4_mapped};
 
 use crate::parse::{Tcp, read};
 
 pub trait Local {
     /// Whether `mac` is the address of an interface of this namespace.
     fn mac_local(&self, mac: &Mac) -> bool;
-    /// Whether a local prefix covers `key` (a longest-prefix lookup).
-    fn addr_local(&self, key: &Key<LocalAddr>) -> bool;
+    /// The value of the longest local or broadcast prefix covering `key`: its interface, with
+    /// [`LOCAL_BROADCAST`] for a broadcast address.
+    fn addr(&self, key: &Key<LocalAddr>) -> Option<u32>;
 }
 
 /// Whether the kernel would take `t` (in the frame at `data..end`) as its own: a frame for one
@@ -26,15 +27,17 @@ pub fn for_this_host(l: &impl Local, data: usize, end: usize, t: &Tcp) -> bool {
     if !l.mac_local(&dst_mac) {
         return false;
     }
-    l.addr_local(&addr_key(&t.daddr, t.is_v6()))
+    l.addr(&addr_key(&t.daddr, t.is_v6()))
+        .is_some_and(|v| v & LOCAL_BROADCAST == 0)
 }
 
 /// Whether `t`'s source is one of this host's addresses (or 127/8, ::1: the loopback routes
-/// are in the `local` table too): the kernel refuses such a source from outside
-/// (`fib_validate_source()`, unless `accept_local`).
+/// are in the `local` table too), which the kernel refuses from outside
+/// (`fib_validate_source()`, unless `accept_local`), or a local subnet's broadcast address,
+/// which it refuses with rp_filter on and answers to the broadcast MAC with rp_filter off.
 #[inline(always)]
 pub fn from_this_host(l: &impl Local, t: &Tcp) -> bool {
-    l.addr_local(&addr_key(&t.saddr, t.is_v6()))
+    l.addr(&addr_key(&t.saddr, t.is_v6())).is_some()
 }
 
 /// The trie key of a full address (IPv4 as IPv4-mapped IPv6).

@@ -289,8 +289,8 @@ impl Local for PinnedLocal {
     }
 
     #[inline(always)]
-    fn addr_local(&self, key: &lpm_trie::Key<LocalAddr>) -> bool {
-        SC_LOCAL_ADDRS.get(key).is_some()
+    fn addr(&self, key: &lpm_trie::Key<LocalAddr>) -> Option<u32> {
+        SC_LOCAL_ADDRS.get(key).copied()
     }
 }
 

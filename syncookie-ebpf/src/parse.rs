@@ -1,6 +1,6 @@
-//! Bounds-checked parsing of Ethernet (up to two VLAN tags), IPv4, IPv6 (a bounded walk over its
-//! extension headers) and TCP, over the raw
-//! `data..data_end` range that both XDP and TC give us. Every read checks its end first.
+//! Bounds-checked parsing of Ethernet (up to two VLAN tags), IPv4, IPv6 (without extension
+//! headers) and TCP, over the raw `data..data_end` range that both XDP and TC give us. Every read
+//! checks its end first.
 
 use syncookie_common::{cookie::Flow, proto::*};
 
@@ -75,7 +75,7 @@ pub fn be32(data: usize, end: usize, off: usize) -> Option<u32> {
 #[derive(Clone, Copy)]
 pub struct Tcp {
     /// Offsets from `data`: the IP header, the TCP header. Between them: the IPv4 header with
-    /// its options, or the IPv6 header with the extension headers walked.
+    /// its options, or the IPv6 header.
     pub l3_off: usize,
     pub l4_off: usize,
     /// TCP header length (data offset × 4) and header + payload length (from the IP header).
@@ -101,7 +101,7 @@ impl Tcp {
     #[inline(always)]
     pub fn bounded(mut self) -> Self {
         self.l3_off &= 0x1f;
-        self.l4_off &= 0x7fff;
+        self.l4_off &= 0x7f;
         self.hlen &= 0x3c;
         self.seg_len &= 0xffff;
         self.res1 &= 0x0f;
@@ -135,7 +135,7 @@ pub enum Frame {
     Tcp(Tcp),
     /// IP, but not a TCP segment we judge (UDP, ICMP, ...).
     Other,
-    /// Not parsed: non-IP, fragments, more VLAN tags or IPv6 extension headers than we walk.
+    /// Not parsed: non-IP, fragments, more VLAN tags than we walk, IPv6 extension headers.
     NotInspected,
     /// TCP to this destination port whose data offset is inconsistent.
     Malformed(u16),
@@ -202,10 +202,12 @@ fn ipv4(data: usize, end: usize, l3_off: usize) -> Result<Ip, Frame> {
     })
 }
 
-/// IPv6: the fixed header, then a bounded walk over hop-by-hop (first only, as the kernel
-/// takes it), routing (only with no segments left: otherwise the packet is forwarded on, not
-/// ours) and destination options. Fragments, AH, jumbograms and chains longer than
-/// [`MAX_IPV6_EXT_HDRS`] are not inspected; any other next header is not TCP.
+/// IPv6: the fixed header, TCP right after it. Any extension header (hop-by-hop, routing,
+/// destination options, fragment, AH) makes the frame the kernel's: before a listener sees
+/// the segment, it checks each header's TLVs (padding at most 7 bytes and all zero, unknown
+/// options by their action bits, a maximum count), refuses segment routing and RPL headers
+/// unless enabled and walks jumbograms, each by per-namespace settings (`ip6_parse_tlv()`,
+/// `ipv6_rthdr_rcv()`). No client needs them on a SYN; the kernel judges them exactly.
 #[inline(always)]
 fn ipv6(data: usize, end: usize, l3_off: usize) -> Result<Ip, Frame> {
     let Some(ip) = read::<IPV6_HLEN>(data, end, l3_off) else {
@@ -215,50 +217,13 @@ fn ipv6(data: usize, end: usize, l3_off: usize) -> Result<Ip, Frame> {
     if ip[0] >> 4 != 6 || payload_len == 0 || data + l3_off + IPV6_HLEN + payload_len > end {
         return Err(Frame::NotInspected);
     }
-    let mut nh = ip[6];
-    let mut ext = 0usize;
-    for i in 0..MAX_IPV6_EXT_HDRS {
-        if nh == IPPROTO_TCP {
-            break;
-        }
-        let walked =
-            nh == IPV6_NH_ROUTING || nh == IPV6_NH_DSTOPTS || (nh == IPV6_NH_HOPOPTS && i == 0);
-        if !walked {
-            break;
-        }
-        // Every extension header we walk starts with next header and length (in 8-byte units,
-        // not counting the first 8); a routing header's 4th byte is its segments left.
-        let Some([next, len, _, segs_left]) =
-            read::<4>(data, end, opaque(l3_off + IPV6_HLEN + ext))
-        else {
-            return Err(Frame::NotInspected);
-        };
-        if nh == IPV6_NH_ROUTING && segs_left != 0 {
-            return Err(Frame::NotInspected);
-        }
-        ext += (len as usize + 1) * 8;
-        nh = next;
-    }
-    if nh != IPPROTO_TCP {
-        return Err(
-            if nh == IPV6_NH_HOPOPTS
-                || nh == IPV6_NH_ROUTING
-                || nh == IPV6_NH_DSTOPTS
-                || nh == IPV6_NH_FRAGMENT
-                || nh == IPV6_NH_AH
-            {
+    if ip[6] != IPPROTO_TCP {
+        return Err(match ip[6] {
+            IPV6_NH_HOPOPTS | IPV6_NH_ROUTING | IPV6_NH_DSTOPTS | IPV6_NH_FRAGMENT | IPV6_NH_AH => {
                 Frame::NotInspected
-            } else {
-                Frame::Other
-            },
-        );
-    }
-    // Each way out of the walk gives `ext` its own range, and the verifier would check all that
-    // follows once per way: hidden behind `opaque` (and bounded again: at most
-    // MAX_IPV6_EXT_HDRS * 2048 bytes), they are one state.
-    let ext = opaque(ext) & 0x3fff;
-    if ext > payload_len {
-        return Err(Frame::NotInspected);
+            }
+            _ => Frame::Other,
+        });
     }
     let w = |at: usize| {
         [
@@ -269,8 +234,8 @@ fn ipv6(data: usize, end: usize, l3_off: usize) -> Result<Ip, Frame> {
         ]
     };
     Ok(Ip {
-        l4_off: l3_off + IPV6_HLEN + ext,
-        seg_len: payload_len - ext,
+        l4_off: l3_off + IPV6_HLEN,
+        seg_len: payload_len,
         saddr: w(8),
         daddr: w(24),
         v6: true,
@@ -295,8 +260,8 @@ pub fn parse(data: usize, end: usize) -> Frame {
     // From here on the two families share the code, and the verifier would check it once per
     // family (IPv4's addresses have known zero words, its offsets other ranges): behind
     // `opaque` their states are the same, and the second is pruned. Bounds again after it: the
-    // TCP header lies at most 0x7fff bytes in (IPv6: 62 + 4 extension headers of 2 KiB).
-    let l4_off = opaque(ip.l4_off) & 0x7fff;
+    // TCP header lies at most 82 bytes in (two VLAN tags and an IPv4 header of 60).
+    let l4_off = opaque(ip.l4_off) & 0x7f;
     let seg_len = opaque(ip.seg_len) & 0xffff;
     let v6 = opaque(ip.v6 as usize) & 1 != 0;
     let w = |a: [u32; 4]| a.map(|x| opaque(x as usize) as u32);
@@ -339,11 +304,15 @@ pub struct Options {
     pub ts: Option<(u32, u32)>,
     /// TCP-MD5, TCP-AO or MPTCP: the kernel's business.
     pub kernel_only: bool,
+    /// Where option bytes are left after [`MAX_OPTION_ITEMS`] items (an offset into the
+    /// options, 0: none left): see [`past_the_walk`].
+    pub unwalked_at: u8,
 }
 
 /// Option items we walk (a NOP pair counts as one). Real SYNs have at most 7 that way (macOS:
-/// MSS, NOP, WS, NOP NOP, TS, SACK-perm, EOL). The verifier walks every item count separately;
-/// 8 keeps it well inside its budget, 10 does not fit.
+/// MSS, NOP, WS, NOP NOP, TS, SACK-perm, EOL); more leave the SYN to the kernel
+/// ([`past_the_walk`]). The verifier walks every item count separately; 8 keeps it well
+/// inside its budget, 10 does not fit.
 const MAX_OPTION_ITEMS: usize = 8;
 
 #[inline(always)]
@@ -352,8 +321,11 @@ pub fn options(data: usize, end: usize, t: &Tcp) -> Options {
     let opt_len = t.hlen - TCP_HLEN;
     let base = t.l4_off + TCP_HLEN;
     let mut i = 0usize;
+    // Whether the walk ended where the kernel's does (the end, EOL, a malformed option).
+    let mut ended = false;
     for _ in 0..MAX_OPTION_ITEMS {
         if i >= opt_len || i >= TCP_MAX_OPTLEN {
+            ended = true;
             break;
         }
         let at = opaque(base + i);
@@ -361,9 +333,11 @@ pub fn options(data: usize, end: usize, t: &Tcp) -> Options {
         // `p >= end`, which is what LLVM makes of `p + 1 > end`. A NOP or EOL as the frame's
         // very last byte ends nothing we need.
         let Some([kind, len]) = read::<2>(data, end, at) else {
+            ended = true;
             break;
         };
         if kind == TCPOPT_EOL {
+            ended = true;
             break;
         }
         if kind == TCPOPT_NOP {
@@ -372,6 +346,7 @@ pub fn options(data: usize, end: usize, t: &Tcp) -> Options {
         }
         let len = len as usize;
         if len < 2 || i + len > opt_len {
+            ended = true;
             break;
         }
         match (kind, len) {
@@ -399,5 +374,27 @@ pub fn options(data: usize, end: usize, t: &Tcp) -> Options {
         }
         i += len;
     }
+    if !ended && i < opt_len {
+        o.unwalked_at = i as u8;
+    }
     o
+}
+
+/// Whether an option may lie past the items [`options`] walked: the kernel reads all 40 bytes,
+/// and an option there (SACK-perm, MD5) would be missed, so such a SYN is the kernel's. Bytes
+/// left that start with an EOL end the kernel's walk too. Called on options already passed
+/// through a scratch map, so that the verifier checks this read once, not once per way out of
+/// the walk.
+#[inline(always)]
+pub fn past_the_walk(data: usize, end: usize, t: &Tcp, o: &Options) -> bool {
+    let at = opaque(o.unwalked_at as usize) & 0x3f;
+    if at == 0 {
+        return false;
+    }
+    // With the byte before it (a 2-byte read, as in the walk), so that an EOL as the frame's
+    // last byte is read as well.
+    !matches!(
+        read::<2>(data, end, t.l4_off + TCP_HLEN + at - 1),
+        Some([_, TCPOPT_EOL])
+    )
 }

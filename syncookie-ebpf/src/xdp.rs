@@ -41,8 +41,8 @@ fn judge(ctx: &XdpContext) -> Judged {
     }
 }
 
-/// `t` with its offsets passed through [`maps::forget`]: whatever the VLAN tags, IP options or
-/// IPv6 extension headers, the verifier checks what follows once. (The SYN's options get the
+/// `t` with its offsets passed through [`maps::forget`]: whatever the VLAN tags or IP options,
+/// the verifier checks what follows once. (The SYN's options get the
 /// same treatment once parsed: which of them it had is known to the verifier otherwise, and
 /// every combination would be checked through the cookie code.)
 #[inline(always)]
@@ -80,6 +80,9 @@ fn syn(ctx: &XdpContext, cfg: &Config, t: &Tcp) -> Judged {
     let Some(o) = maps::forget(o) else {
         return (Verdict::Pass, Some(Counter::SynPassed));
     };
+    if parse::past_the_walk(ctx.data(), ctx.data_end(), t, &o) {
+        return (Verdict::Pass, Some(Counter::SynOptionsUnwalked));
+    }
     // What the kernel drops before TCP (martian sources, bad IPv4 headers, source routes) or
     // answers with IP options of its own: the kernel's.
     if let Some(why) = martian::refused(ctx.data(), ctx.data_end(), t, verdict::from_lo(ctx)) {

@@ -5,8 +5,9 @@
 //! SYN is answered, on every field of the SYN-ACK but those `fields::synack_fields` lists, and on
 //! the accepted socket's TCP_INFO (options, window scales, MSS).
 //!
-//! Differences found and reported but not fixed yet are [`Known`]: listed on every run, failing
-//! it only with `SYNCOOKIE_DIFF_STRICT=1`.
+//! Any difference fails the test (the three it found first are fixed: an option past the 8
+//! option items walked, IPv6 options headers the kernel drops, a SYN from a subnet's broadcast
+//! address: the shield leaves each to the kernel now).
 //!
 //! The seed is printed; `SYNCOOKIE_DIFF_SEED=<seed>` replays a run, `SYNCOOKIE_DIFF_CASES=<n>`
 //! sets the number of random cases (500 by default, besides the 23 fixed ones: real clients'
@@ -79,81 +80,6 @@ fn differences(kernel: &Outcome, ours: &Outcome, case: &SynCase) -> Vec<String> 
             (kv != ov).then(|| format!("    {n}: kernel {kv}, shield {ov}"))
         })
         .collect()
-}
-
-/// Differences this test found in the shield and reported (issue 16), each for a kind of SYN
-/// described exactly: a case of that kind that differs is listed on every run, with its fields,
-/// and fails the test only with `SYNCOOKIE_DIFF_STRICT=1` (to check a fix). Any other
-/// difference fails it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Known {
-    /// An option the shield acts on (MSS, window scale, SACK-permitted, timestamps, TCP-MD5,
-    /// TCP-AO, MPTCP) comes after the 8 option items its parser walks (a NOP pair counting as
-    /// one: `MAX_OPTION_ITEMS` in syncookie-ebpf/src/parse.rs, bounded by the verifier's
-    /// budget), where the kernel reads all 40 bytes (`tcp_parse_options()`): the shield
-    /// answers as if the option were absent.
-    OptionPastTheWalk,
-    /// An IPv6 options header with more than 7 bytes of padding, which `ip6_parse_tlv()` drops
-    /// (RFC 8200 allows up to 7); the shield answers.
-    Ipv6ExcessPadding,
-    /// A SYN from the server's subnet's broadcast address (10.x.y.255 on the lab's /24): both
-    /// answer it, the kernel to ff:ff:ff:ff:ff:ff (its neighbour entry for a broadcast
-    /// address), the shield to the MAC the SYN came from (it swaps the MACs): `eth.dst`.
-    SubnetBroadcastSource,
-}
-
-impl Known {
-    /// Whether these differences (from [`differences`]) are the ones this finding makes, and
-    /// no others.
-    fn explains(self, d: &[String]) -> bool {
-        match self {
-            Known::OptionPastTheWalk => true,
-            Known::Ipv6ExcessPadding => d
-                .iter()
-                .any(|l| l.trim() == "answered: kernel false, shield true"),
-            Known::SubnetBroadcastSource => d.iter().all(|l| l.trim().starts_with("eth.dst:")),
-        }
-    }
-}
-
-/// Which known difference `c` is of, if any.
-fn known(c: &SynCase) -> Option<Known> {
-    // Every extension header here is PadN only (`synspace`), so its padding is its length
-    // less the two header bytes.
-    if let Some(IpAddr::V4(a)) = c.spoofed
-        && a.octets()[3] == 255
-        && a.octets()[0] == 10
-    {
-        return Some(Known::SubnetBroadcastSource);
-    }
-    if c.ext.iter().any(|(_, body)| body.len() > 7) {
-        return Some(Known::Ipv6ExcessPadding);
-    }
-    let o = &c.options;
-    let (mut i, mut items) = (0, 0);
-    while items < 8 && i < o.len() {
-        match o[i] {
-            0 => return None,
-            1 => i += if o.get(i + 1) == Some(&1) { 2 } else { 1 },
-            _ => {
-                let len = usize::from(o.get(i + 1).copied().unwrap_or(0));
-                if len < 2 || i + len > o.len() {
-                    return None;
-                }
-                i += len;
-            }
-        }
-        items += 1;
-    }
-    while i < o.len() {
-        match o[i] {
-            0 => return None,
-            1 => i += 1,
-            2 | 3 | 4 | 8 | 19 | 29 | 30 => return Some(Known::OptionPastTheWalk),
-            _ => i += usize::from(o.get(i + 1).copied().unwrap_or(0)).max(2),
-        }
-    }
-    None
 }
 
 /// The SYN, briefly, for a report.
@@ -260,28 +186,18 @@ fn random_syns_get_the_kernels_answer_and_socket() {
         counters.join(", ")
     );
 
-    let strict = std::env::var_os("SYNCOOKIE_DIFF_STRICT").is_some();
-    let (mut report, mut excused) = (Vec::new(), std::collections::BTreeMap::new());
+    let mut report = Vec::new();
     for (i, c) in cases.iter().enumerate() {
         let d = differences(&kernel[i], &ours[i], c);
-        if d.is_empty() {
-            continue;
-        }
-        let text = format!("{}\n{}", describe(i, c), d.join("\n"));
-        match known(c).filter(|k| k.explains(&d)) {
-            Some(k) if !strict => {
-                println!("differential: known difference {k:?}: {text}");
-                *excused.entry(k).or_insert(0) += 1;
-            }
-            _ => report.push(text),
+        if !d.is_empty() {
+            report.push(format!("{}\n{}", describe(i, c), d.join("\n")));
         }
     }
     let ((ka, kc), (oa, oc)) = (tally(&kernel), tally(&ours));
     println!(
         "differential: {} cases ({random} random), seed {seed}: kernel answered {ka}, accepted \
          {kc} ({kernel_secs:.1} s); shield answered {oa} ({} itself, {left_to_kernel} left to \
-         the kernel), accepted {oc} ({shield_secs:.1} s); {} differ, known differences \
-         {excused:?}; {:.1} s in all",
+         the kernel), accepted {oc} ({shield_secs:.1} s); {} differ; {:.1} s in all",
         cases.len(),
         oa as u64 - left_to_kernel.min(oa as u64),
         report.len(),

@@ -1,4 +1,5 @@
-//! Dumps through rtnetlink: the RTN_LOCAL routes of the `local` table and every link's MAC.
+//! Dumps through rtnetlink: the RTN_LOCAL and RTN_BROADCAST routes of the `local` table and
+//! every link's MAC.
 
 use netlink_packet_core::{
     NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
@@ -9,7 +10,7 @@ use netlink_packet_route::{
     route::{RouteAddress, RouteAttribute, RouteMessage, RouteType},
 };
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
-use syncookie_common::maps::{V4_MAPPED_PREFIX, v4_mapped};
+use syncookie_common::maps::{LOCAL_BROADCAST, V4_MAPPED_PREFIX, v4_mapped};
 
 use super::{Local, LocalError, Prefix};
 
@@ -66,11 +67,14 @@ fn keep_lowest(slot: &mut u32, ifindex: u32) {
     *slot = (*slot).min(ifindex);
 }
 
-/// The prefix of an RTN_LOCAL route of the `local` table, and its interface.
+/// The prefix of an RTN_LOCAL or RTN_BROADCAST route of the `local` table, and its interface
+/// (with [`LOCAL_BROADCAST`] for a broadcast one).
 fn local_prefix(r: &RouteMessage) -> Option<(Prefix, u32)> {
-    if r.header.kind != RouteType::Local {
-        return None;
-    }
+    let flag = match r.header.kind {
+        RouteType::Local => 0,
+        RouteType::Broadcast => LOCAL_BROADCAST,
+        _ => return None,
+    };
     let mut table = u32::from(r.header.table);
     let (mut dst, mut oif) = (None, 0);
     for a in &r.attributes {
@@ -97,7 +101,7 @@ fn local_prefix(r: &RouteMessage) -> Option<(Prefix, u32)> {
         },
         _ => return None,
     };
-    Some((p, oif))
+    Some((p, oif | flag))
 }
 
 fn nl_err(what: &'static str) -> impl FnOnce(std::io::Error) -> LocalError {

@@ -70,6 +70,9 @@ fn martian_sources_and_loopback_destinations_go_to_the_kernel() {
         v4src([224, 0, 0, 1]),
         v4src([239, 255, 255, 250]),
         v4src([255, 255, 255, 255]),
+        // The wire's subnet broadcast (`brd +`): the kernel drops it with rp_filter on and
+        // answers it to ff:ff:ff:ff:ff:ff with rp_filter off; the kernel's either way.
+        v4src([10, 9, 0, 255]),
         // The host's own address, from outside (accept_local is 0).
         (v4, v4),
         // Loopback destinations from outside (route_localnet is 0).
@@ -91,14 +94,21 @@ fn martian_sources_and_loopback_destinations_go_to_the_kernel() {
             &format!("a SYN from {src} to {dst}"),
         );
     }
+    // The broadcast address as a destination (a unicast frame): not this host's to answer,
+    // though it is in the local table.
+    let to_brd = IpAddr::V4(Ipv4Addr::new(10, 9, 0, 255));
+    let input = syn(IpAddr::V4(WIRE_CLIENT), to_brd, &mut n).frame();
+    let run = s.xdp_on(&input, ifindex);
+    assert_untouched(&run, &input, XDP_PASS, "a SYN to the subnet broadcast");
     let m = martians.len() as u64;
     s.assert_counters(
         &[
-            (Counter::SynSeen, m + 2),
+            (Counter::SynSeen, m + 3),
             (Counter::SynackSent, 2),
             (Counter::Martian, m),
+            (Counter::NotLocal, 1),
         ],
-        "martian SYNs and two controls",
+        "martian SYNs, one to the broadcast address and two controls",
     );
 }
 

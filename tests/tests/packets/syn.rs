@@ -263,6 +263,53 @@ fn syn_with_mss_below_the_handoffs_minimum_goes_to_the_kernel() {
     );
 }
 
+/// The kernel reads all 40 option bytes; the shield walks 8 items (real stacks send at most 7).
+/// An option past the 8th item (SACK-perm, MD5) would be lost or ignored, so such a SYN is the
+/// kernel's, untouched. The control: SACK-perm as the 8th item (then EOL padding) is answered
+/// with SACK.
+#[test]
+fn syn_with_options_past_the_walk_goes_to_the_kernel() {
+    require_root!();
+    let s = Shield::new();
+    let _l = s.listen();
+    // MSS 1460, then `n` experimental options (kind 253, length 2: the kernel skips them).
+    let items = |n: usize, last: &[u8]| {
+        let mut o = vec![2, 4, 0x05, 0xb4];
+        (0..n).for_each(|_| o.extend([253, 2]));
+        o.extend(last);
+        while o.len() % 4 != 0 {
+            o.push(0);
+        }
+        o
+    };
+    let past = [
+        ("SACK-perm as the 9th item", items(7, &[4, 2])),
+        (
+            "TCP-MD5 as the 9th item",
+            items(7, &md5_syn_options(0)[6..]),
+        ),
+        ("a 9th item of no meaning", items(8, &[])),
+    ];
+    for (i, (what, opts)) in past.iter().enumerate() {
+        let input = Segment::syn(CLIENT_PORT + i as u16, PORT, CLIENT_ISN)
+            .with_raw_options(opts)
+            .frame();
+        let run = s.xdp(&input);
+        assert_untouched(&run, &input, XDP_PASS, what);
+    }
+    let syn = Segment::syn(CLIENT_PORT + 3, PORT, CLIENT_ISN).with_raw_options(&items(6, &[4, 2]));
+    let c = cookie_for(&KEY1, &syn, attrs(1460, WSCALE_NONE, true), false);
+    assert_synack_for(&s, &syn, c, &answer(true, None, false));
+    s.assert_counters(
+        &[
+            (Counter::SynSeen, 4),
+            (Counter::SynOptionsUnwalked, 3),
+            (Counter::SynackSent, 1),
+        ],
+        "three SYNs with a 9th option item, one with SACK-perm as the 8th",
+    );
+}
+
 #[test]
 fn syn_without_listener_passes() {
     require_root!();

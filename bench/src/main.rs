@@ -8,6 +8,7 @@
 //! when it ends, also on failure; no sysctl outside its namespaces is changed (BPF run-time
 //! statistics are switched on through a file descriptor, off again when it closes).
 
+mod connrate;
 mod cpu;
 mod lab;
 mod micro;
@@ -61,6 +62,12 @@ struct Args {
     /// Skip the BPF_PROG_TEST_RUN micro-benchmarks.
     #[arg(long)]
     no_micro: bool,
+    /// Seconds of `ab` per setup in the new-connection rate (0: skip it).
+    #[arg(long, default_value_t = 5.0)]
+    conn_seconds: f64,
+    /// Connections `ab` keeps open at once in the new-connection rate.
+    #[arg(long, default_value_t = 32)]
+    conn_concurrency: usize,
     /// Repetitions per live-frames test run (SYN path, reflector).
     #[arg(long, default_value_t = 2_000_000)]
     live_repeat: u32,
@@ -156,7 +163,7 @@ fn main() -> anyhow::Result<()> {
         "flood {}; {} s measured per scenario after {} s of flood; legitimate clients {} \
          connections/s ({} threads, {} ms timeouts, {} B echoed each); listen backlog {}; \
          attacker on CPU {}, server on CPU {}; micro-benchmarks: {} live-frames / {} plain \
-         repetitions, median of {} rounds",
+         repetitions, median of {} rounds; new connections: ab -c {} for {} s per setup",
         if args.rate == 0 {
             "as fast as the generator can".to_string()
         } else {
@@ -174,6 +181,8 @@ fn main() -> anyhow::Result<()> {
         args.live_repeat,
         args.plain_repeat,
         args.rounds,
+        args.conn_concurrency,
+        args.conn_seconds,
     );
     println!("bench: {}\nbench: {param_text}", machine());
 
@@ -226,6 +235,36 @@ fn main() -> anyhow::Result<()> {
         scenarios.push((k, o));
     }
 
+    let mut connrate = Vec::new();
+    if args.conn_seconds > 0.0 {
+        let cp = connrate::Params {
+            duration: Duration::from_secs_f64(args.conn_seconds),
+            concurrency: args.conn_concurrency,
+            port: args.port,
+            cpus,
+        };
+        for setup in connrate::Setup::ALL {
+            println!("bench: new connections/s, {} ...", setup.label());
+            let r = connrate::run(setup, &cp);
+            match &r.skipped {
+                Some(why) => println!("  not run: {why}"),
+                None => println!(
+                    "  {:.0} connections/s ({} complete, {} failed in {:.1} s), server CPU \
+                     {:.1} us per connection{}{}",
+                    r.per_sec(),
+                    r.complete,
+                    r.failed,
+                    r.secs,
+                    r.server_ns / 1e3,
+                    r.xdp_ns
+                        .map_or(String::new(), |x| format!(", XDP {x:.0} ns")),
+                    r.tc_ns.map_or(String::new(), |x| format!(", TC {x:.0} ns")),
+                ),
+            }
+            connrate.push(r);
+        }
+    }
+
     let run = Run {
         command,
         machine: machine(),
@@ -233,6 +272,7 @@ fn main() -> anyhow::Result<()> {
         params: param_text,
         scenarios,
         micro,
+        connrate,
     };
     println!("\n{}", run.table());
     for (goal, status, text) in run.goals() {

@@ -1,6 +1,7 @@
-//! The server behind the defences: an echo server on the server's CPU, listening with a small
+//! The server behind the defences, on the server's CPU: an echo server listening with a small
 //! backlog (the kernel switches to its own cookies when that SYN queue is full, at
-//! tcp_syncookies=1). Stopped and joined on drop.
+//! tcp_syncookies=1), or a minimal HTTP server for the new-connection rate (one response per
+//! connection, then close, as a web server answering HTTP/1.0). Stopped and joined on drop.
 
 use std::{
     io::{Read, Write},
@@ -55,9 +56,44 @@ fn serve(mut s: TcpStream) {
     }
 }
 
+/// Reads one request (to its blank line), answers `200 OK` and closes: the server closes
+/// first, as a web server does for HTTP/1.0.
+fn serve_http(mut s: TcpStream) {
+    const RESPONSE: &[u8] = b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nok\n";
+    let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
+    let _ = s.set_nodelay(true);
+    let (mut buf, mut have) = ([0u8; 2048], 0);
+    while have < buf.len() {
+        match s.read(&mut buf[have..]) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => have += n,
+        }
+        if buf[..have].windows(4).any(|w| w == b"\r\n\r\n") {
+            let _ = s.write_all(RESPONSE);
+            return;
+        }
+    }
+}
+
 impl EchoServer {
     /// Listens on `addr` inside `ns`; `workers` threads pinned to `cpu` accept and echo.
     pub fn start(ns: &Netns, addr: SocketAddrV4, backlog: i32, cpu: usize, workers: usize) -> Self {
+        Self::serving(ns, addr, backlog, cpu, workers, serve)
+    }
+
+    /// As [`Self::start`], answering each connection's HTTP request once.
+    pub fn http(ns: &Netns, addr: SocketAddrV4, backlog: i32, cpu: usize, workers: usize) -> Self {
+        Self::serving(ns, addr, backlog, cpu, workers, serve_http)
+    }
+
+    fn serving(
+        ns: &Netns,
+        addr: SocketAddrV4,
+        backlog: i32,
+        cpu: usize,
+        workers: usize,
+        handle: fn(TcpStream),
+    ) -> Self {
         let listener = {
             let _in = ns.enter();
             Arc::new(listen(addr, backlog).unwrap_or_else(|e| panic!("listen on {addr}: {e}")))
@@ -70,7 +106,7 @@ impl EchoServer {
                     let _ = cpu::pin(0, cpu);
                     while !stop.load(Ordering::Relaxed) {
                         if let Ok((s, _)) = l.accept() {
-                            serve(s);
+                            handle(s);
                         }
                     }
                 })

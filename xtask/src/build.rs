@@ -65,5 +65,6 @@ pub fn demo() -> anyhow::Result<()> {
 }
 
 pub fn bench(o: BenchOptions) -> anyhow::Result<()> {
+    crate::setup::bench_packages()?;
     lab_bin("syncookie-bench", "bench", &o.rest)
 }

@@ -40,6 +40,8 @@ const MATRIX_PACKAGES: &[(&str, &str)] = &[
     ("dpkg-deb", "dpkg"),
     ("apt-cache", "apt"),
 ];
+/// `bench`: Apache's `ab` drives the new-connection rate.
+const BENCH_PACKAGES: &[(&str, &str)] = &[("ab", "apache2-utils")];
 const MIN_KERNEL: (u32, u32) = (6, 9);
 
 pub fn run() -> anyhow::Result<()> {
@@ -58,6 +60,11 @@ pub fn matrix_packages() -> anyhow::Result<()> {
         apt.update()?;
     }
     apt.ensure(MATRIX_PACKAGES)
+}
+
+/// What `bench` needs beyond `run`.
+pub fn bench_packages() -> anyhow::Result<()> {
+    Apt::default().ensure(BENCH_PACKAGES)
 }
 
 fn nightly_components() -> anyhow::Result<()> {

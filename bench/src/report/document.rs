@@ -35,6 +35,10 @@ impl Run {
         push(&mut s, &self.details());
         push(&mut s, "## Micro-benchmarks (BPF_PROG_TEST_RUN)");
         push(&mut s, &self.micro_md());
+        if !self.connrate.is_empty() {
+            push(&mut s, "## New connections per second (no flood)");
+            push(&mut s, &self.connrate_md());
+        }
         push(&mut s, "## Goals");
         push(&mut s, &self.goals_md());
         s.truncate(s.trim_end().len());

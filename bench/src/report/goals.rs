@@ -83,6 +83,7 @@ impl Run {
                 lab.map_or("not measured".into(), |l| format!("{l:.2}×")),
             ),
         ));
+        g.push(self.connrate_goal());
         g
     }
 

@@ -5,12 +5,14 @@
 //! How it all is measured is written once, for readers, in bench/README.md.
 
 mod chart;
+mod connrate;
 mod document;
 mod goals;
 mod paths;
 mod table;
 
 use crate::{
+    connrate::ConnRate,
     micro,
     scenario::{Kind, Outcome},
 };
@@ -23,6 +25,8 @@ pub struct Run {
     pub params: String,
     pub scenarios: Vec<(Kind, Outcome)>,
     pub micro: Option<micro::Results>,
+    /// New connections per second without a flood, per setup.
+    pub connrate: Vec<ConnRate>,
 }
 
 pub fn rate(x: f64) -> String {

@@ -9,6 +9,9 @@ pub const MAP_PORTS: &str = "SC_PORTS";
 pub const MAP_STATS: &str = "SC_STATS";
 pub const MAP_LOCAL_ADDRS: &str = "SC_LOCAL_ADDRS";
 pub const MAP_LOCAL_MACS: &str = "SC_LOCAL_MACS";
+/// The interface's reverse-path filter, mirrored (see [`RPF_PASSES`]).
+pub const MAP_RPF: &str = "SC_RPF";
+pub const MAP_RPF_ON: &str = "SC_RPF_ON";
 pub const MAP_BUDGET: &str = "SC_BUDGET";
 pub const MAP_AUTO: &str = "SC_AUTO";
 pub const MAP_PREFIX_BUDGET: &str = "SC_PREFIX_BUDGET";
@@ -45,6 +48,8 @@ pub const SHIELD_MAPS: &[&str] = &[
     MAP_LOGS,
     MAP_LOCAL_ADDRS,
     MAP_LOCAL_MACS,
+    MAP_RPF,
+    MAP_RPF_ON,
     MAP_KC_CONF,
     MAP_KC_REFRESH,
     MAP_RESEND,
@@ -125,6 +130,13 @@ pub const fn port_word(port: u16) -> (u32, u32) {
 /// RTN_BROADCAST routes (a subnet's broadcast address: never a destination the shield answers
 /// for, and a source it leaves to the kernel).
 pub type LocalAddr = [u8; 16];
+/// `SC_RPF`: while the interface's IPv4 rp_filter is on (`SC_RPF_ON[0]` 1 strict, 2 loose), the
+/// routes of the `main` and `default` tables as an LPM trie keyed as `SC_LOCAL_ADDRS`; the value
+/// says whether a source in that prefix passes the filter on this interface ([`RPF_PASSES`]: a
+/// unicast route, out of this interface when strict) or not (a route out of another interface
+/// when strict; blackhole, unreachable, prohibit). No route at all: refused, as the kernel does.
+pub const RPF_LEN: u32 = 65536;
+pub const RPF_PASSES: u32 = 1;
 /// In an `SC_LOCAL_ADDRS` value: the prefix is a broadcast address, not a local one.
 pub const LOCAL_BROADCAST: u32 = 1 << 31;
 /// Kubernetes nodes with IPVS hold one local address per service: room for many.

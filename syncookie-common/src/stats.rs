@@ -102,6 +102,10 @@ counters! {
     /// SYNs with TCP options past the 8 option items the shield walks (real stacks send at
     /// most 7): left to the kernel, which reads all 40 bytes and answers with every option.
     SynOptionsUnwalked = "syn_options_unwalked",
+    /// SYNs whose IPv4 source the interface's reverse-path filter refuses (rp_filter 1 or 2: no
+    /// route back, a blackhole, unreachable or prohibit route; 1: a route out of another
+    /// interface): left to the kernel, which drops them.
+    RpFiltered = "rp_filtered",
 }
 
 #[cfg(test)]

@@ -154,6 +154,9 @@ fn syn_plan(
     if !verdict::from_lo(ctx) && local::from_this_host(&PinnedLocal, t) {
         return SynPlan::Done(Verdict::Pass, Counter::Martian);
     }
+    if !verdict::from_lo(ctx) && local::reverse_path_refused(&PinnedLocal, t) {
+        return SynPlan::Done(Verdict::Pass, Counter::RpFiltered);
+    }
     if mode == Mode::Monitor {
         return SynPlan::Done(Verdict::Pass, Counter::MonitorSynack);
     }

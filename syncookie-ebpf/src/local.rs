@@ -5,7 +5,9 @@
 //! through [`Local`]: each object brings its own (the daemon fills the shield's).
 
 use aya_ebpf::maps::lpm_trie::Key;
-use syncookie_common::maps::{LOCAL_BROADCAST, LocalAddr, Mac, V4_MAPPED_PREFIX, v4_mapped};
+use syncookie_common::maps::{
+    LOCAL_BROADCAST, LocalAddr, Mac, RPF_PASSES, V4_MAPPED_PREFIX, v4_mapped,
+};
 
 use crate::parse::{Tcp, read};
 
@@ -15,6 +17,10 @@ pub trait Local {
     /// The value of the longest local or broadcast prefix covering `key`: its interface, with
     /// [`LOCAL_BROADCAST`] for a broadcast address.
     fn addr(&self, key: &Key<LocalAddr>) -> Option<u32>;
+    /// Whether the interface's IPv4 reverse-path filter is on (net.ipv4.conf.*.rp_filter).
+    fn rp_filter_on(&self) -> bool;
+    /// The longest route prefix covering `key`, as the filter judges it (`RPF_PASSES` or not).
+    fn reverse_path(&self, key: &Key<LocalAddr>) -> Option<u32>;
 }
 
 /// Whether the kernel would take `t` (in the frame at `data..end`) as its own: a frame for one
@@ -38,6 +44,15 @@ pub fn for_this_host(l: &impl Local, data: usize, end: usize, t: &Tcp) -> bool {
 #[inline(always)]
 pub fn from_this_host(l: &impl Local, t: &Tcp) -> bool {
     l.addr(&addr_key(&t.saddr, t.is_v6())).is_some()
+}
+
+/// Whether the interface's reverse-path filter refuses `t`'s IPv4 source
+/// (`fib_validate_source()` with rp_filter 1 or 2): no route back to it, a blackhole,
+/// unreachable or prohibit route, or (strict) a route out of another interface. IPv6 has no
+/// such filter in the kernel's input path.
+#[inline(always)]
+pub fn reverse_path_refused(l: &impl Local, t: &Tcp) -> bool {
+    !t.is_v6() && l.rp_filter_on() && l.reverse_path(&addr_key(&t.saddr, false)) != Some(RPF_PASSES)
 }
 
 /// The trie key of a full address (IPv4 as IPv4-mapped IPv6).

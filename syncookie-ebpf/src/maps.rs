@@ -10,7 +10,7 @@ use syncookie_common::{
     maps::{
         AUTO_HOLD_NS, AutoState, Budget, Config, KEYS_LEN, Key, LOCAL_ADDRS_LEN, LOCAL_MACS_LEN,
         LocalAddr, Mac, Mode, PORTS_LEN, PREFIX_BUDGET_ENTRIES, RESEND_ENTRIES, RESEND_FRAME,
-        RESEND_PER_SEC, Resend, ResendKey,
+        RESEND_PER_SEC, RPF_LEN, Resend, ResendKey,
     },
     stats::Counter,
 };
@@ -53,6 +53,12 @@ pub static SC_BUDGET: PerCpuArray<Budget> = PerCpuArray::with_max_entries(1, 0);
 pub static SC_LOCAL_ADDRS: LpmTrie<LocalAddr, u32> = LpmTrie::pinned(LOCAL_ADDRS_LEN, 0);
 #[map]
 pub static SC_LOCAL_MACS: HashMap<Mac, u32> = HashMap::pinned(LOCAL_MACS_LEN, 0);
+/// The interface's reverse-path filter (`syncookie_common::maps::RPF_PASSES`), kept by the
+/// daemon with the local addresses.
+#[map]
+pub static SC_RPF: LpmTrie<LocalAddr, u32> = LpmTrie::pinned(RPF_LEN, 0);
+#[map]
+pub static SC_RPF_ON: Array<u32> = Array::pinned(1, 0);
 
 /// SYN-ACKs to send again when no ACK comes (`syncookie_common::maps::Resend`), pinned so a
 /// restarted daemon finds them; the per-CPU budget of new entries, and the per-CPU slot an
@@ -291,6 +297,16 @@ impl Local for PinnedLocal {
     #[inline(always)]
     fn addr(&self, key: &lpm_trie::Key<LocalAddr>) -> Option<u32> {
         SC_LOCAL_ADDRS.get(key).copied()
+    }
+
+    #[inline(always)]
+    fn rp_filter_on(&self) -> bool {
+        SC_RPF_ON.get(0).is_some_and(|v| *v != 0)
+    }
+
+    #[inline(always)]
+    fn reverse_path(&self, key: &lpm_trie::Key<LocalAddr>) -> Option<u32> {
+        SC_RPF.get(key).copied()
     }
 }
 

@@ -102,6 +102,9 @@ fn syn(ctx: &XdpContext, cfg: &Config, t: &Tcp) -> Judged {
     if !verdict::from_lo(ctx) && local::from_this_host(&PinnedLocal, t) {
         return (Verdict::Pass, Some(Counter::Martian));
     }
+    if !verdict::from_lo(ctx) && local::reverse_path_refused(&PinnedLocal, t) {
+        return (Verdict::Pass, Some(Counter::RpFiltered));
+    }
     if mode == Mode::Monitor {
         return (Verdict::Pass, Some(Counter::MonitorSynack));
     }

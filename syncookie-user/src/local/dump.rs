@@ -109,7 +109,7 @@ fn nl_err(what: &'static str) -> impl FnOnce(std::io::Error) -> LocalError {
 }
 
 /// Every message of a dump, read again from the start when the kernel says it changed under way.
-fn dump(
+pub(super) fn dump(
     what: &'static str,
     req: RouteNetlinkMessage,
 ) -> Result<Vec<RouteNetlinkMessage>, LocalError> {

@@ -1,22 +1,28 @@
-//! The pinned `SC_LOCAL_ADDRS` and `SC_LOCAL_MACS`, brought in line with what the namespace
-//! accepts: stale entries out first (room for new ones), then new and changed entries in.
+//! The pinned `SC_LOCAL_ADDRS`, `SC_LOCAL_MACS` and `SC_RPF`, brought in line with what the
+//! namespace accepts: stale entries out first (room for new ones), then new and changed entries
+//! in.
 
 use std::collections::BTreeMap;
 
 use aya::maps::{
-    HashMap, Map, MapData, MapError,
+    Array, HashMap, Map, MapData, MapError,
     lpm_trie::{Key, LpmTrie},
 };
 use syncookie_common::maps::{
-    LOCAL_ADDRS_LEN, LOCAL_MACS_LEN, LocalAddr, MAP_LOCAL_ADDRS, MAP_LOCAL_MACS, Mac,
+    LOCAL_ADDRS_LEN, LOCAL_MACS_LEN, LocalAddr, MAP_LOCAL_ADDRS, MAP_LOCAL_MACS, MAP_RPF,
+    MAP_RPF_ON, Mac, RPF_LEN,
 };
 
 use super::{Local, LocalError, Prefix, fmt_mac};
 use crate::pins::PinDir;
 
+type Trie = LpmTrie<MapData, LocalAddr, u32>;
+
 pub(super) struct LocalMaps {
-    addrs: LpmTrie<MapData, LocalAddr, u32>,
+    addrs: Trie,
     macs: HashMap<MapData, Mac, u32>,
+    rpf: Trie,
+    rpf_on: Array<MapData, u32>,
 }
 
 /// How many entries a sync added, removed and could not add (the map was full).
@@ -50,56 +56,53 @@ fn full(e: &MapError) -> bool {
 impl LocalMaps {
     pub(super) fn open(pins: &PinDir) -> Result<Self, LocalError> {
         let data = |name| MapData::from_pin(pins.map(name)).map_err(open_err(name));
+        let trie = |name| Trie::try_from(Map::LpmTrie(data(name)?)).map_err(open_err(name));
         Ok(Self {
-            addrs: LpmTrie::try_from(Map::LpmTrie(data(MAP_LOCAL_ADDRS)?))
-                .map_err(open_err(MAP_LOCAL_ADDRS))?,
+            addrs: trie(MAP_LOCAL_ADDRS)?,
             macs: HashMap::try_from(Map::HashMap(data(MAP_LOCAL_MACS)?))
                 .map_err(open_err(MAP_LOCAL_MACS))?,
+            rpf: trie(MAP_RPF)?,
+            rpf_on: Array::try_from(Map::Array(data(MAP_RPF_ON)?)).map_err(open_err(MAP_RPF_ON))?,
         })
     }
 
-    pub(super) fn sync(&mut self, want: &Local) -> Result<Changes, LocalError> {
-        let mut c = Changes::default();
-        let have: BTreeMap<Prefix, u32> = self
-            .addrs
-            .iter()
-            .map(|r| {
-                r.map(|(k, v)| {
-                    let p = Prefix {
-                        addr: k.data(),
-                        len: k.prefix_len(),
-                    };
-                    (p, v)
-                })
-            })
-            .collect::<Result<_, _>>()
-            .map_err(update_err(MAP_LOCAL_ADDRS))?;
-        for p in have.keys().filter(|p| !want.prefixes.contains_key(p)) {
-            self.addrs
-                .remove(&Key::new(p.len, p.addr))
-                .map_err(update_err(MAP_LOCAL_ADDRS))?;
-            log::debug!("no longer local: {p}");
-            c.removed += 1;
+    /// The reverse-path filter: `routes` into `SC_RPF`, then `mode` into `SC_RPF_ON` (off
+    /// first when turning it off, so the program never reads a trie half emptied as on).
+    pub(super) fn sync_rpf(
+        &mut self,
+        mode: u32,
+        routes: &BTreeMap<Prefix, u32>,
+    ) -> Result<Changes, LocalError> {
+        if mode == 0 {
+            self.rpf_on.set(0, 0, 0).map_err(update_err(MAP_RPF_ON))?;
         }
-        for (p, &ifindex) in &want.prefixes {
-            if have.get(p) == Some(&ifindex) {
-                continue;
-            }
-            match self.addrs.insert(&Key::new(p.len, p.addr), ifindex, 0) {
-                Ok(()) => {
-                    log::debug!("local: {p} (ifindex {ifindex})");
-                    c.added += 1;
-                }
-                Err(e) if full(&e) => c.left_out += 1,
-                Err(e) => return Err(update_err(MAP_LOCAL_ADDRS)(e)),
-            }
-        }
-        if c.left_out > 0 {
+        let (c, left_out) = sync_trie(&mut self.rpf, MAP_RPF, routes)?;
+        if left_out > 0 {
+            // Refusing sources whose routes did not fit would drop what the kernel accepts.
             log::warn!(
-                "{MAP_LOCAL_ADDRS} is full ({LOCAL_ADDRS_LEN} prefixes): {} local prefixes left \
-                 out; SYNs to them pass to the kernel unprotected (raise LOCAL_ADDRS_LEN in \
-                 syncookie-common, rebuild, and restart after `syncookie detach`)",
-                c.left_out
+                "{MAP_RPF} is full ({RPF_LEN} routes): {left_out} routes left out; the \
+                 reverse-path filter is left to the kernel alone (SYNs it refuses may be \
+                 answered)"
+            );
+            self.rpf_on.set(0, 0, 0).map_err(update_err(MAP_RPF_ON))?;
+            return Ok(c);
+        }
+        if mode != 0 {
+            self.rpf_on
+                .set(0, mode, 0)
+                .map_err(update_err(MAP_RPF_ON))?;
+        }
+        Ok(c)
+    }
+
+    pub(super) fn sync(&mut self, want: &Local) -> Result<Changes, LocalError> {
+        let (mut c, left_out) = sync_trie(&mut self.addrs, MAP_LOCAL_ADDRS, &want.prefixes)?;
+        if left_out > 0 {
+            log::warn!(
+                "{MAP_LOCAL_ADDRS} is full ({LOCAL_ADDRS_LEN} prefixes): {left_out} local \
+                 prefixes left out; SYNs to them pass to the kernel unprotected (raise \
+                 LOCAL_ADDRS_LEN in syncookie-common, rebuild, and restart after `syncookie \
+                 detach`)"
             );
         }
 
@@ -138,4 +141,46 @@ impl LocalMaps {
         c.left_out += macs_left_out;
         Ok(c)
     }
+}
+
+/// Brings `trie` in line with `want`; the changes, and how many entries did not fit.
+fn sync_trie(
+    trie: &mut Trie,
+    name: &'static str,
+    want: &BTreeMap<Prefix, u32>,
+) -> Result<(Changes, usize), LocalError> {
+    let mut c = Changes::default();
+    let have: BTreeMap<Prefix, u32> = trie
+        .iter()
+        .map(|r| {
+            r.map(|(k, v)| {
+                let p = Prefix {
+                    addr: k.data(),
+                    len: k.prefix_len(),
+                };
+                (p, v)
+            })
+        })
+        .collect::<Result<_, _>>()
+        .map_err(update_err(name))?;
+    for p in have.keys().filter(|p| !want.contains_key(p)) {
+        trie.remove(&Key::new(p.len, p.addr))
+            .map_err(update_err(name))?;
+        log::debug!("{name}: {p} removed");
+        c.removed += 1;
+    }
+    for (p, &v) in want {
+        if have.get(p) == Some(&v) {
+            continue;
+        }
+        match trie.insert(&Key::new(p.len, p.addr), v, 0) {
+            Ok(()) => {
+                log::debug!("{name}: {p} ({v:#x})");
+                c.added += 1;
+            }
+            Err(e) if full(&e) => c.left_out += 1,
+            Err(e) => return Err(update_err(name)(e)),
+        }
+    }
+    Ok((c, c.left_out))
 }

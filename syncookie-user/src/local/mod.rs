@@ -7,10 +7,12 @@
 //!
 //! - [`dump`]: the local routes and the links' MAC addresses, from rtnetlink.
 //! - [`maps`]: the pinned `SC_LOCAL_ADDRS` (LPM trie) and `SC_LOCAL_MACS`, brought in line.
+//! - [`rpf`]: the interface's IPv4 reverse-path filter, mirrored into `SC_RPF`.
 //! - [`watch`]: rtnetlink notifications, so that `syncookie run` re-syncs when they change.
 
 mod dump;
 mod maps;
+mod rpf;
 mod watch;
 
 use std::collections::BTreeMap;
@@ -89,10 +91,19 @@ impl Local {
     }
 }
 
-/// Reads what this namespace accepts and brings the shield's maps in `pins` in line with it.
+/// Reads what this namespace accepts (and what the interface's reverse-path filter refuses)
+/// and brings the shield's maps in `pins` in line with it.
 pub fn sync(pins: &PinDir) -> Result<Changes, LocalError> {
     let want = Local::read()?;
-    maps::LocalMaps::open(pins)?.sync(&want)
+    let mut maps = maps::LocalMaps::open(pins)?;
+    let mut c = maps.sync(&want)?;
+    let mode = rpf::mode(&pins.iface);
+    let ifindex = nix::net::if_::if_nametoindex(pins.iface.as_str()).unwrap_or(0);
+    let r = maps.sync_rpf(mode, &rpf::want(mode, ifindex)?)?;
+    c.added += r.added;
+    c.removed += r.removed;
+    c.left_out += r.left_out;
+    Ok(c)
 }
 
 /// `aa:bb:cc:dd:ee:ff`.

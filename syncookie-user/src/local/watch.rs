@@ -15,12 +15,15 @@ use super::LocalError;
 /// all of them, soon enough that a new address is protected within a second.
 const SETTLE: Duration = Duration::from_millis(100);
 
-/// The multicast groups followed: links (their MACs), addresses, and routes (`ip route add
-/// local ...`, and the local routes every address brings).
-const GROUPS: [u32; 5] = [
+/// The multicast groups followed: links (their MACs), addresses, routes (`ip route add
+/// local ...`, the local routes every address brings, the routes the reverse-path filter
+/// judges by) and IPv4 netconf (rp_filter changes).
+const GROUPS: [u32; 6] = [
     libc::RTNLGRP_LINK,
     libc::RTNLGRP_IPV4_IFADDR,
     libc::RTNLGRP_IPV4_ROUTE,
+    // rp_filter changes (RTM_NEWNETCONF).
+    libc::RTNLGRP_IPV4_NETCONF,
     libc::RTNLGRP_IPV6_IFADDR,
     libc::RTNLGRP_IPV6_ROUTE,
 ];

@@ -44,6 +44,15 @@ impl Setup {
         Setup::Shield(ModeArg::Monitor),
     ];
 
+    pub fn short(self) -> &'static str {
+        match self {
+            Setup::Kernel => "kernel",
+            Setup::Shield(ModeArg::Always) => "always",
+            Setup::Shield(ModeArg::Auto) => "auto",
+            Setup::Shield(ModeArg::Monitor) => "monitor",
+        }
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             Setup::Kernel => "kernel alone (tcp_syncookies=1)",
@@ -60,6 +69,8 @@ pub struct Params {
     pub concurrency: usize,
     pub port: u16,
     pub cpus: Cpus,
+    /// Record the server's CPU with `perf record -g` into `<dir>/<setup>.perf.data`.
+    pub perf_dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -188,7 +199,19 @@ pub fn run(setup: Setup, p: &Params) -> ConnRate {
     let conc = p.concurrency.to_string();
     let attacker = p.cpus.attacker.to_string();
     // -r: go on after a failed connection (it counts as failed); -s: its timeout.
-    let ab = Command::new("taskset")
+    let mut cmd = match &p.perf_dir {
+        Some(dir) => {
+            let mut c = Command::new("perf");
+            let data = dir.join(format!("{}.perf.data", setup.short()));
+            let server = p.cpus.server.to_string();
+            c.args(["record", "-q", "-g", "-C", &server, "-o"])
+                .arg(data)
+                .args(["--", "taskset"]);
+            c
+        }
+        None => Command::new("taskset"),
+    };
+    let ab = cmd
         .args(["-c", &attacker, "ip", "netns", "exec", &lab.client.name])
         .args([
             "ab", "-q", "-r", "-s", "5", "-t", &secs, "-n", "10000000", "-c", &conc, &url,

@@ -68,6 +68,10 @@ struct Args {
     /// Connections `ab` keeps open at once in the new-connection rate.
     #[arg(long, default_value_t = 32)]
     conn_concurrency: usize,
+    /// Profile the server's CPU during each new-connection run (`perf record -g`; read with
+    /// `perf report -i DIR/SETUP.perf.data`): where a connection's time goes.
+    #[arg(long)]
+    conn_perf: Option<PathBuf>,
     /// Repetitions per live-frames test run (SYN path, reflector).
     #[arg(long, default_value_t = 2_000_000)]
     live_repeat: u32,
@@ -242,6 +246,7 @@ fn main() -> anyhow::Result<()> {
             concurrency: args.conn_concurrency,
             port: args.port,
             cpus,
+            perf_dir: args.conn_perf.clone(),
         };
         for setup in connrate::Setup::ALL {
             println!("bench: new connections/s, {} ...", setup.label());

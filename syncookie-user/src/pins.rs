@@ -34,10 +34,11 @@ pub enum PinError {
     Mount { path: PathBuf, cause: nix::Error },
     #[error("another syncookie command holds {}; try again when it is done", path.display())]
     Busy { path: PathBuf },
-    #[error("cannot tell which network namespace this is ({path}: {source}); is /proc mounted?")]
+    /// The cause is in the message, not a `source`: a chain printer would say it twice.
+    #[error("cannot tell which network namespace this is ({path}: {cause}); is /proc mounted?")]
     Netns {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error(
         "`syncookie run` is already active on {iface} (it holds {}): stop it first \
@@ -124,9 +125,9 @@ impl NetnsId {
     pub fn of(path: &Path) -> Result<Self, PinError> {
         std::fs::metadata(path)
             .map(|m| Self(std::os::unix::fs::MetadataExt::ino(&m)))
-            .map_err(|source| PinError::Netns {
+            .map_err(|cause| PinError::Netns {
                 path: path.into(),
-                source,
+                cause,
             })
     }
 }

@@ -1,4 +1,4 @@
-//! VLAN tags the NIC strips before XDP (issue 9): with `rx-vlan-offload` (or its 802.1ad twin)
+//! VLAN tags the NIC strips before XDP: with `rx-vlan-offload` (or its 802.1ad twin)
 //! on, a tagged frame reaches XDP untagged, its tag kept aside in the skb or the descriptor, and
 //! the shield would answer a SYN of VLAN 10 with an untagged SYN-ACK, on the wrong VLAN. XDP can
 //! read that tag only through the `bpf_xdp_metadata_rx_vlan_tag` kfunc, from a device-bound

@@ -1,4 +1,4 @@
-//! The `syncookie` binary's first-contact errors (issue 11): for each mistake an admin can make,
+//! The `syncookie` binary's first-contact errors: for each mistake an admin can make,
 //! the exit status and the message, said once, with what to do. Every test has its own
 //! namespace and interface names (the lock files under /run/syncookie are per namespace and
 //! interface name: `PinDir::lock_file`).

@@ -1,4 +1,4 @@
-//! The daemon on real hosts (issue 7): a stalled daemon, several network namespaces with the
+//! The daemon on real hosts: a stalled daemon, several network namespaces with the
 //! same interface names, conntrack and stateful firewalls.
 
 use std::{

@@ -1,4 +1,4 @@
-//! Locality end to end (issue 7): the server forwards (a router, a host bridging VMs, a
+//! Locality end to end: the server forwards (a router, a host bridging VMs, a
 //! Kubernetes node) and listens on the wildcard address. The shield must answer only what the
 //! server itself would accept: its own addresses, kept current from rtnetlink by `syncookie
 //! run`, and never a destination it would forward.

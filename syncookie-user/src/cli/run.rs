@@ -405,8 +405,6 @@ fn timer(period: Duration) -> tokio::time::Interval {
     t
 }
 
-/// Brings the local addresses and MACs up to date. A failure keeps the last ones (and is tried
-/// again at the next change): the shield goes on protecting what it knew.
 /// A VLAN device added on the interface, or tag stripping turned on, while the shield runs (link
 /// events): its SYNs would be answered untagged, on the wrong VLAN. What `run` refuses at start
 /// it cannot undo here, so the shield goes to `monitor` (answers and drops nothing), once, and
@@ -440,6 +438,9 @@ fn guard_vlans(opts: &Options, done: &mut bool) {
     }
 }
 
+/// Brings the local addresses and MACs (and the rp_filter mirror) up to date. A failure keeps
+/// the last ones (and is tried again at the next change): the shield goes on protecting what it
+/// knew.
 fn sync_local(pins: &syncookie::pins::PinDir) {
     match local::sync(pins) {
         Ok(c) if c.any() => log::debug!(

@@ -105,7 +105,7 @@ fn local_prefix(r: &RouteMessage) -> Option<(Prefix, u32)> {
 }
 
 fn nl_err(what: &'static str) -> impl FnOnce(std::io::Error) -> LocalError {
-    move |source| LocalError::Netlink { what, source }
+    move |cause| LocalError::Netlink { what, cause }
 }
 
 /// Every message of a dump, read again from the start when the kernel says it changed under way.
@@ -165,7 +165,7 @@ fn dump_once(
                         NetlinkPayload::Error(e) if e.code.is_some() => {
                             return Err(LocalError::Netlink {
                                 what,
-                                source: e.to_io(),
+                                cause: e.to_io(),
                             });
                         }
                         NetlinkPayload::InnerMessage(m) => msgs.push(m),

@@ -1,4 +1,4 @@
-//! Locality (issue 7): what this host accepts as its own, kept in the shield's maps. The kernel
+//! Locality: what this host accepts as its own, kept in the shield's maps. The kernel
 //! takes a TCP segment only when its frame is for one of its MAC addresses and its destination
 //! routes locally (an RTN_LOCAL route of the `local` table, on any interface: Linux is a weak
 //! host). A wildcard listener matches any destination, so the XDP program checks both maps before
@@ -27,13 +27,14 @@ use crate::pins::PinDir;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LocalError {
+    /// The cause is in the message, not a `source`: a chain printer would say it twice.
     #[error(
-        "rtnetlink ({what}): {source}; the shield reads this namespace's local routes and \
+        "rtnetlink ({what}): {cause}; the shield reads this namespace's local routes and \
          interfaces through NETLINK_ROUTE: run it as root in the namespace it protects"
     )]
     Netlink {
         what: &'static str,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error(
         "rtnetlink ({what}): the dump was interrupted by changes {attempts} times in a row; \

@@ -37,7 +37,7 @@ pub struct Watcher {
 }
 
 fn nl_err(what: &'static str) -> impl FnOnce(std::io::Error) -> LocalError {
-    move |source| LocalError::Netlink { what, source }
+    move |cause| LocalError::Netlink { what, cause }
 }
 
 impl Watcher {

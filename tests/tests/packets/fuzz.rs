@@ -25,8 +25,8 @@ use crate::{
     window,
 };
 
-/// Fuzzed frames through XDP and TC (issue 9: at least 100,000), besides the sweep of every
-/// truncation of every corpus frame.
+/// Fuzzed frames through XDP and TC (at least 100,000: rare paths need volume), besides the
+/// sweep of every truncation of every corpus frame.
 const FUZZ_RUNS: usize = 100_000;
 const RANDOM_SYNS: usize = 5_000;
 

@@ -1,4 +1,4 @@
-//! Locality (issue 7): the shield answers or drops only what this host would accept itself. A
+//! Locality: the shield answers or drops only what this host would accept itself. A
 //! wildcard listener matches any destination, so a SYN or a bad ACK for another host (a frame
 //! for another MAC, or a destination that does not route locally) must pass untouched, as it
 //! does on a router or a host bridging VMs.

@@ -205,7 +205,7 @@ fn main() -> anyhow::Result<()> {
             std::thread::scope(|s| s.spawn(|| micro::run(&mp)).join()).expect("micro-benchmarks");
         for r in &m.rows {
             println!(
-                "  {:<28} {:<20} {:>9.1} ns{}",
+                "  {:<30} {:<20} {:>9.1} ns{}",
                 r.path,
                 r.program,
                 r.ns,

@@ -21,6 +21,9 @@ pub(super) fn cases(f: &Frames) -> Vec<Case> {
         Case::xdp("SYN -> SYN-ACK (budgets on)", PROG_XDP, syn, XDP_TX)
             .fresh()
             .with_budgets(),
+        Case::xdp("SYN -> SYN-ACK (rp_filter on)", PROG_XDP, syn, XDP_TX)
+            .fresh()
+            .with_rp_filter(),
         Case::xdp(synack, prog::REFLECT, syn, XDP_TX).fresh(),
         Case::xdp(synack, prog::SYN_ALL, syn, XDP_TX).fresh(),
         Case::xdp(synack, prog::SYN_NO_LOOKUP, syn, XDP_TX).fresh(),

@@ -2,13 +2,19 @@
 
 use aya::{
     Ebpf,
-    maps::{Array, MapData, ProgramArray},
+    maps::{
+        Array, MapData, ProgramArray,
+        lpm_trie::{Key, LpmTrie},
+    },
     programs::{SchedClassifier, TestRun, TestRunAttrs, TestRunOptions, Xdp},
     sys::{Stats, enable_stats},
 };
 use syncookie_common::{
     lab::{map, prog},
-    maps::{Config, MAP_CONFIG, PROG_XDP},
+    maps::{
+        Config, LocalAddr, MAP_CONFIG, MAP_RPF, MAP_RPF_ON, PROG_XDP, RPF_PASSES, V4_MAPPED_PREFIX,
+        v4_mapped,
+    },
 };
 
 use super::Params;
@@ -71,6 +77,9 @@ pub(super) struct Case {
     /// Run with the SYN-ACK budgets on (in all and per client prefix), set so high that every
     /// SYN is still answered: the budgets' bookkeeping is what is timed.
     pub(super) budgets: bool,
+    /// Run with the reverse-path filter mirror on (`SC_RPF_ON`), the source's route passing:
+    /// the extra LPM lookup is what is timed.
+    pub(super) rpf: bool,
 }
 
 impl Case {
@@ -90,6 +99,7 @@ impl Case {
             frame,
             expect,
             budgets: false,
+            rpf: false,
         }
     }
 
@@ -99,6 +109,11 @@ impl Case {
             budgets: true,
             ..self
         }
+    }
+
+    /// With the reverse-path filter mirror on (see [`Case::rpf`]).
+    pub(super) fn with_rp_filter(self) -> Self {
+        Case { rpf: true, ..self }
     }
 
     /// A TC program (its verdict is not checked: the handoff's is TC_ACT_UNSPEC or OK).
@@ -163,6 +178,9 @@ fn run_case(
     if c.budgets {
         set_budgets(shield, u32::MAX);
     }
+    if c.rpf {
+        set_rpf(shield, true);
+    }
     let r = if c.tc {
         tc(object(c, shield, lab), c.program).test_run(opts(c.frame, None, repeat, false))
     } else {
@@ -177,8 +195,23 @@ fn run_case(
     if c.budgets {
         set_budgets(shield, 0);
     }
+    if c.rpf {
+        set_rpf(shield, false);
+    }
     let r = r.unwrap_or_else(|e| panic!("test run of {} ({}): {e}", c.program, c.path));
     (r.duration.as_nanos() as f64, r.return_value)
+}
+
+/// Turns the reverse-path filter mirror on (strict, every IPv4 source passing: a default
+/// route out of this interface) or off.
+fn set_rpf(shield: &mut Ebpf, on: bool) {
+    let mut t: LpmTrie<&mut MapData, LocalAddr, u32> =
+        LpmTrie::try_from(shield.map_mut(MAP_RPF).unwrap()).unwrap();
+    t.insert(&Key::new(V4_MAPPED_PREFIX, v4_mapped(0)), RPF_PASSES, 0)
+        .expect(MAP_RPF);
+    let mut m: Array<&mut MapData, u32> =
+        Array::try_from(shield.map_mut(MAP_RPF_ON).unwrap()).unwrap();
+    m.set(0, u32::from(on), 0).expect(MAP_RPF_ON);
 }
 
 /// Sets both SYN-ACK budgets of the shield's config to `per_sec` (0: off).

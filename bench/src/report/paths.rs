@@ -20,6 +20,7 @@ impl Run {
             ("SYN -> SYN-ACK", x),
             ("SYN -> SYN-ACK (IPv6)", x),
             ("SYN -> SYN-ACK (budgets on)", x),
+            ("SYN -> SYN-ACK (rp_filter on)", x),
             ("SYN -> SYN-ACK", "lab_reflect"),
             ("pass", "lab_pass"),
             ("valid ACK", x),
@@ -53,7 +54,8 @@ impl Run {
              {:.2}× for the programs alone (BPF statistics: {} against {}). IPv6 SYN path / \
              IPv4's: **{:.2}×** ({} against {} per packet). SYN-ACK budgets on (in all and per \
              /24, every SYN from one client, so its prefix's entry is updated each time): {} \
-             per SYN, {:+.0} ns.\n",
+             per SYN, {:+.0} ns. The reverse-path filter's mirror on (rp_filter 1 or 2: one more \
+             LPM lookup of the source): {} per SYN, {:+.0} ns.\n",
             ratio(m.ns(x, "SYN -> SYN-ACK"), reflect),
             ratio(syn_p, refl_p),
             ns(syn_p),
@@ -63,6 +65,8 @@ impl Run {
             ns(m.ns(x, "SYN -> SYN-ACK")),
             ns(m.ns(x, "SYN -> SYN-ACK (budgets on)")),
             m.ns(x, "SYN -> SYN-ACK (budgets on)") - m.ns(x, "SYN -> SYN-ACK"),
+            ns(m.ns(x, "SYN -> SYN-ACK (rp_filter on)")),
+            m.ns(x, "SYN -> SYN-ACK (rp_filter on)") - m.ns(x, "SYN -> SYN-ACK"),
         );
 
         // Where the SYN path's time goes.

@@ -9,6 +9,8 @@ pub const MAP_PORTS: &str = "SC_PORTS";
 pub const MAP_STATS: &str = "SC_STATS";
 pub const MAP_LOCAL_ADDRS: &str = "SC_LOCAL_ADDRS";
 pub const MAP_LOCAL_MACS: &str = "SC_LOCAL_MACS";
+/// The fast path of the locality check (see [`LocalHints`]).
+pub const MAP_LOCAL_HINTS: &str = "SC_LOCAL_HINTS";
 /// The interface's reverse-path filter, mirrored (see [`RPF_PASSES`]).
 pub const MAP_RPF: &str = "SC_RPF";
 pub const MAP_RPF_ON: &str = "SC_RPF_ON";
@@ -48,6 +50,7 @@ pub const SHIELD_MAPS: &[&str] = &[
     MAP_LOGS,
     MAP_LOCAL_ADDRS,
     MAP_LOCAL_MACS,
+    MAP_LOCAL_HINTS,
     MAP_RPF,
     MAP_RPF_ON,
     MAP_KC_CONF,
@@ -137,6 +140,16 @@ pub type LocalAddr = [u8; 16];
 /// when strict; blackhole, unreachable, prohibit). No route at all: refused, as the kernel does.
 pub const RPF_LEN: u32 = 65536;
 pub const RPF_PASSES: u32 = 1;
+/// `SC_LOCAL_HINTS[0]`: the locality check's fast path. The frame's destination MAC is
+/// compared with `mac` (the protected interface's own) before `SC_LOCAL_MACS` is asked: most
+/// frames carry it, and a compare costs less than a hash lookup.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LocalHints {
+    pub mac: Mac,
+    pub _pad: [u8; 2],
+}
+const _: () = assert!(size_of::<LocalHints>() == 8);
 /// In an `SC_LOCAL_ADDRS` value: the prefix is a broadcast address, not a local one.
 pub const LOCAL_BROADCAST: u32 = 1 << 31;
 /// Kubernetes nodes with IPVS hold one local address per service: room for many.
@@ -368,4 +381,6 @@ mod pod {
     unsafe impl aya::Pod for super::HandoffMeta {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::AutoState {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::LocalHints {}
 }

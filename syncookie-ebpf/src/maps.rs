@@ -9,8 +9,8 @@ use aya_ebpf::{
 use syncookie_common::{
     maps::{
         AUTO_HOLD_NS, AutoState, Budget, Config, KEYS_LEN, Key, LOCAL_ADDRS_LEN, LOCAL_MACS_LEN,
-        LocalAddr, Mac, Mode, PORTS_LEN, PREFIX_BUDGET_ENTRIES, RESEND_ENTRIES, RESEND_FRAME,
-        RESEND_PER_SEC, RPF_LEN, Resend, ResendKey,
+        LocalAddr, LocalHints, Mac, Mode, PORTS_LEN, PREFIX_BUDGET_ENTRIES, RESEND_ENTRIES,
+        RESEND_FRAME, RESEND_PER_SEC, RPF_LEN, Resend, ResendKey,
     },
     stats::Counter,
 };
@@ -53,6 +53,9 @@ pub static SC_BUDGET: PerCpuArray<Budget> = PerCpuArray::with_max_entries(1, 0);
 pub static SC_LOCAL_ADDRS: LpmTrie<LocalAddr, u32> = LpmTrie::pinned(LOCAL_ADDRS_LEN, 0);
 #[map]
 pub static SC_LOCAL_MACS: HashMap<Mac, u32> = HashMap::pinned(LOCAL_MACS_LEN, 0);
+/// The locality check's fast path (`syncookie_common::maps::LocalHints`).
+#[map]
+pub static SC_LOCAL_HINTS: Array<LocalHints> = Array::pinned(1, 0);
 /// The interface's reverse-path filter (`syncookie_common::maps::RPF_PASSES`), kept by the
 /// daemon with the local addresses.
 #[map]
@@ -291,7 +294,12 @@ pub struct PinnedLocal;
 impl Local for PinnedLocal {
     #[inline(always)]
     fn mac_local(&self, mac: &Mac) -> bool {
-        SC_LOCAL_MACS.get_ptr(mac).is_some()
+        // The interface's own MAC first (zero: not known): most frames carry it, and a
+        // compare is no hash.
+        SC_LOCAL_HINTS
+            .get(0)
+            .is_some_and(|h| h.mac == *mac && h.mac != [0; 6])
+            || SC_LOCAL_MACS.get_ptr(mac).is_some()
     }
 
     #[inline(always)]

@@ -35,12 +35,25 @@ pub(super) fn local() -> Result<Local, LocalError> {
     }
     for link in links()? {
         let ifindex = link.header.index;
+        let (mut name, mut addr) = (None, None);
         for a in link.attributes {
-            // Ethernet-like links only: tunnels and other L3 devices have no 6-byte address.
-            if let LinkAttribute::Address(mac) = a
-                && let Ok(mac) = <[u8; 6]>::try_from(mac.as_slice())
-            {
-                keep_lowest(l.macs.entry(mac).or_insert(ifindex), ifindex);
+            match a {
+                // Ethernet-like links only: tunnels and other L3 devices have no 6-byte
+                // address, and `lo`'s is all zero (a frame to 00:00:00:00:00:00 on a wire is
+                // not for this host).
+                LinkAttribute::Address(mac) => {
+                    addr = <[u8; 6]>::try_from(mac.as_slice())
+                        .ok()
+                        .filter(|m| *m != [0; 6]);
+                }
+                LinkAttribute::IfName(n) => name = Some(n),
+                _ => {}
+            }
+        }
+        if let Some(mac) = addr {
+            keep_lowest(l.macs.entry(mac).or_insert(ifindex), ifindex);
+            if let Some(n) = name {
+                l.mac_of.insert(n, mac);
             }
         }
     }

@@ -9,8 +9,8 @@ use aya::maps::{
     lpm_trie::{Key, LpmTrie},
 };
 use syncookie_common::maps::{
-    LOCAL_ADDRS_LEN, LOCAL_MACS_LEN, LocalAddr, MAP_LOCAL_ADDRS, MAP_LOCAL_MACS, MAP_RPF,
-    MAP_RPF_ON, Mac, RPF_LEN,
+    LOCAL_ADDRS_LEN, LOCAL_MACS_LEN, LocalAddr, LocalHints, MAP_LOCAL_ADDRS, MAP_LOCAL_HINTS,
+    MAP_LOCAL_MACS, MAP_RPF, MAP_RPF_ON, Mac, RPF_LEN,
 };
 
 use super::{Local, LocalError, Prefix, fmt_mac};
@@ -23,6 +23,7 @@ pub(super) struct LocalMaps {
     macs: HashMap<MapData, Mac, u32>,
     rpf: Trie,
     rpf_on: Array<MapData, u32>,
+    hints: Array<MapData, LocalHints>,
 }
 
 /// How many entries a sync added, removed and could not add (the map was full).
@@ -63,7 +64,18 @@ impl LocalMaps {
                 .map_err(open_err(MAP_LOCAL_MACS))?,
             rpf: trie(MAP_RPF)?,
             rpf_on: Array::try_from(Map::Array(data(MAP_RPF_ON)?)).map_err(open_err(MAP_RPF_ON))?,
+            hints: Array::try_from(Map::Array(data(MAP_LOCAL_HINTS)?))
+                .map_err(open_err(MAP_LOCAL_HINTS))?,
         })
+    }
+
+    /// The protected interface's MAC, compared before `SC_LOCAL_MACS` is asked (zero: none).
+    pub(super) fn set_iface_mac(&mut self, mac: Mac) -> Result<(), LocalError> {
+        let h = LocalHints {
+            mac,
+            ..LocalHints::default()
+        };
+        self.hints.set(0, h, 0).map_err(update_err(MAP_LOCAL_HINTS))
     }
 
     /// The reverse-path filter: `routes` into `SC_RPF`, then `mode` into `SC_RPF_ON` (off

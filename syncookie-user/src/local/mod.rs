@@ -83,6 +83,8 @@ impl std::fmt::Display for Prefix {
 pub struct Local {
     pub prefixes: BTreeMap<Prefix, u32>,
     pub macs: BTreeMap<Mac, u32>,
+    /// Each Ethernet-like interface's MAC, by name.
+    pub mac_of: BTreeMap<String, Mac>,
 }
 
 impl Local {
@@ -98,6 +100,7 @@ pub fn sync(pins: &PinDir) -> Result<Changes, LocalError> {
     let want = Local::read()?;
     let mut maps = maps::LocalMaps::open(pins)?;
     let mut c = maps.sync(&want)?;
+    maps.set_iface_mac(want.mac_of.get(&pins.iface).copied().unwrap_or_default())?;
     let mode = rpf::mode(&pins.iface);
     let ifindex = nix::net::if_::if_nametoindex(pins.iface.as_str()).unwrap_or(0);
     let r = maps.sync_rpf(mode, &rpf::want(mode, ifindex)?)?;

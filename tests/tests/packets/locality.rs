@@ -17,10 +17,12 @@ use crate::{
 /// A destination no route of the test's namespace makes local.
 const FAR: [u8; 4] = [10, 99, 0, 5];
 /// A MAC that no interface of the namespace has, broadcast, and an IPv4 multicast MAC.
-const OTHER_MACS: [[u8; 6]; 3] = [
+const OTHER_MACS: [[u8; 6]; 4] = [
     [0x02, 0, 0, 0, 0, 0x99],
     [0xff; 6],
     [0x01, 0x00, 0x5e, 0x00, 0x00, 0x01],
+    // What SC_LOCAL_HINTS holds while the interface's MAC is not known: never a match.
+    [0; 6],
 ];
 
 #[test]

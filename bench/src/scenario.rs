@@ -44,10 +44,13 @@ pub enum Kind {
     /// No defence but a bare XDP reflector (`lab_reflect`) on the server's veth: the floor of
     /// any XDP answer here (no legitimate clients: it would reflect them too).
     Reflector,
+    /// The shield, native XDP, the same legitimate clients and no flood: the quiet connect
+    /// latency the flooded one is measured against.
+    XdpQuiet,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 8] = [
         Kind::None,
         Kind::Cookies1,
         Kind::Cookies2,
@@ -55,6 +58,7 @@ impl Kind {
         Kind::XdpNative,
         Kind::XdpSkb,
         Kind::Reflector,
+        Kind::XdpQuiet,
     ];
 
     pub fn label(self) -> &'static str {
@@ -66,6 +70,7 @@ impl Kind {
             Kind::XdpNative => "syncookie, native XDP",
             Kind::XdpSkb => "syncookie, generic XDP (skb)",
             Kind::Reflector => "bare XDP reflector (floor, no clients)",
+            Kind::XdpQuiet => "syncookie, native XDP, no flood",
         }
     }
 
@@ -78,12 +83,13 @@ impl Kind {
             Kind::XdpNative => "XDP native",
             Kind::XdpSkb => "XDP skb",
             Kind::Reflector => "reflector",
+            Kind::XdpQuiet => "XDP quiet",
         }
     }
 
     fn shield(self) -> Option<XdpModeArg> {
         match self {
-            Kind::XdpNative => Some(XdpModeArg::Native),
+            Kind::XdpNative | Kind::XdpQuiet => Some(XdpModeArg::Native),
             Kind::XdpSkb => Some(XdpModeArg::Skb),
             _ => None,
         }
@@ -376,10 +382,12 @@ pub fn run(kind: Kind, p: &Params) -> Outcome {
     let stop = AtomicBool::new(false);
     let bound = p.warmup + p.duration + p.legit.timeout * 4 + Duration::from_secs(10);
     let (s0, s1, probe) = thread::scope(|s| {
-        let flooding = s.spawn(|| {
-            let _ = cpu::pin(0, p.cpus.attacker);
-            let _in = lab.client.enter();
-            flood.run_until(u64::MAX, p.rate, bound, &stop, &AtomicU64::new(0))
+        let flooding = (kind != Kind::XdpQuiet).then(|| {
+            s.spawn(|| {
+                let _ = cpu::pin(0, p.cpus.attacker);
+                let _in = lab.client.enter();
+                flood.run_until(u64::MAX, p.rate, bound, &stop, &AtomicU64::new(0))
+            })
         });
         thread::sleep(p.warmup);
         let s0 = snap(&lab, pins.as_ref(), &flood);
@@ -400,7 +408,9 @@ pub fn run(kind: Kind, p: &Params) -> Outcome {
         // The flood goes on until the last legitimate connection has finished.
         let probe = clients.join().expect("clients");
         stop.store(true, Ordering::Relaxed);
-        flooding.join().expect("flood");
+        if let Some(f) = flooding {
+            f.join().expect("flood");
+        }
         (s0, s1, probe)
     });
     let (server_busy, window) = s1.cpu.busy_since(&s0.cpu, p.cpus.server);

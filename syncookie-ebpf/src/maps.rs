@@ -88,6 +88,25 @@ pub fn forget<T: Copy>(v: T) -> Option<T> {
     Some(unsafe { parse::launder(p, v) })
 }
 
+/// `t` with its offsets passed through [`forget`]: whatever the VLAN tags, IP options or
+/// IPv6 extension headers, the verifier checks what follows once. (The SYN's options get the
+/// same treatment once parsed: which of them it had is known to the verifier otherwise, and
+/// every combination would be checked through the cookie code.)
+#[inline(always)]
+pub fn one_state(t: &Tcp) -> Option<Tcp> {
+    let [l3_off, l4_off, hlen, seg_len] = forget([t.l3_off, t.l4_off, t.hlen, t.seg_len])?;
+    Some(
+        Tcp {
+            l3_off,
+            l4_off,
+            hlen,
+            seg_len,
+            ..*t
+        }
+        .bounded(),
+    )
+}
+
 #[inline(always)]
 pub fn config() -> Option<&'static Config> {
     SC_CONFIG.get(0)

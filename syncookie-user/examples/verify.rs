@@ -58,6 +58,17 @@ fn verify(obj: &[u8], pins: &syncookie::pins::PinDir, level: u8) -> anyhow::Resu
         kernel_cookies::PROG_XDP,
         summary(r.map_err(|e| format!("{e:#}")))
     );
+    let synack: &mut Xdp = ebpf
+        .program_mut(kernel_cookies::PROG_SYNACK)
+        .unwrap()
+        .try_into()?;
+    let r = synack.load();
+    let n = insns(synack.info().ok());
+    println!(
+        "{}: {}{n}",
+        kernel_cookies::PROG_SYNACK,
+        summary(r.map_err(|e| format!("{e:#}")))
+    );
     let tc: &mut SchedClassifier = ebpf.program_mut(PROG_TC).unwrap().try_into()?;
     let r = tc.load();
     let n = insns(tc.info().ok());

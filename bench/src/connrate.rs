@@ -176,6 +176,7 @@ pub fn run(setup: Setup, p: &Params) -> ConnRate {
                     fleet: None,
                     cookies: Some(syncookie::kernel::Cookies::Own),
                     refresh_secs: syncookie_common::maps::kernel_cookies::DEFAULT_REFRESH_SECS,
+                    timestamps_2: false,
                 })
                 .unwrap_or_else(|e| panic!("attaching the shield ({mode:?}): {e}")),
             )

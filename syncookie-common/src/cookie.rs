@@ -146,9 +146,10 @@ pub const fn wscale_field(client_wscale: Option<u8>) -> u8 {
     }
 }
 
-/// The low 6 bits of every cookie: the SYN's options.
+/// The low 6 bits of every cookie: the SYN's options (the kernel's timestamp cookie's layout
+/// too: `cookie_init_timestamp()`).
 #[inline(always)]
-const fn pack_opts(a: &SynAttrs) -> u32 {
+pub const fn pack_opts(a: &SynAttrs) -> u32 {
     ((a.ecn as u32) << 5) | ((a.sack as u32) << 4) | (a.wscale & 0xf) as u32
 }
 

@@ -3,6 +3,7 @@
 #![no_std]
 
 pub mod cookie;
+pub mod kernel_ts;
 #[cfg(feature = "lab")]
 pub mod lab;
 pub mod maps;

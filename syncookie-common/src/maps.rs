@@ -27,6 +27,10 @@ pub const MAP_LOGS: &str = "AYA_LOGS";
 /// Kernel-cookie mode (see [`kernel_cookies`]).
 pub const MAP_KC_CONF: &str = "SC_KC_CONF";
 pub const MAP_KC_REFRESH: &str = "SC_KC_REFRESH";
+/// Kernel-cookie mode's tail call to its SYN-ACK writer with options, and its per-CPU scratch
+/// (the stamp probe's ACK header, the cookie handed to the tail call).
+pub const MAP_KC_TAIL: &str = "SC_KC_TAIL";
+pub const MAP_KC_SCRATCH: &str = "SC_KC_SCRATCH";
 /// SYN-ACKs sent recently, for the daemon to send again when no ACK came (see [`Resend`]).
 pub const MAP_RESEND: &str = "SC_RESEND";
 /// `auto` mode's count of SYNs no handshake answered this second, shared by the CPUs.
@@ -55,6 +59,8 @@ pub const SHIELD_MAPS: &[&str] = &[
     MAP_RPF_ON,
     MAP_KC_CONF,
     MAP_KC_REFRESH,
+    MAP_KC_TAIL,
+    MAP_KC_SCRATCH,
     MAP_RESEND,
     MAP_RESEND_BUDGET,
     MAP_RESEND_SCRATCH,
@@ -78,17 +84,25 @@ pub const KFUNC_ASSIGN_REQSK: &str = "bpf_sk_assign_tcp_reqsk";
 /// and renews the stamp); so does every SYN while the kernel would refuse our cookies.
 pub mod kernel_cookies {
     pub const PROG_XDP: &str = "syncookie_kc_xdp";
+    /// The SYN-ACK with every option (tcp_timestamps=2), reached by a tail call from
+    /// [`PROG_XDP`] through `SC_KC_TAIL[0]`: a program of its own, so that the verifier checks
+    /// the option walk apart from the rest (together they passed its 1M budget).
+    pub const PROG_SYNACK: &str = "syncookie_kc_synack";
     /// `SC_KC_CONF` index: nanoseconds between refresh SYNs per address and port.
     pub const KC_REFRESH_NS: u32 = 0;
     pub const KC_CONF_LEN: u32 = 1;
     /// The stamp lasts 120 s (TCP_SYNCOOKIE_VALID); a refresh every 30 s leaves 90 s of margin.
     pub const DEFAULT_REFRESH_SECS: u64 = 30;
-    /// `SC_KC_REFRESH`: (IPv4 destination << 16 | port) -> when a SYN last went to the kernel.
+    /// `SC_KC_REFRESH`: (destination << 16 | port) -> when a SYN last went to the kernel. An
+    /// IPv6 destination is folded to 32 bits: two addresses that collide share a refresh
+    /// period, and a SYN the kernel would refuse our cookie for goes to it anyway.
     pub const REFRESH_ENTRIES: u32 = 4096;
 
+    /// `daddr`: big-endian words, IPv4 in `[0]` and the rest zero.
     #[inline(always)]
-    pub const fn refresh_key(daddr: u32, dport: u16) -> u64 {
-        ((daddr as u64) << 16) | dport as u64
+    pub const fn refresh_key(daddr: &[u32; 4], dport: u16) -> u64 {
+        let folded = daddr[0] ^ daddr[1] ^ daddr[2] ^ daddr[3];
+        ((folded as u64) << 16) | dport as u64
     }
 }
 
@@ -193,6 +207,9 @@ pub mod flags {
     pub const IPV6: u32 = 1 << 6;
     /// Kernel-cookie mode: the kernel's own cookies (`syncookie_kc_xdp`), no TC program.
     pub const KERNEL_COOKIES: u32 = 1 << 7;
+    /// Kernel-cookie mode with net.ipv4.tcp_timestamps=2: SYN-ACKs to timestamp clients carry
+    /// window scaling, SACK and ECN in the kernel's own timestamp cookie (`kernel_ts`).
+    pub const KERNEL_TS: u32 = 1 << 8;
 }
 
 /// `SC_CONFIG[0]`: how to answer, set by the daemon from the kernel's settings.

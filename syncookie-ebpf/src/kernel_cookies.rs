@@ -13,23 +13,21 @@
 //! service restart has no stamp yet: its first SYNs go to the kernel until it has one).
 //!
 //! The kernel's cookies carry only the MSS unless timestamps carry the rest, and it reads them
-//! back from TSecr less a per-host-pair offset XDP cannot know: our SYN-ACK offers the MSS only.
+//! back from TSecr less a per-host-pair offset XDP cannot know, except with tcp_timestamps=2,
+//! where the offset is 0: then (`flags::KERNEL_TS`, set by the daemon when the admin allows it)
+//! our SYN-ACK carries every option in the kernel's own timestamp cookie; else the MSS only.
 
 use core::ffi::c_void;
 
 use aya_ebpf::{
-    bindings::{iphdr, tcphdr},
-    helpers::{
-        bpf_ktime_get_coarse_ns, bpf_sk_release, bpf_skc_to_mptcp_sock, bpf_tcp_check_syncookie,
-        bpf_tcp_raw_check_syncookie_ipv4, bpf_tcp_raw_gen_syncookie_ipv4, bpf_xdp_adjust_tail,
-    },
+    helpers::{bpf_ktime_get_coarse_ns, bpf_sk_release, bpf_skc_to_mptcp_sock},
     macros::map,
     maps::{Array, LruHashMap},
     programs::XdpContext,
 };
 use syncookie_common::{
     maps::{
-        Config, Mode,
+        Config, Mode, flags,
         kernel_cookies::{
             DEFAULT_REFRESH_SECS, KC_CONF_LEN, KC_REFRESH_NS, REFRESH_ENTRIES, refresh_key,
         },
@@ -38,14 +36,15 @@ use syncookie_common::{
     stats::Counter,
 };
 use syncookie_ebpf::{
-    csum::w32,
     local, martian,
-    parse::{self, Frame, Tcp, opaque, read},
+    parse::{self, Frame, Tcp},
     sock::{self, TCP_NEW_SYN_RECV},
-    synack::{self, Checksum, TcpHead},
+    synack::{self, Checksum},
 };
 
 use crate::{
+    kc_cookie,
+    kc_synack::{self, Echo, write_synack},
     maps::{self, PinnedLocal},
     stats,
     verdict::{self, Judged, Segment, Verdict},
@@ -65,12 +64,12 @@ pub fn run(ctx: &XdpContext) -> u32 {
 
 #[inline(always)]
 fn judge(ctx: &XdpContext) -> Judged {
-    // The kernel's cookie helpers used here are IPv4's: IPv6 is left to the kernel.
-    let ipv4_only = |t: &Tcp, _: &Config| {
-        t.is_v6()
+    let ipv6_off = |t: &Tcp, cfg: &Config| {
+        // IPv6 is disabled on the interface: the kernel drops these, not we.
+        (t.is_v6() && cfg.flags & flags::IPV6 == 0)
             .then_some((Verdict::Pass, Some(Counter::NotInspected)))
     };
-    match verdict::classify(ctx, ipv4_only, Some) {
+    match verdict::classify(ctx, ipv6_off, |t| maps::one_state(&t)) {
         Ok((Segment::Syn(t), cfg)) => syn(ctx, cfg, &t),
         Ok((Segment::Ack(t), cfg)) => handshake_ack(ctx, cfg, &t),
         Err(j) => j,
@@ -124,7 +123,13 @@ fn syn(ctx: &XdpContext, cfg: &Config, t: &Tcp) -> Judged {
         SynPlan::Answer(isn) => isn,
         SynPlan::Done(v, c) => return (v, Some(c)),
     };
-    match write_synack(ctx, cfg, t, isn) {
+    if cfg.flags & flags::KERNEL_TS != 0 {
+        // The options ride in the timestamp cookie: `syncookie_kc_synack` writes that SYN-ACK.
+        // It does not return; if it cannot be called, the kernel answers the SYN.
+        kc_synack::hand_over(ctx, isn);
+        return (Verdict::Pass, Some(Counter::SynPassed));
+    }
+    match write_synack(ctx, cfg, t, Echo::MSS_ONLY, isn) {
         Some(true) => (Verdict::Tx, Some(Counter::SynackSent)),
         Some(false) => (Verdict::Pass, Some(Counter::SynPassed)),
         None => (Verdict::Drop, Some(Counter::Malformed)),
@@ -160,12 +165,12 @@ fn syn_plan(
     if mode == Mode::Monitor {
         return SynPlan::Done(Verdict::Pass, Counter::MonitorSynack);
     }
-    let Some(isn) = gen_cookie(data, end, t) else {
+    let Some(isn) = kc_cookie::make(data, end, t) else {
         return SynPlan::Done(Verdict::Pass, Counter::SynPassed);
     };
     // The kernel answers this one with its own cookie and renews the stamp: periodically (so it
     // never lapses under steady traffic), and whenever it would refuse our cookie now.
-    if refresh_due(t) || !kernel_would_accept(sk, data, end, t, isn) {
+    if refresh_due(t) || !kc_cookie::kernel_would_accept(sk, data, end, t, isn) {
         mark_refreshed(t);
         return SynPlan::Done(Verdict::Pass, Counter::SynRefresh);
     }
@@ -173,71 +178,6 @@ fn syn_plan(
         return SynPlan::Done(Verdict::Drop, Counter::SynDroppedBudget);
     }
     SynPlan::Answer(isn)
-}
-
-/// The kernel's cookie for the SYN `t`, computed as `tcp_conn_request()` would (from the
-/// client's MSS option). `bpf_tcp_raw_gen_syncookie_ipv4` reads `th_len` bytes of header, a
-/// length the verifier must know: one call per possible TCP header length.
-#[inline(always)]
-fn gen_cookie(data: usize, end: usize, t: &Tcp) -> Option<u32> {
-    let (ip, th) = (opaque(data + t.l3_off), opaque(data + t.l4_off));
-    if ip + IPV4_HLEN > end {
-        return None;
-    }
-    macro_rules! by_len {
-        ($($n:literal)+) => {
-            match t.hlen {
-                $($n => {
-                    if th + $n > end {
-                        return None;
-                    }
-                    // SAFETY: both headers lie inside the frame (checked above) and `$n` is the
-                    // TCP header's own length, as the helper requires.
-                    unsafe {
-                        bpf_tcp_raw_gen_syncookie_ipv4(ip as *mut iphdr, th as *mut tcphdr, $n)
-                    }
-                })+
-                _ => return None,
-            }
-        };
-    }
-    let v = by_len!(20 24 28 32 36 40 44 48 52 56 60);
-    // The cookie is in the low 32 bits, the MSS it encodes above; negative: no SYN cookies.
-    if v < 0 { None } else { Some(v as u32) }
-}
-
-/// Whether the kernel would take the ACK the client sends for `isn` now:
-/// `bpf_tcp_check_syncookie` runs `cookie_v4_check()`'s own tests (tcp_syncookies, the
-/// listener's overflow stamp, the cookie) on that ACK, built on the stack from the SYN.
-#[inline(always)]
-fn kernel_would_accept(
-    sk: *mut aya_ebpf::bindings::bpf_sock,
-    data: usize,
-    end: usize,
-    t: &Tcp,
-    isn: u32,
-) -> bool {
-    let (Some(mut ip), Some(mut th)) = (
-        read::<IPV4_HLEN>(data, end, t.l3_off),
-        read::<TCP_HLEN>(data, end, t.l4_off),
-    ) else {
-        return false;
-    };
-    th[4..8].copy_from_slice(&t.seq.wrapping_add(1).to_be_bytes());
-    th[8..12].copy_from_slice(&isn.wrapping_add(1).to_be_bytes());
-    th[12] = ((TCP_HLEN / 4) as u8) << 4;
-    th[13] = TCP_ACK;
-    // SAFETY: a referenced listener; both headers are stack buffers of the sizes passed.
-    let r = unsafe {
-        bpf_tcp_check_syncookie(
-            sk as *mut c_void,
-            ip.as_mut_ptr() as *mut c_void,
-            IPV4_HLEN as u32,
-            th.as_mut_ptr() as *mut tcphdr,
-            TCP_HLEN as u32,
-        )
-    };
-    r == 0
 }
 
 #[inline(always)]
@@ -251,7 +191,7 @@ fn refresh_period() -> u64 {
 /// Whether a refresh SYN to this address and port is due (none passed yet, or one period ago).
 #[inline(always)]
 fn refresh_due(t: &Tcp) -> bool {
-    let key = refresh_key(t.daddr[0], t.dport);
+    let key = refresh_key(&t.daddr, t.dport);
     match SC_KC_REFRESH.get_ptr(key) {
         // SAFETY: a value of the map, valid while we run (another CPU may rewrite it: any time
         // it holds is a refresh's).
@@ -262,7 +202,7 @@ fn refresh_due(t: &Tcp) -> bool {
 
 #[inline(always)]
 fn mark_refreshed(t: &Tcp) {
-    let key = refresh_key(t.daddr[0], t.dport);
+    let key = refresh_key(&t.daddr, t.dport);
     // A failed insert (a race with another CPU) only means one more refresh SYN.
     let _ = SC_KC_REFRESH.insert(key, now_ns(), 0);
 }
@@ -331,55 +271,8 @@ fn ack_with_listener(sk: *mut aya_ebpf::bindings::bpf_sock, data: usize, end: us
     let Frame::Tcp(t) = parse::parse(data, end) else {
         return AckJudged::Bad;
     };
-    // Opaque: the bounds check must be made on the very registers passed to the helpers.
-    let (ip, th) = (opaque(data + t.l3_off), opaque(data + t.l4_off));
-    if ip + IPV4_HLEN > end || th + TCP_HLEN > end {
+    let Some(accepted) = kc_cookie::check_ack(sk, data, end, &t) else {
         return AckJudged::Bad;
-    }
-    // SAFETY: both headers lie inside the frame, checked above, with the helpers' fixed sizes.
-    if unsafe { bpf_tcp_raw_check_syncookie_ipv4(ip as *mut iphdr, th as *mut tcphdr) } != 0 {
-        return AckJudged::Bad;
-    }
-    // SAFETY: a referenced listener; headers as above.
-    let accepted = unsafe {
-        bpf_tcp_check_syncookie(
-            sk as *mut c_void,
-            ip as *mut c_void,
-            IPV4_HLEN as u32,
-            th as *mut tcphdr,
-            TCP_HLEN as u32,
-        )
-    } == 0;
-    AckJudged::Valid { accepted }
-}
-
-/// Turns the SYN into the SYN-ACK the kernel would send with this cookie when it cannot encode
-/// options in timestamps: MSS only, the kernel's window, TTL, IP ID 0, DF, full checksums.
-/// `Some(false)`: the frame could not be resized (untouched, the kernel gets it); `None`: it was
-/// resized but not rewritten whole.
-#[inline(always)]
-fn write_synack(ctx: &XdpContext, cfg: &Config, t: &Tcp, isn: u32) -> Option<bool> {
-    let (data, end) = (ctx.data(), ctx.data_end());
-    let macs = read::<12>(data, end, 0)?;
-    let tcp_len = TCP_HLEN + 4;
-    let l4_off = t.l3_off + IPV4_HLEN;
-    let new_len = l4_off + tcp_len;
-    let delta = new_len as i32 - (end - data) as i32;
-    // SAFETY: helper call on our own context; all packet pointers are re-derived below.
-    if delta != 0 && unsafe { bpf_xdp_adjust_tail(ctx.ctx, delta) } != 0 {
-        return Some(false);
-    }
-    let (data, end) = (ctx.data(), ctx.data_end());
-    synack::write_macs(data, end, &macs)?;
-    synack::write_ipv4(data, end, cfg, t, tcp_len)?;
-    let mss = 0x0204_0000 | cfg.mss_v4 as u32;
-    let head = TcpHead {
-        isn,
-        flags: TCP_SYN | TCP_ACK,
-        len: tcp_len,
-        window: cfg.window,
     };
-    synack::write_tcp(data, end, l4_off, t, &head, w32(mss))?;
-    synack::write_word(data, end, l4_off + TCP_HLEN, mss)?;
-    Some(true)
+    AckJudged::Valid { accepted }
 }

@@ -14,6 +14,7 @@ pub mod martian;
 pub mod parse;
 pub mod sock;
 pub mod synack;
+pub mod tcpopts;
 
 #[cfg(not(test))]
 #[panic_handler]

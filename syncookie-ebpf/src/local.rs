@@ -14,13 +14,15 @@ use crate::parse::{Tcp, read};
 pub trait Local {
     /// Whether `mac` is the address of an interface of this namespace.
     fn mac_local(&self, mac: &Mac) -> bool;
-    /// The value of the longest local or broadcast prefix covering `key`: its interface, with
-    /// [`LOCAL_BROADCAST`] for a broadcast address.
-    fn addr(&self, key: &Key<LocalAddr>) -> Option<u32>;
+    /// The value of the longest local or broadcast prefix covering the address `a` (words as
+    /// in [`Tcp`]; [`addr_key`] makes its trie key): its interface, with [`LOCAL_BROADCAST`]
+    /// for a broadcast address.
+    fn addr(&self, a: &[u32; 4], v6: bool) -> Option<u32>;
     /// Whether the interface's IPv4 reverse-path filter is on (net.ipv4.conf.*.rp_filter).
     fn rp_filter_on(&self) -> bool;
-    /// The longest route prefix covering `key`, as the filter judges it (`RPF_PASSES` or not).
-    fn reverse_path(&self, key: &Key<LocalAddr>) -> Option<u32>;
+    /// The longest route prefix covering the IPv4 address `a`, as the filter judges it
+    /// (`RPF_PASSES` or not).
+    fn reverse_path(&self, a: &[u32; 4]) -> Option<u32>;
 }
 
 /// Whether the kernel would take `t` (in the frame at `data..end`) as its own: a frame for one
@@ -33,7 +35,7 @@ pub fn for_this_host(l: &impl Local, data: usize, end: usize, t: &Tcp) -> bool {
     if !l.mac_local(&dst_mac) {
         return false;
     }
-    l.addr(&addr_key(&t.daddr, t.is_v6()))
+    l.addr(&t.daddr, t.is_v6())
         .is_some_and(|v| v & LOCAL_BROADCAST == 0)
 }
 
@@ -43,7 +45,7 @@ pub fn for_this_host(l: &impl Local, data: usize, end: usize, t: &Tcp) -> bool {
 /// which it refuses with rp_filter on and answers to the broadcast MAC with rp_filter off.
 #[inline(always)]
 pub fn from_this_host(l: &impl Local, t: &Tcp) -> bool {
-    l.addr(&addr_key(&t.saddr, t.is_v6())).is_some()
+    l.addr(&t.saddr, t.is_v6()).is_some()
 }
 
 /// Whether the interface's reverse-path filter refuses `t`'s IPv4 source
@@ -52,12 +54,12 @@ pub fn from_this_host(l: &impl Local, t: &Tcp) -> bool {
 /// such filter in the kernel's input path.
 #[inline(always)]
 pub fn reverse_path_refused(l: &impl Local, t: &Tcp) -> bool {
-    !t.is_v6() && l.rp_filter_on() && l.reverse_path(&addr_key(&t.saddr, false)) != Some(RPF_PASSES)
+    !t.is_v6() && l.rp_filter_on() && l.reverse_path(&t.saddr) != Some(RPF_PASSES)
 }
 
 /// The trie key of a full address (IPv4 as IPv4-mapped IPv6).
 #[inline(always)]
-fn addr_key(a: &[u32; 4], v6: bool) -> Key<LocalAddr> {
+pub fn addr_key(a: &[u32; 4], v6: bool) -> Key<LocalAddr> {
     if v6 {
         let [a, b, c, d] = a.map(u32::to_be_bytes);
         Key::new(

@@ -4,6 +4,8 @@
 #![no_std]
 #![no_main]
 
+mod kc_cookie;
+mod kc_synack;
 mod kernel_cookies;
 mod maps;
 mod stats;
@@ -27,6 +29,12 @@ pub fn syncookie_xdp(ctx: XdpContext) -> u32 {
 #[xdp]
 pub fn syncookie_kc_xdp(ctx: XdpContext) -> u32 {
     kernel_cookies::run(&ctx)
+}
+
+/// Kernel-cookie mode's SYN-ACK with every option, tail-called from `syncookie_kc_xdp`.
+#[xdp]
+pub fn syncookie_kc_synack(ctx: XdpContext) -> u32 {
+    kc_synack::run(&ctx)
 }
 
 #[classifier]

@@ -16,7 +16,7 @@ use syncookie_common::{
 };
 use syncookie_ebpf::{
     keys::Keys,
-    local::Local,
+    local::{self, Local},
     parse::{self, Tcp},
 };
 
@@ -95,6 +95,25 @@ pub fn forget<T: Copy>(v: T) -> Option<T> {
     // preempt us between these two accesses, and a packet read back with another's values
     // stays within every bounds check).
     Some(unsafe { parse::launder(p, v) })
+}
+
+/// `t` with its offsets passed through [`forget`]: whatever the VLAN tags or IP options, the
+/// verifier checks what follows once. (The SYN's options get the
+/// same treatment once parsed: which of them it had is known to the verifier otherwise, and
+/// every combination would be checked through the cookie code.)
+#[inline(always)]
+pub fn one_state(t: &Tcp) -> Option<Tcp> {
+    let [l3_off, l4_off, hlen, seg_len] = forget([t.l3_off, t.l4_off, t.hlen, t.seg_len])?;
+    Some(
+        Tcp {
+            l3_off,
+            l4_off,
+            hlen,
+            seg_len,
+            ..*t
+        }
+        .bounded(),
+    )
 }
 
 #[inline(always)]
@@ -288,6 +307,20 @@ pub fn set_no_meta() {
     }
 }
 
+/// `a`'s trie key, built in this CPU's scratch slot: on the stack, each lookup's key took a
+/// slot of its own, and the programs' stacks are nearly full.
+#[inline(always)]
+fn scratch_key(a: &[u32; 4], v6: bool) -> Option<&'static lpm_trie::Key<LocalAddr>> {
+    let p = SC_SCRATCH.get_ptr_mut(0)? as *mut lpm_trie::Key<LocalAddr>;
+    // SAFETY: this CPU's slot, large enough (24 words); what `forget` laundered through it was
+    // read back already, and the key is used before anything else writes the slot. The key is
+    // packed: written unaligned.
+    unsafe {
+        p.write_unaligned(local::addr_key(a, v6));
+        Some(&*p)
+    }
+}
+
 /// The local addresses and MACs the daemon writes into `SC_LOCAL_ADDRS` and `SC_LOCAL_MACS`.
 pub struct PinnedLocal;
 
@@ -303,8 +336,8 @@ impl Local for PinnedLocal {
     }
 
     #[inline(always)]
-    fn addr(&self, key: &lpm_trie::Key<LocalAddr>) -> Option<u32> {
-        SC_LOCAL_ADDRS.get(key).copied()
+    fn addr(&self, a: &[u32; 4], v6: bool) -> Option<u32> {
+        SC_LOCAL_ADDRS.get(scratch_key(a, v6)?).copied()
     }
 
     #[inline(always)]
@@ -313,8 +346,8 @@ impl Local for PinnedLocal {
     }
 
     #[inline(always)]
-    fn reverse_path(&self, key: &lpm_trie::Key<LocalAddr>) -> Option<u32> {
-        SC_RPF.get(key).copied()
+    fn reverse_path(&self, a: &[u32; 4]) -> Option<u32> {
+        SC_RPF.get(scratch_key(a, false)?).copied()
     }
 }
 

@@ -61,7 +61,7 @@ pub fn refused(data: usize, end: usize, t: &Tcp, from_lo: bool) -> Option<Counte
 /// loops' states end at its return, instead of multiplying those of the code after it.
 #[inline(never)]
 fn ipv4_header(data: usize, end: usize, t: &Tcp) -> Option<Counter> {
-    let Some(h) = read::<IPV4_HLEN>(data, end, t.l3_off) else {
+    let Some(h) = read::<IPV4_HLEN>(data, end, t.l3_off()) else {
         return Some(Counter::IpHeaderBad);
     };
     let mut sum = 0u64;
@@ -71,11 +71,11 @@ fn ipv4_header(data: usize, end: usize, t: &Tcp) -> Option<Counter> {
         i += 2;
     }
     // The options: between the fixed header and TCP (ihl > 5 is rare: one branch otherwise).
-    let opt_len = opaque(t.l4_off - t.l3_off - IPV4_HLEN) & 0x3f;
+    let opt_len = opaque(t.l4_off() - t.l3_off() - IPV4_HLEN) & 0x3f;
     if opt_len == 0 {
         return (fold(sum) != 0xffff).then_some(Counter::IpHeaderBad);
     }
-    let base = t.l3_off + IPV4_HLEN;
+    let base = t.l3_off() + IPV4_HLEN;
     let mut w = 0usize;
     for _ in 0..10 {
         if w >= opt_len {

@@ -75,12 +75,13 @@ pub fn be32(data: usize, end: usize, off: usize) -> Option<u32> {
 #[derive(Clone, Copy)]
 pub struct Tcp {
     /// Offsets from `data`: the IP header, the TCP header. Between them: the IPv4 header with
-    /// its options, or the IPv6 header.
-    pub l3_off: usize,
-    pub l4_off: usize,
+    /// its options, or the IPv6 header. 16 bits each, read as `usize` through the methods of
+    /// the same names: a `Tcp` is copied several times on the programs' nearly full stacks.
+    pub l3_off: u16,
+    pub l4_off: u16,
     /// TCP header length (data offset × 4) and header + payload length (from the IP header).
-    pub hlen: usize,
-    pub seg_len: usize,
+    pub hlen: u16,
+    pub seg_len: u16,
     pub saddr: [u32; 4],
     pub daddr: [u32; 4],
     pub v6: bool,
@@ -96,6 +97,28 @@ pub struct Tcp {
 }
 
 impl Tcp {
+    // Masked again at each read (the ranges `bounded` and [`parse`] guarantee): a 16-bit
+    // value spilled to the stack comes back to the verifier without its bounds.
+    #[inline(always)]
+    pub fn l3_off(&self) -> usize {
+        self.l3_off as usize & 0x1f
+    }
+
+    #[inline(always)]
+    pub fn l4_off(&self) -> usize {
+        self.l4_off as usize & 0x7f
+    }
+
+    #[inline(always)]
+    pub fn hlen(&self) -> usize {
+        self.hlen as usize & 0x3c
+    }
+
+    #[inline(always)]
+    pub fn seg_len(&self) -> usize {
+        self.seg_len as usize
+    }
+
     /// Bounds the offsets and lengths again, for a `Tcp` whose values the verifier no longer
     /// knows (after `forget`): the ranges [`parse`] guarantees, as masks.
     #[inline(always)]
@@ -103,7 +126,6 @@ impl Tcp {
         self.l3_off &= 0x1f;
         self.l4_off &= 0x7f;
         self.hlen &= 0x3c;
-        self.seg_len &= 0xffff;
         self.res1 &= 0x0f;
         self.ip_ecn &= IP_ECN_MASK;
         self
@@ -276,10 +298,10 @@ pub fn parse(data: usize, end: usize) -> Frame {
         return Frame::Malformed(u16::from_be_bytes([th[2], th[3]]));
     }
     Frame::Tcp(Tcp {
-        l3_off,
-        l4_off,
-        hlen,
-        seg_len,
+        l3_off: l3_off as u16,
+        l4_off: l4_off as u16,
+        hlen: hlen as u16,
+        seg_len: seg_len as u16,
         saddr,
         daddr,
         v6,
@@ -318,8 +340,8 @@ const MAX_OPTION_ITEMS: usize = 8;
 #[inline(always)]
 pub fn options(data: usize, end: usize, t: &Tcp) -> Options {
     let mut o = Options::default();
-    let opt_len = t.hlen - TCP_HLEN;
-    let base = t.l4_off + TCP_HLEN;
+    let opt_len = t.hlen() - TCP_HLEN;
+    let base = t.l4_off() + TCP_HLEN;
     let mut i = 0usize;
     // Whether the walk ended where the kernel's does (the end, EOL, a malformed option).
     let mut ended = false;
@@ -394,7 +416,7 @@ pub fn past_the_walk(data: usize, end: usize, t: &Tcp, o: &Options) -> bool {
     // With the byte before it (a 2-byte read, as in the walk), so that an EOL as the frame's
     // last byte is read as well.
     !matches!(
-        read::<2>(data, end, t.l4_off + TCP_HLEN + at - 1),
+        read::<2>(data, end, t.l4_off() + TCP_HLEN + at - 1),
         Some([_, TCPOPT_EOL])
     )
 }

@@ -120,7 +120,7 @@ impl Found {
     pub fn kernel_cookie_ok(&self, data: usize, end: usize, t: &Tcp) -> bool {
         // Opaque: the bounds check must be made on the very registers passed to the helper
         // (LLVM would otherwise check a re-derived sum the verifier cannot relate to them).
-        let (ip, th) = (opaque(data + t.l3_off), opaque(data + t.l4_off));
+        let (ip, th) = (opaque(data + t.l3_off()), opaque(data + t.l4_off()));
         // The helper takes the fixed IP header only (the IPv6 one tells it the family).
         let ip_len = if t.is_v6() { IPV6_HLEN } else { IPV4_HLEN };
         if ip + IPV6_HLEN > end || th + TCP_HLEN > end {

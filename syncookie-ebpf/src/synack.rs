@@ -13,6 +13,7 @@ use crate::{
     csum::{fold, pseudo, sum_frame, w32},
     keys::Keys,
     parse::{Options, Tcp, be16, read},
+    tcpopts::OptionWords,
 };
 
 /// What the SYN path decided.
@@ -52,16 +53,16 @@ impl Checksum {
 /// parser's many states.
 #[inline(always)]
 pub fn checksum(data: usize, end: usize, t: &Tcp) -> Checksum {
-    let Some(sum) = sum_frame(data, end, t.l4_off, t.seg_len) else {
+    let Some(sum) = sum_frame(data, end, t.l4_off(), t.seg_len()) else {
         return Checksum::Unchecked;
     };
-    let ph = pseudo(&t.saddr, &t.daddr, t.seg_len);
+    let ph = pseudo(&t.saddr, &t.daddr, t.seg_len());
     if fold(sum + ph) == 0xffff {
         return Checksum::Valid;
     }
     // __tcp_v4_send_check()/__tcp_v6_send_check(): th->check = ~tcp_v{4,6}_check(len, s, d, 0),
     // the folded pseudo-header sum.
-    match be16(data, end, t.l4_off + 16) {
+    match be16(data, end, t.l4_off() + 16) {
         Some(c) if c == fold(ph) => Checksum::Partial,
         _ => Checksum::Wrong,
     }
@@ -132,12 +133,37 @@ pub fn write_ipv4(data: usize, end: usize, cfg: &Config, t: &Tcp, tcp_len: usize
             + w32(t.daddr[0])
             + w32(t.saddr[0]),
     );
-    let ip = Span::<IPV4_HLEN>::at(data, end, t.l3_off)?;
+    let ip = Span::<IPV4_HLEN>::at(data, end, t.l3_off())?;
     ip.u32(0, 0x4500_0000 | tot_len as u32); // version 4, IHL 5, TOS 0, total length
     ip.u32(4, IP_DF as u32); // ID 0, DF
     ip.u32(8, ((ttl_proto as u32) << 16) | ip_csum as u32);
     ip.u32(12, t.daddr[0]);
     ip.u32(16, t.saddr[0]);
+    Some(())
+}
+
+/// The SYN-ACK's IPv6 header at the SYN's, for a TCP segment of `tcp_len` bytes: no extension
+/// headers, the SYN's addresses swapped, the interface's hop limit.
+#[inline(always)]
+pub fn write_ipv6(data: usize, end: usize, cfg: &Config, t: &Tcp, tcp_len: usize) -> Option<()> {
+    // Version 6, traffic class 0 (np->tclass), flow label 0: the kernel's is a hash of the
+    // flow under a boot-time secret (auto_flowlabels) that we cannot reproduce; any other
+    // value would differ from the connection's later packets anyway, and 0 (unlabeled,
+    // RFC 6437) tells nothing about us and makes no promise the kernel then breaks.
+    let ip = Span::<IPV6_HLEN>::at(data, end, t.l3_off())?;
+    ip.u32(0, 0x6000_0000);
+    ip.u32(
+        4,
+        ((tcp_len as u32) << 16) | ((IPPROTO_TCP as u32) << 8) | cfg.hop_limit as u32,
+    );
+    ip.u32(8, t.daddr[0]);
+    ip.u32(12, t.daddr[1]);
+    ip.u32(16, t.daddr[2]);
+    ip.u32(20, t.daddr[3]);
+    ip.u32(24, t.saddr[0]);
+    ip.u32(28, t.saddr[1]);
+    ip.u32(32, t.saddr[2]);
+    ip.u32(36, t.saddr[3]);
     Some(())
 }
 
@@ -191,9 +217,21 @@ fn ecn_ok(cfg: &Config, t: &Tcp) -> bool {
         && (t.ip_ecn == 0 || t.res1 != 0)
 }
 
-/// The SYN's options as far as we offer them, given the kernel's settings in `cfg`.
+/// The kernel's window for a SYN: its MSS less the timestamps' room decides the rounding.
 #[inline(always)]
-fn offered(cfg: &Config, t: &Tcp, o: &Options) -> (SynAttrs, bool) {
+pub fn window(cfg: &Config, v6: bool, ts: bool) -> u16 {
+    match (v6, ts) {
+        (false, false) => cfg.window,
+        (false, true) => cfg.window_ts,
+        (true, false) => cfg.window_v6,
+        (true, true) => cfg.window_ts_v6,
+    }
+}
+
+/// The SYN's options as far as we offer them, given the kernel's settings in `cfg`, and
+/// whether we answer with timestamps.
+#[inline(always)]
+pub fn offered(cfg: &Config, t: &Tcp, o: &Options) -> (SynAttrs, bool) {
     // The socket gets the client's MSS, as on the kernel's normal path (tcp_openreq_init():
     // mss_clamp); without an MSS option the kernel assumes the family's minimum
     // (tcp_v6_conn_request: IPV6_MIN_MTU - 60; RFC 1122 for IPv4).
@@ -252,43 +290,20 @@ pub fn answer(
         return Some(Syn::SmallMss);
     };
 
-    // Options as 32-bit words, in the kernel's order: MSS, [SACK-perm|NOP NOP] TS, or NOP NOP
-    // SACK-perm, then NOP WS. Absent words are zero and add nothing to the checksum.
-    let opt0 = 0x0204_0000 | if t.is_v6() { cfg.mss_v6 } else { cfg.mss_v4 } as u32;
-    let (mut opt1, mut opt2, mut opt3, mut opt4) = (0u32, 0u32, 0u32, 0u32);
-    let mut words = 1usize;
-    if ts {
+    let mss = if t.is_v6() { cfg.mss_v6 } else { cfg.mss_v4 };
+    let wscale = (a.wscale != WSCALE_NONE).then_some(cfg.wscale);
+    let stamps = if ts {
         // SAFETY: helper call without arguments.
         let now = cookie::ts_clock(unsafe { aya_ebpf::helpers::bpf_ktime_get_coarse_ns() });
-        opt1 = if a.sack { 0x0402_080a } else { 0x0101_080a };
-        opt2 = cookie::tsval(now, &c);
-        opt3 = o.ts.map_or(0, |(val, _)| val);
-        words = 4;
-    } else if a.sack {
-        opt1 = 0x0101_0402;
-        words = 2;
-    }
-    if a.wscale != WSCALE_NONE {
-        let w = 0x0103_0300 | cfg.wscale as u32;
-        if words == 4 {
-            opt4 = w;
-        } else if words == 2 {
-            opt2 = w;
-        } else {
-            opt1 = w;
-        }
-        words += 1;
-    }
-    let tcp_len = TCP_HLEN + 4 * words;
-    // The kernel's window for this SYN: its MSS less the timestamps' room decides the rounding.
-    let window = match (t.is_v6(), ts) {
-        (false, false) => cfg.window,
-        (false, true) => cfg.window_ts,
-        (true, false) => cfg.window_v6,
-        (true, true) => cfg.window_ts_v6,
+        Some((cookie::tsval(now, &c), o.ts.map_or(0, |(val, _)| val)))
+    } else {
+        None
     };
+    let opts = OptionWords::new(mss, a.sack, wscale, stamps);
+    let tcp_len = TCP_HLEN + 4 * opts.words;
+    let window = window(cfg, t.is_v6(), ts);
     let l3_len = if t.is_v6() { IPV6_HLEN } else { IPV4_HLEN };
-    let l4_off = t.l3_off + l3_len;
+    let l4_off = t.l3_off() + l3_len;
     let new_len = l4_off + tcp_len;
 
     let macs = read::<12>(data, end, 0)?;
@@ -301,49 +316,18 @@ pub fn answer(
     let (data, end) = (ctx.data(), ctx.data_end());
     write_macs(data, end, &macs)?;
     if t.is_v6() {
-        // Version 6, traffic class 0 (np->tclass), flow label 0: the kernel's is a hash of the
-        // flow under a boot-time secret (auto_flowlabels) that we cannot reproduce; any other
-        // value would differ from the connection's later packets anyway, and 0 (unlabeled,
-        // RFC 6437) tells nothing about us and makes no promise the kernel then breaks.
-        let ip = Span::<IPV6_HLEN>::at(data, end, t.l3_off)?;
-        ip.u32(0, 0x6000_0000);
-        ip.u32(
-            4,
-            ((tcp_len as u32) << 16) | ((IPPROTO_TCP as u32) << 8) | cfg.hop_limit as u32,
-        );
-        ip.u32(8, t.daddr[0]);
-        ip.u32(12, t.daddr[1]);
-        ip.u32(16, t.daddr[2]);
-        ip.u32(20, t.daddr[3]);
-        ip.u32(24, t.saddr[0]);
-        ip.u32(28, t.saddr[1]);
-        ip.u32(32, t.saddr[2]);
-        ip.u32(36, t.saddr[3]);
+        write_ipv6(data, end, cfg, t, tcp_len)?;
     } else {
         write_ipv4(data, end, cfg, t, tcp_len)?;
     }
     let flags = TCP_SYN | TCP_ACK | if a.ecn { TCP_ECE } else { 0 };
-    let opts_sum = w32(opt0) + w32(opt1) + w32(opt2) + w32(opt3) + w32(opt4);
     let head = TcpHead {
         isn: c.isn,
         flags,
         len: tcp_len,
         window,
     };
-    write_tcp(data, end, l4_off, t, &head, opts_sum)?;
-    let opts = l4_off + TCP_HLEN;
-    write_word(data, end, opts, opt0)?;
-    if words > 1 {
-        write_word(data, end, opts + 4, opt1)?;
-    }
-    if words > 2 {
-        write_word(data, end, opts + 8, opt2)?;
-    }
-    if words > 3 {
-        write_word(data, end, opts + 12, opt3)?;
-    }
-    if words > 4 {
-        write_word(data, end, opts + 16, opt4)?;
-    }
+    write_tcp(data, end, l4_off, t, &head, opts.sum())?;
+    opts.write(data, end, l4_off + TCP_HLEN)?;
     Some(Syn::Sent)
 }

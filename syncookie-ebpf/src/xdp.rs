@@ -34,30 +34,11 @@ fn judge(ctx: &XdpContext) -> Judged {
         (t.is_v6() && cfg.flags & flags::IPV6 == 0)
             .then_some((Verdict::Pass, Some(Counter::NotInspected)))
     };
-    match verdict::classify(ctx, ipv6_off, |t| one_state(&t)) {
+    match verdict::classify(ctx, ipv6_off, |t| maps::one_state(&t)) {
         Ok((Segment::Syn(t), cfg)) => syn(ctx, cfg, &t),
         Ok((Segment::Ack(t), cfg)) => handshake_ack(ctx, cfg, &t),
         Err(j) => j,
     }
-}
-
-/// `t` with its offsets passed through [`maps::forget`]: whatever the VLAN tags or IP options,
-/// the verifier checks what follows once. (The SYN's options get the
-/// same treatment once parsed: which of them it had is known to the verifier otherwise, and
-/// every combination would be checked through the cookie code.)
-#[inline(always)]
-fn one_state(t: &Tcp) -> Option<Tcp> {
-    let [l3_off, l4_off, hlen, seg_len] = maps::forget([t.l3_off, t.l4_off, t.hlen, t.seg_len])?;
-    Some(
-        Tcp {
-            l3_off,
-            l4_off,
-            hlen,
-            seg_len,
-            ..*t
-        }
-        .bounded(),
-    )
 }
 
 #[inline(always)]

@@ -10,7 +10,14 @@ use aya::{
 use syncookie_common::maps::{PROG_TC, PROG_XDP, kernel_cookies};
 
 fn main() -> anyhow::Result<()> {
-    let obj = syncookie::loader::linked_object()?;
+    // Without the kfunc (before 6.9) the TC program cannot load, but the others can be tried.
+    let obj = match syncookie::loader::linked_object() {
+        Ok(obj) => obj,
+        Err(e) => {
+            println!("no kfunc ({e}): {PROG_TC} will not load");
+            syncookie::loader::object_for(syncookie::kernel::Cookies::Kernel)?
+        }
+    };
     // The maps are pinned by name: keep them out of the shield's own directories.
     let pins = syncookie::pins::PinDir::new(
         "/sys/fs/bpf/syncookie-verify".as_ref(),
@@ -56,6 +63,17 @@ fn verify(obj: &[u8], pins: &syncookie::pins::PinDir, level: u8) -> anyhow::Resu
     println!(
         "{}: {}{n}",
         kernel_cookies::PROG_XDP,
+        summary(r.map_err(|e| format!("{e:#}")))
+    );
+    let synack: &mut Xdp = ebpf
+        .program_mut(kernel_cookies::PROG_SYNACK)
+        .unwrap()
+        .try_into()?;
+    let r = synack.load();
+    let n = insns(synack.info().ok());
+    println!(
+        "{}: {}{n}",
+        kernel_cookies::PROG_SYNACK,
         summary(r.map_err(|e| format!("{e:#}")))
     );
     let tc: &mut SchedClassifier = ebpf.program_mut(PROG_TC).unwrap().try_into()?;

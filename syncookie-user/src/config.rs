@@ -55,6 +55,7 @@ pub struct RunFile {
     pub on_exit: Option<OnExit>,
     pub cookies: Option<Cookies>,
     pub refresh_secs: Option<u64>,
+    pub timestamps_without_offsets: Option<bool>,
 }
 
 impl RunFile {
@@ -121,9 +122,12 @@ mod tests {
         assert_eq!(f.mode, Some(ModeArg::Auto));
         assert_eq!(f.xdp_mode, Some(XdpModeArg::Skb));
         assert_eq!(f.metrics, Some("127.0.0.1:9813".parse().unwrap()));
-        let f = parse("cookies = \"kernel\"\nrefresh-secs = 10\n").unwrap();
+        let f =
+            parse("cookies = \"kernel\"\nrefresh-secs = 10\ntimestamps-without-offsets = true\n")
+                .unwrap();
         assert_eq!(f.cookies, Some(Cookies::Kernel));
         assert_eq!(f.refresh_secs, Some(10));
+        assert_eq!(f.timestamps_without_offsets, Some(true));
         assert!(parse("cookies = \"theirs\"").is_err());
     }
 

@@ -40,7 +40,8 @@ pub enum Cookies {
     /// 6.9+): rotating or fleet keys, every option.
     Own,
     /// The kernel's own cookies (Linux 6.0+, for kernels without the kfunc): the kernel's
-    /// keys, the MSS only in the SYN-ACK; tcp_syncookies is set to 2.
+    /// keys, the MSS only in the SYN-ACK unless tcp_timestamps=2 lets timestamps carry the
+    /// other options (--timestamps-without-offsets); tcp_syncookies is set to 2.
     Kernel,
 }
 

@@ -5,6 +5,7 @@ pub mod config;
 pub mod counters;
 pub mod ebpf_log;
 pub mod fleet;
+pub mod kc_tail;
 pub mod kernel;
 pub mod keys;
 pub mod kfunc;
@@ -18,6 +19,7 @@ pub mod privilege;
 pub mod resend;
 pub mod state;
 pub mod sysctl;
+pub mod timestamps;
 pub mod vlan;
 
 /// The shield's eBPF object (syncookie-ebpf), built by build.rs: the only object the daemon
@@ -38,7 +40,12 @@ mod tests {
         let progs: BTreeSet<&str> = obj.programs.keys().map(String::as_str).collect();
         assert_eq!(
             progs,
-            BTreeSet::from([PROG_XDP, PROG_TC, kernel_cookies::PROG_XDP])
+            BTreeSet::from([
+                PROG_XDP,
+                PROG_TC,
+                kernel_cookies::PROG_XDP,
+                kernel_cookies::PROG_SYNACK
+            ])
         );
         let maps: BTreeSet<&str> = obj
             .maps

@@ -110,6 +110,9 @@ pub struct Options {
     /// Kernel-cookie mode: seconds between the SYNs left to the kernel to renew its overflow
     /// stamp, per local address and port.
     pub refresh_secs: u64,
+    /// Kernel-cookie mode: the admin allows net.ipv4.tcp_timestamps=2, which lets SYN-ACKs
+    /// carry every option (`crate::timestamps`).
+    pub timestamps_2: bool,
 }
 
 /// A fleet's shared master key and its rotation period.
@@ -129,7 +132,9 @@ pub struct Shield {
     pub cookies: Cookies,
 }
 
-fn prog_err(what: impl Into<String>) -> impl FnOnce(aya::programs::ProgramError) -> LoadError {
+pub(crate) fn prog_err(
+    what: impl Into<String>,
+) -> impl FnOnce(aya::programs::ProgramError) -> LoadError {
     let what = what.into();
     move |source| LoadError::Program { what, source }
 }
@@ -214,7 +219,7 @@ fn pin(link: FdLink, path: &Path) -> Result<PinnedLink, LoadError> {
         .map_err(|e| LoadError::LinkPin(path.into(), e))
 }
 
-fn map_err(name: &'static str) -> impl Fn(aya::maps::MapError) -> LoadError {
+pub(crate) fn map_err(name: &'static str) -> impl Fn(aya::maps::MapError) -> LoadError {
     move |source| LoadError::Map { name, source }
 }
 
@@ -343,12 +348,15 @@ impl Shield {
     }
 
     fn attach_inner(opts: &Options, cookies: Cookies) -> Result<Self, LoadError> {
-        let (obj, kernel) = Self::preflight(opts, cookies)?;
+        let (obj, mut kernel) = Self::preflight(opts, cookies)?;
         let mtu = sysctl::mtu(&opts.iface)?;
         if cookies == Cookies::Kernel {
             // The kernel renews a listener's overflow stamp only when it answers a SYN with a
             // cookie itself: at 2 it does for every SYN we leave to it.
             sysctl::set_syncookies_2(kernel.syncookies)?;
+            if opts.timestamps_2 && crate::timestamps::set_2(&kernel)? {
+                kernel = Kernel::read()?;
+            }
         }
         let mut ebpf = load_linked(&opts.pins, &obj)?;
         // Generic XDP may deliver no metadata to TC: let TC re-check the cookie then.
@@ -369,6 +377,10 @@ impl Shield {
         }
         if cookies == Cookies::Kernel {
             config.flags |= syncookie_common::maps::flags::KERNEL_COOKIES;
+            // Set by the admin or by us: the options ride in the kernel's timestamp cookie.
+            if kernel.timestamps_2 {
+                config.flags |= syncookie_common::maps::flags::KERNEL_TS;
+            }
             write_refresh(&mut ebpf, opts.refresh_secs)?;
         }
         write_config(&mut ebpf, config)?;
@@ -399,6 +411,7 @@ impl Shield {
         if self.cookies == Cookies::Kernel {
             // No TC program: a full-mode run's TC link, if one was left, goes.
             drop(take_over(&self.pins.map(LINK_TC))?);
+            crate::kc_tail::install(&mut self.ebpf)?;
             return self.attach_xdp(opts, kernel_cookies::PROG_XDP);
         }
         let iface = &opts.iface;

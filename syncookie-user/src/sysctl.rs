@@ -131,6 +131,9 @@ impl Sysctls<'_> {
 pub struct Kernel {
     pub syncookies: i64,
     pub timestamps: bool,
+    /// tcp_timestamps is 2: no random offset per peer, so kernel-cookie mode can carry the
+    /// options in the kernel's timestamp cookie (`crate::timestamps`).
+    pub timestamps_2: bool,
     pub sack: bool,
     pub window_scaling: bool,
     pub ecn: bool,
@@ -155,11 +158,13 @@ impl Kernel {
         let s = Sysctls { root };
         let rmem = s.read_or("ipv4.tcp_rmem", &default::TCP_RMEM)?;
         let rmem_max = s.one_or("core.rmem_max", default::RMEM_MAX)?;
+        let timestamps = s.one_or("ipv4.tcp_timestamps", default::TIMESTAMPS)?;
         Ok(Self {
             syncookies: s
                 .one_opt("ipv4.tcp_syncookies")?
                 .ok_or(SysctlError::NoSyncookies)?,
-            timestamps: s.one_or("ipv4.tcp_timestamps", default::TIMESTAMPS)? != 0,
+            timestamps: timestamps != 0,
+            timestamps_2: timestamps == 2,
             sack: s.one_or("ipv4.tcp_sack", default::SACK)? != 0,
             window_scaling: s.one_or("ipv4.tcp_window_scaling", default::WINDOW_SCALING)? != 0,
             ecn: s.one_or("ipv4.tcp_ecn", default::ECN)? != 0,
@@ -372,6 +377,7 @@ mod tests {
         Kernel {
             syncookies: 1,
             timestamps: true,
+            timestamps_2: false,
             sack: true,
             window_scaling: true,
             ecn: false,

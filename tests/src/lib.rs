@@ -9,6 +9,7 @@ pub mod flood;
 pub mod frames;
 pub mod handshakes;
 pub mod lab;
+pub mod negotiated;
 pub mod netns;
 pub mod packets;
 pub mod synspace;

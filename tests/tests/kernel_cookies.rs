@@ -3,7 +3,7 @@
 
 use std::{
     io::{Read, Write},
-    net::{SocketAddr, SocketAddrV4, TcpListener, TcpStream},
+    net::{IpAddr, SocketAddr, SocketAddrV4, TcpListener, TcpStream},
     thread,
     time::Duration,
 };
@@ -14,6 +14,7 @@ use syncookie_tests::{
     daemon::{Daemon, syncookie_in},
     endtoend,
     lab::Lab,
+    negotiated,
     packets::{TCPI_OPT_SACK, TCPI_OPT_TIMESTAMPS, TCPI_OPT_WSCALE, send_raw_tcp, tcp_info},
     require_root, wait_until,
 };
@@ -61,20 +62,16 @@ fn exchange(lab: &Lab, addr: SocketAddr, len: usize) {
 }
 
 fn start(lab: &Lab, refresh_secs: u64) -> Daemon {
-    Daemon::start(
-        &lab.server,
-        &lab.server_if,
-        &[
-            "--ports",
-            &PORT.to_string(),
-            "--cookies",
-            "kernel",
-            "--refresh-secs",
-            &refresh_secs.to_string(),
-            "--reset-rate",
-            "0",
-        ],
-    )
+    let refresh = refresh_secs.to_string();
+    start_with(lab, &["--refresh-secs", &refresh, "--reset-rate", "0"])
+}
+
+/// `syncookie run --cookies kernel` on the lab's port with `extra` flags.
+fn start_with(lab: &Lab, extra: &[&str]) -> Daemon {
+    let port = PORT.to_string();
+    let mut args = vec!["--ports", &port, "--cookies", "kernel"];
+    args.extend_from_slice(extra);
+    Daemon::start(&lab.server, &lab.server_if, &args)
 }
 
 #[test]
@@ -171,6 +168,62 @@ fn connections_forged_acks_status_and_the_stamp() {
     assert_eq!(d(Counter::SynRefresh), 1, "{}", c.table());
     assert_eq!(d(Counter::SynackSent), 4);
     assert_eq!(d(Counter::HandoffOk), 5);
+}
+
+/// `--timestamps-without-offsets`: the daemon sets tcp_timestamps=2 and says what it costs; a
+/// timestamp client's connection answered from XDP then has window scaling, SACK and ECN on
+/// both ends, as one the kernel answered itself, with the window scales both ends agree on.
+#[test]
+fn options_ride_in_the_kernels_timestamp_cookie() {
+    require_root!();
+    let lab = Lab::new();
+    let d = start_with(&lab, &["--timestamps-without-offsets"]);
+    let ts = lab
+        .server
+        .exec(&["cat", "/proc/sys/net/ipv4/tcp_timestamps"]);
+    assert_eq!(ts.trim(), "2", "the daemon sets tcp_timestamps=2");
+    let said = d.output.lock().unwrap().clone();
+    assert!(
+        said.contains("shows this host's uptime to its peer"),
+        "the cost unsaid: {said}"
+    );
+    // A new listener: the first SYN is the kernel's (its stamp), the second ours; IPv4, then
+    // IPv6 (bpf_tcp_raw_gen_syncookie_ipv6).
+    for ip in [IpAddr::V4(lab.server_ip), IpAddr::V6(lab.server_ip6)] {
+        let before = lab.counters();
+        let conns = negotiated::connect(&lab, ip, PORT, 2).unwrap_or_else(|e| panic!("{ip}: {e}"));
+        let c = lab.counters();
+        let delta = |k| get(&c, k) - get(&before, k);
+        assert_eq!(
+            (delta(Counter::SynRefresh), delta(Counter::SynackSent)),
+            (1, 1),
+            "{ip}: {}",
+            c.table()
+        );
+        for (who, n) in ["the kernel's SYN-ACK", "ours"].iter().zip(&conns) {
+            eprintln!("{ip}: {who}: {n}");
+            n.every_option()
+                .unwrap_or_else(|e| panic!("{ip}: {who}: {e}"));
+        }
+        let negotiated = |e: negotiated::End| {
+            (
+                e.options & negotiated::EVERY_OPTION,
+                e.snd_wscale,
+                e.rcv_wscale,
+            )
+        };
+        assert_eq!(
+            negotiated(conns[0].server),
+            negotiated(conns[1].server),
+            "{ip}: the server's socket differs from the kernel's own"
+        );
+    }
+    let out = syncookie_in(&lab.server, &["status", "--iface", &lab.server_if]);
+    let status = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        status.contains("every option for timestamp clients"),
+        "{status}"
+    );
 }
 
 /// A restarted service has a new listener, without the kernel's overflow stamp (as any listener

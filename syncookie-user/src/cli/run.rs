@@ -83,7 +83,8 @@ pub struct Args {
     #[arg(long, value_name = "ADDR")]
     metrics: Option<std::net::SocketAddr>,
     /// own: the shield's keyed cookies, handed over with bpf_sk_assign_tcp_reqsk (Linux 6.9+);
-    /// kernel: the kernel's own cookies (Linux 6.0+; MSS only, the kernel's keys, sets
+    /// kernel: the kernel's own cookies (Linux 6.0+; MSS only unless
+    /// --timestamps-without-offsets, the kernel's keys, sets
     /// net.ipv4.tcp_syncookies=2). Default: own where the kernel can, else kernel.
     #[arg(long, value_enum)]
     cookies: Option<Cookies>,
@@ -93,6 +94,12 @@ pub struct Args {
     #[arg(long, value_name = "SECS", default_value_t = kernel_cookies::DEFAULT_REFRESH_SECS,
           value_parser = clap::value_parser!(u64).range(1..=100))]
     refresh_secs: u64,
+    /// Kernel-cookie mode: set net.ipv4.tcp_timestamps=2 (timestamps without random offsets)
+    /// so that SYN-ACKs to timestamp clients carry window scaling, SACK and ECN in the kernel's
+    /// own timestamp cookie. The cost: every TSval of this network namespace shows the host's
+    /// uptime to its peer. Already 2: the options are carried without this flag.
+    #[arg(long)]
+    timestamps_without_offsets: bool,
 }
 
 /// Takes from the config file what the command line did not set.
@@ -122,6 +129,11 @@ fn merge(mut a: Args, m: &clap::ArgMatches) -> anyhow::Result<Args> {
         report_secs,
         refresh_secs
     );
+    if unset("timestamps_without_offsets")
+        && let Some(v) = f.timestamps_without_offsets
+    {
+        a.timestamps_without_offsets = v;
+    }
     if unset("cookies") && f.cookies.is_some() {
         a.cookies = f.cookies;
     }
@@ -169,6 +181,7 @@ pub fn run(a: Args, m: &clap::ArgMatches) -> anyhow::Result<()> {
         fleet: fleet.clone(),
         cookies: a.cookies,
         refresh_secs: a.refresh_secs,
+        timestamps_2: a.timestamps_without_offsets,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -201,13 +214,14 @@ pub fn run(a: Args, m: &clap::ArgMatches) -> anyhow::Result<()> {
             a.rotate_secs
         ),
         Cookies::Kernel => log::info!(
-            "protecting TCP ports {:?} on {} (XDP {:?}, kernel cookies: MSS only, no TC \
+            "protecting TCP ports {:?} on {} (XDP {:?}, kernel cookies: {}, no TC \
              program); the kernel's cookie keys are its own and rotate by themselves, so \
              --rotate-secs, --master-key-file and `syncookie rotate` change nothing; one SYN per \
              address and port goes to the kernel every {} s",
             a.ports,
             opts.iface,
             a.xdp_mode,
+            syncookie::timestamps::carried(&shield.config),
             a.refresh_secs
         ),
     }

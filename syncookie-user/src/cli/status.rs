@@ -39,8 +39,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     println!("  protected ports    {:?}", st.ports);
     if c.flags & flags::KERNEL_COOKIES != 0 {
         println!(
-            "  cookies            kernel (the kernel's own cookies and keys, MSS only; no TC \
-             program)"
+            "  cookies            kernel (the kernel's own cookies and keys, {}; no TC program)",
+            syncookie::timestamps::carried(&c)
         );
     } else {
         println!("  cookies            own (bpf_sk_assign_tcp_reqsk handoff)");

@@ -17,7 +17,7 @@
 
 use std::{
     io::{Read, Write},
-    net::{SocketAddr, SocketAddrV4, TcpListener, TcpStream},
+    net::{IpAddr, SocketAddr, SocketAddrV4, TcpListener, TcpStream},
     panic::{AssertUnwindSafe, catch_unwind},
     path::{Path, PathBuf},
     process::ExitCode,
@@ -33,6 +33,7 @@ use syncookie_tests::{
     endtoend,
     flood::Flood,
     lab::Lab,
+    negotiated,
     packets::{send_raw_tcp, serve_echo},
 };
 
@@ -50,6 +51,8 @@ const UNSUPPORTED: &str = "not supported: ";
 const LATE_PORT: u16 = 8081;
 /// Kernel mode's refresh period here: short, so that the suite sees a periodic refresh.
 const REFRESH_SECS: u64 = 10;
+/// A third protected port, for the options check's own listener.
+const OPTIONS_PORT: u16 = 8082;
 
 /// How the shield makes and checks its cookies.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -80,7 +83,14 @@ impl Mode {
     fn run_args(self) -> &'static [&'static str] {
         match self {
             Self::Full => &["--cookies", "own"],
-            Self::Kernel => &["--cookies", "kernel", "--refresh-secs", "10"],
+            // With the options (tcp_timestamps=2): the `options` check shows them.
+            Self::Kernel => &[
+                "--cookies",
+                "kernel",
+                "--refresh-secs",
+                "10",
+                "--timestamps-without-offsets",
+            ],
         }
     }
 }
@@ -208,7 +218,7 @@ fn suite(mode: Mode) -> Outcome {
     };
     let lab_ready = started.elapsed();
     let addr = echo_server(&lab, PORT);
-    let mut args = vec!["--ports", "8080,8081"];
+    let mut args = vec!["--ports", "8080,8081,8082"];
     args.extend_from_slice(mode.run_args());
     args.extend_from_slice(container::run_args());
     let daemon = match Daemon::try_start(&lab.server, &lab.server_if, &args) {
@@ -243,6 +253,7 @@ fn suite(mode: Mode) -> Outcome {
     let mut failed = Vec::new();
     let mut checks: Vec<(&'static str, Check)> = vec![
         ("connections", connections),
+        ("options", options),
         ("forged-acks", forged_acks),
         ("flood", flood),
     ];
@@ -375,6 +386,40 @@ fn connections(lab: &Lab, addr: SocketAddr, mode: Mode) -> Result<String, String
     ))
 }
 
+/// Two connections to a new listener, 256 KB each way, over IPv4 and over IPv6: timestamps,
+/// SACK, window scaling and ECN on both ends, with the window scales they agree on (the matrix
+/// prints them). In kernel mode the first SYN is the kernel's (a new listener's stamp) and the
+/// second ours, its options in the kernel's timestamp cookie.
+fn options(lab: &Lab, _addr: SocketAddr, mode: Mode) -> Result<String, String> {
+    let mut seen = Vec::new();
+    for (family, ip) in [
+        ("IPv4", IpAddr::V4(lab.server_ip)),
+        ("IPv6", IpAddr::V6(lab.server_ip6)),
+    ] {
+        let before = stats(lab)?;
+        let kernel_before = lab.kernel_synacks();
+        let conns =
+            negotiated::connect(lab, ip, OPTIONS_PORT, 2).map_err(|e| format!("{family}: {e}"))?;
+        let c = stats(lab)?;
+        let d = |n: &str| counter(&c, n) - counter(&before, n);
+        let (refresh, sent) = (d("syn_refresh"), d("synack_sent"));
+        let kernel = lab.kernel_synacks() - kernel_before;
+        let want_refresh = u64::from(mode == Mode::Kernel);
+        if refresh != want_refresh || sent != 2 - want_refresh || kernel != refresh {
+            return Err(format!(
+                "{family}: syn_refresh +{refresh}, synack_sent +{sent}, SYN-ACKs of the server's \
+                 stack +{kernel} (want {want_refresh}, {}, {want_refresh}): {c}",
+                2 - want_refresh
+            ));
+        }
+        for n in &conns {
+            n.every_option().map_err(|e| format!("{family}: {e}"))?;
+        }
+        seen.push(format!("{family} {}", conns[1]));
+    }
+    Ok(seen.join("; "))
+}
+
 /// Kernel mode: the kernel takes our cookies only while its listener's overflow stamp is
 /// recent (120 s). A listener started now has none, as after two quiet minutes: after a service
 /// restart within the refresh period, its first SYN must still go to the kernel (the stamp
@@ -486,6 +531,18 @@ fn forged_acks(lab: &Lab, addr: SocketAddr, _mode: Mode) -> Result<String, Strin
 /// A bounded spoofed-SYN flood from 198.18.0.0/16 (inside the lab only) while clients connect.
 fn flood(lab: &Lab, addr: SocketAddr, _mode: Mode) -> Result<String, String> {
     let before = stats(lab)?;
+    // A route back to the spoofed sources, as a real host has (its default route): a kernel
+    // mode refresh SYN may be a spoofed one, and the kernel's SYN-ACK to it must leave, to be
+    // counted with the others.
+    let client = lab.client_ip.to_string();
+    lab.server.try_exec(&[
+        &tool("ip"),
+        "route",
+        "replace",
+        "198.18.0.0/16",
+        "via",
+        &client,
+    ])?;
     let flood = Flood::new(lab, PORT);
     let flooding = AtomicBool::new(true);
     let (sent, clients) = thread::scope(|s| {

@@ -366,6 +366,7 @@ fn load_programs(ebpf: &mut Ebpf) {
         .try_into()
         .expect("an XDP program");
     loader::load_retrying(|| kc.load()).unwrap_or_else(|e| panic!("loading the kc program: {e}"));
+    syncookie::kc_tail::install(ebpf).unwrap_or_else(|e| panic!("kc SYN-ACK program: {e}"));
     let tc: &mut SchedClassifier = ebpf
         .program_mut(PROG_TC)
         .expect("the object has the TC program")

@@ -1,19 +1,27 @@
 //! Kernel-cookie mode (`syncookie_kc_xdp`): SYN-ACKs carry the kernel's own cookie (which only
 //! the kernel can check: the program's ACK path asks `bpf_tcp_raw_check_syncookie_ipv4`), with
 //! the MSS option only; forged ACKs are dropped; SYNs go to the kernel while its listener's
-//! overflow stamp is stale, and periodically.
+//! overflow stamp is stale, and periodically. With tcp_timestamps=2 (`flags::KERNEL_TS`), a
+//! timestamp client's SYN-ACK carries every option, in the kernel's own timestamp cookie.
 
 use std::net::{Ipv4Addr, TcpStream};
 
-use syncookie_common::stats::Counter;
+use syncookie_common::{
+    cookie::SynAttrs,
+    kernel_ts,
+    maps::{Config, flags},
+    proto::{TCP_CWR, TCP_ECE, TCP_SYN},
+    stats::Counter,
+};
 use syncookie_tests::{
     frames::{SERVER_IP, Segment, expected_synack, parse_synack, udp4},
     require_root,
 };
 
 use crate::{
-    CLIENT_ISN, CLIENT_PORT, CONFIG, OTHER_PORT, PORT, XDP_DROP, XDP_PASS, XDP_TX,
-    expect::{handshake_ack, linux_syn},
+    CLIENT_ISN, CLIENT_PORT, CLIENT_TSVAL, CLIENT_WSCALE, CONFIG, OTHER_PORT, PORT, XDP_DROP,
+    XDP_PASS, XDP_TX,
+    expect::{Want, expected_options, handshake_ack, linux_syn},
     harness::{Shield, XdpRun, assert_action, assert_untouched},
 };
 
@@ -21,7 +29,11 @@ use crate::{
 /// listener whose overflow stamp is fresh: one handshake through `lo`, which the kernel
 /// answered with its own cookie.
 fn stamped() -> (Shield, std::net::TcpListener, TcpStream) {
-    let s = Shield::new();
+    stamped_with(CONFIG)
+}
+
+fn stamped_with(cfg: Config) -> (Shield, std::net::TcpListener, TcpStream) {
+    let s = Shield::with_config(cfg);
     s.ns.sysctl("net.ipv4.tcp_syncookies", "2");
     let l = s.listen();
     let c = TcpStream::connect((Ipv4Addr::from(SERVER_IP), PORT)).expect("a kernel handshake");
@@ -31,9 +43,13 @@ fn stamped() -> (Shield, std::net::TcpListener, TcpStream) {
 /// Kernel-cookie mode's SYN-ACK to [`linux_syn`] (after the refresh SYN, which the first SYN
 /// to an address and port is: the kernel's), and its ISN, the kernel's own cookie.
 fn kernels_synack(s: &Shield) -> (XdpRun, u32) {
+    kernels_synack_to(s, &linux_syn())
+}
+
+fn kernels_synack_to(s: &Shield, syn: &Segment) -> (XdpRun, u32) {
     let first = Segment::syn(CLIENT_PORT + 1, PORT, CLIENT_ISN).frame();
     assert_untouched(&s.xdp_kc(&first), &first, XDP_PASS, "the refresh SYN");
-    let run = s.xdp_kc(&linux_syn().frame());
+    let run = s.xdp_kc(&syn.frame());
     assert_action(&run, XDP_TX, "a SYN (stamp fresh, refresh not due)");
     let sa = parse_synack(&run.frame).unwrap_or_else(|e| panic!("the SYN-ACK: {e}"));
     let isn = sa.tcp.sequence_number;
@@ -90,6 +106,96 @@ fn syn_gets_the_kernels_cookie_and_its_ack_passes_a_forged_one_is_dropped() {
         ],
         "refresh SYN, SYN, ACK, data, two forged ACKs",
     );
+}
+
+/// CLOCK_MONOTONIC in ms: the kernel's TCP clock (`tcp_clock_ns()`), the timestamp cookie's.
+fn monotonic_ms() -> u64 {
+    let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).expect("clock");
+    t.tv_sec() as u64 * 1000 + t.tv_nsec() as u64 / 1_000_000
+}
+
+#[test]
+fn with_timestamps_2_the_synack_carries_every_option_in_the_kernels_timestamp_cookie() {
+    require_root!();
+    // tcp_ecn on: the client's ECE|CWR asks for ECN, which the cookie keeps too.
+    let cfg = Config {
+        flags: CONFIG.flags | flags::KERNEL_TS | flags::ECN,
+        ..CONFIG
+    };
+    let (s, _l, _c) = stamped_with(cfg);
+    s.ns.sysctl("net.ipv4.tcp_timestamps", "2");
+    // A Linux SYN asking for ECN (ECE|CWR): SACK, timestamps, window scale 7.
+    let syn = linux_syn().with_flags(TCP_SYN | TCP_ECE | TCP_CWR);
+    let before = monotonic_ms();
+    let (run, isn) = kernels_synack_to(&s, &syn);
+    let after = monotonic_ms();
+    let sa = parse_synack(&run.frame).unwrap_or_else(|e| panic!("the SYN-ACK: {e}"));
+    let Some(tsval) = sa.tcp.options_iterator().find_map(|o| match o {
+        Ok(etherparse::TcpOptionElement::Timestamp(val, _)) => Some(val),
+        _ => None,
+    }) else {
+        panic!("no timestamps in the SYN-ACK: {:?}", sa.tcp)
+    };
+    // The kernel's cookie_init_timestamp(): the options in the low 6 bits, the clock above,
+    // at most one period behind it.
+    let sent = SynAttrs {
+        mss: 0,
+        wscale: CLIENT_WSCALE,
+        sack: true,
+        ecn: true,
+    };
+    assert_eq!(kernel_ts::decode(tsval), sent, "TSval {tsval:#x}: options");
+    let lo = ((before & !63) as u32).wrapping_sub(64);
+    assert!(
+        tsval.wrapping_sub(lo) <= (after as u32).wrapping_sub(lo),
+        "TSval {tsval} outside the clock's {lo}..={after} ms"
+    );
+    // Every byte: the kernel's options in its order, ECE, the window with timestamps.
+    let want = Want {
+        ece: true,
+        sack: true,
+        tsecr: Some(CLIENT_TSVAL),
+        wscale: true,
+    };
+    let expected = expected_synack(
+        &syn,
+        isn,
+        CONFIG.window_ts,
+        CONFIG.ttl,
+        true,
+        &expected_options(&want, tsval),
+    );
+    assert_eq!(run.frame, expected, "the SYN-ACK, byte for byte");
+    // The client's ACK echoes it: the kernel's own check takes the cookie.
+    let ack = handshake_ack(&syn, isn, Some(tsval)).frame();
+    assert_untouched(
+        &s.xdp_kc(&ack),
+        &ack,
+        XDP_PASS,
+        "the ACK echoing the cookie",
+    );
+    s.assert_counters(
+        &[
+            (Counter::SynSeen, 2),
+            (Counter::SynRefresh, 1),
+            (Counter::SynackSent, 1),
+            (Counter::AckValid, 1),
+            (Counter::HandoffOk, 1),
+        ],
+        "refresh SYN, SYN with every option, its ACK",
+    );
+    // Without timestamps, the MSS only, as without tcp_timestamps=2.
+    let bare = Segment::syn(CLIENT_PORT + 3, PORT, CLIENT_ISN);
+    let run = s.xdp_kc(&bare.frame());
+    assert_action(&run, XDP_TX, "a SYN without options");
+    let isn = parse_synack(&run.frame)
+        .expect("SYN-ACK")
+        .tcp
+        .sequence_number;
+    let mut mss = vec![2, 4];
+    mss.extend_from_slice(&CONFIG.mss_v4.to_be_bytes());
+    let want = expected_synack(&bare, isn, CONFIG.window, CONFIG.ttl, false, &mss);
+    assert_eq!(run.frame, want, "a SYN-ACK to a SYN without timestamps");
 }
 
 #[test]

@@ -18,6 +18,7 @@ mod forgery;
 mod fuzz;
 mod harness;
 mod ipv6;
+mod kc_ipv6;
 mod kernel_cookies;
 mod locality;
 mod martian;

@@ -17,19 +17,73 @@ pub struct Spec {
     pub distro: &'static str,
     /// An `apt-cache search --names-only` regular expression.
     pub pattern: &'static str,
+    /// A Debian suite the host's apt sources do not have (the package is looked up and
+    /// downloaded through an apt configuration of its own, under the cache: the host's
+    /// sources stay as they are); `None`: the host's sources.
+    pub suite: Option<&'static str>,
 }
 
 pub const KERNELS: &[Spec] = &[
     Spec {
+        // Debian 11 (LTS until 2026); Ubuntu 22.04's 5.15 and RHEL 9's 5.14 are of its age.
+        distro: "Debian 11",
+        pattern: r"^linux-image-5\.10\.0-[0-9]+-cloud-amd64$",
+        suite: Some("bullseye"),
+    },
+    Spec {
         distro: "Debian 12",
         pattern: r"^linux-image-6\.1\.0-[0-9]+-cloud-amd64$",
+        suite: None,
     },
     Spec {
         // Backports and bookworm-security; also the LTS kernel of Debian 13 and RHEL 10.
         distro: "Debian 12, 6.12 LTS",
         pattern: r"^linux-image-6\.12\.[0-9]+\+deb12-cloud-amd64$",
+        suite: None,
     },
 ];
+
+/// The apt options that point apt at `suite`'s own sources, lists and cache under `cache`
+/// (made, and the lists fetched, the first time).
+fn suite_apt(suite: &str, cache: &Path) -> anyhow::Result<Vec<String>> {
+    let dir = cache.join(format!("apt-{suite}"));
+    let (lists, apt_cache) = (dir.join("lists"), dir.join("cache"));
+    std::fs::create_dir_all(lists.join("partial"))?;
+    std::fs::create_dir_all(apt_cache.join("archives/partial"))?;
+    let sources = dir.join("sources.list");
+    std::fs::write(
+        &sources,
+        format!(
+            "deb http://deb.debian.org/debian {suite} main\n\
+             deb http://security.debian.org/debian-security {suite}-security main\n"
+        ),
+    )?;
+    let opts = vec![
+        "-o".into(),
+        format!("Dir::Etc::sourcelist={}", sources.display()),
+        "-o".into(),
+        "Dir::Etc::sourceparts=-".into(),
+        "-o".into(),
+        format!("Dir::State::Lists={}", lists.display()),
+        "-o".into(),
+        format!("Dir::Cache={}", apt_cache.display()),
+    ];
+    let fetched = std::fs::read_dir(&lists)?
+        .filter_map(Result::ok)
+        .any(|e| e.file_name().to_string_lossy().contains("_Packages"));
+    if !fetched {
+        exec(Command::new("apt-get").args(&opts).args(["update", "-q"]))?;
+    }
+    Ok(opts)
+}
+
+/// The apt options for `spec`: none for the host's sources.
+pub fn apt_options(spec: &Spec, cache: &Path) -> anyhow::Result<Vec<String>> {
+    match spec.suite {
+        Some(suite) => suite_apt(suite, cache),
+        None => Ok(Vec::new()),
+    }
+}
 
 /// A kernel package unpacked in the cache.
 pub struct Kernel {
@@ -59,7 +113,7 @@ pub fn fetch(spec: &Spec, package: String, cache: &Path) -> anyhow::Result<Kerne
     std::fs::create_dir_all(&debs)?;
     let deb = match cached_deb(&debs, &package)? {
         Some(d) => d,
-        None => download(&package, &debs)?,
+        None => download(&package, &debs, &apt_options(spec, cache)?)?,
     };
     let version = output(
         Command::new("dpkg-deb")
@@ -92,8 +146,14 @@ pub fn fetch(spec: &Spec, package: String, cache: &Path) -> anyhow::Result<Kerne
 }
 
 /// The newest package name matching the spec, by the numbers in it (6.1.0-57 > 6.1.0-9).
-pub fn newest(spec: &Spec) -> anyhow::Result<String> {
-    let found = output(Command::new("apt-cache").args(["search", "--names-only", spec.pattern]))
+pub fn newest(spec: &Spec, cache: &Path) -> anyhow::Result<String> {
+    let apt = apt_options(spec, cache)?;
+    let found =
+        output(
+            Command::new("apt-cache")
+                .args(&apt)
+                .args(["search", "--names-only", spec.pattern]),
+        )
         .context("apt-cache is needed (a Debian host)")?;
     let mut names: Vec<String> = found
         .lines()
@@ -127,11 +187,12 @@ fn cached_deb(debs: &Path, package: &str) -> anyhow::Result<Option<PathBuf>> {
     Ok(None)
 }
 
-fn download(package: &str, debs: &Path) -> anyhow::Result<PathBuf> {
+fn download(package: &str, debs: &Path, apt: &[String]) -> anyhow::Result<PathBuf> {
     eprintln!("test-kernels: downloading {package}");
     let get = || {
         exec(
             Command::new("apt-get")
+                .args(apt)
                 // The cache belongs to root; apt's sandbox user could not write there.
                 .args(["-q", "-o", "APT::Sandbox::User=root", "download", package])
                 .current_dir(debs),
@@ -139,7 +200,7 @@ fn download(package: &str, debs: &Path) -> anyhow::Result<PathBuf> {
     };
     if get().is_err() {
         // The package lists may name a version the mirror no longer has.
-        exec(Command::new("apt-get").args(["update", "-q"]))?;
+        exec(Command::new("apt-get").args(apt).args(["update", "-q"]))?;
         get()?;
     }
     cached_deb(debs, package)?.with_context(|| {

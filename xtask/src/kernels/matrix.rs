@@ -66,7 +66,11 @@ pub fn rows(
             let skipped = mine.iter().filter(|l| l.contains(" skipped: ")).count();
             let result = mine.iter().find_map(|l| l.strip_prefix("result "));
             let checks = (passed, passed + failed, skipped);
-            let (ok, result) = judge(m, version, result, checks, failure);
+            let (ok, mut result) = judge(m, version, result, checks, failure);
+            // What a connection through the shield negotiated (the `options` check).
+            if let Some(o) = mine.iter().find_map(|l| l.strip_prefix("options ok: ")) {
+                result.push_str(&format!("; {o}"));
+            }
             Row {
                 kernel: kernel.to_string(),
                 mode: m.name,
@@ -194,10 +198,10 @@ mod tests {
         assert!(!r[0].ok);
         assert_eq!(r[0].result, "fail: connections (1/2 checks)");
         let skipping = "smoke: full attach ok: x\nsmoke: full vlan-offload skipped: no 8021q\n\
-                        smoke: full result pass\n";
+                        smoke: full options ok: client ts sack\nsmoke: full result pass\n";
         let r = rows("6.12.117", "6.12.117", skipping, None, 1);
         assert!(r[0].ok);
         assert_eq!(r[0].skipped, 1, "printed SKIPPED, not PASS");
-        assert_eq!(r[0].result, "1/1 checks, 1 skipped");
+        assert_eq!(r[0].result, "2/2 checks, 1 skipped; client ts sack");
     }
 }

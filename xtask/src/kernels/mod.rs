@@ -59,7 +59,7 @@ pub fn run(o: Options) -> anyhow::Result<()> {
         rows.extend(host(&bins[1], &modes)?);
     }
     for spec in fetch::KERNELS {
-        let package = fetch::newest(spec)?;
+        let package = fetch::newest(spec, &cache)?;
         if o.only
             .as_ref()
             .is_some_and(|s| !package.contains(s.as_str()))

@@ -153,7 +153,7 @@ fn syn_plan(
     if unsafe { !bpf_skc_to_mptcp_sock(sk as *mut c_void).is_null() } {
         return SynPlan::Done(Verdict::Pass, Counter::MptcpPassed);
     }
-    if !local::for_this_host(&PinnedLocal, data, end, t) {
+    if !local::for_this_host(&PinnedLocal, data, end, t, verdict::from_lo(ctx)) {
         return SynPlan::Done(Verdict::Pass, Counter::NotLocal);
     }
     if !verdict::from_lo(ctx) && local::from_this_host(&PinnedLocal, t) {
@@ -237,7 +237,7 @@ fn handshake_ack(ctx: &XdpContext, cfg: &Config, t: &Tcp) -> Judged {
         }
         AckJudged::Bad => {}
     }
-    if !local::for_this_host(&PinnedLocal, data, end, t) {
+    if !local::for_this_host(&PinnedLocal, data, end, t, verdict::from_lo(ctx)) {
         return (Verdict::Pass, Some(Counter::NotLocal));
     }
     if cfg.mode == Mode::Monitor as u8 {

@@ -25,14 +25,16 @@ pub trait Local {
     fn reverse_path(&self, a: &[u32; 4]) -> Option<u32>;
 }
 
-/// Whether the kernel would take `t` (in the frame at `data..end`) as its own: a frame for one
-/// of our MACs (broadcast and multicast are not: TCP drops them) to a local destination.
+/// Whether the kernel would take `t` (in the frame at `data..end`, from `lo` or not) as its own:
+/// a frame for one of our MACs (broadcast and multicast are not: TCP drops them) to a local
+/// destination. `lo`'s all-zero address is ours on `lo` only: on a wire, a frame to
+/// 00:00:00:00:00:00 is for another host.
 #[inline(always)]
-pub fn for_this_host(l: &impl Local, data: usize, end: usize, t: &Tcp) -> bool {
+pub fn for_this_host(l: &impl Local, data: usize, end: usize, t: &Tcp, from_lo: bool) -> bool {
     let Some(dst_mac) = read::<6>(data, end, 0) else {
         return false;
     };
-    if !l.mac_local(&dst_mac) {
+    if !l.mac_local(&dst_mac) || (dst_mac == [0; 6] && !from_lo) {
         return false;
     }
     l.addr(&t.daddr, t.is_v6())

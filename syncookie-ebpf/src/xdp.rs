@@ -77,7 +77,13 @@ fn syn(ctx: &XdpContext, cfg: &Config, t: &Tcp) -> Judged {
         }
     }
     // Locality: a wildcard listener matches any destination; answer only for this host.
-    if !local::for_this_host(&PinnedLocal, ctx.data(), ctx.data_end(), t) {
+    if !local::for_this_host(
+        &PinnedLocal,
+        ctx.data(),
+        ctx.data_end(),
+        t,
+        verdict::from_lo(ctx),
+    ) {
         return (Verdict::Pass, Some(Counter::NotLocal));
     }
     if !verdict::from_lo(ctx) && local::from_this_host(&PinnedLocal, t) {
@@ -146,7 +152,13 @@ fn handshake_ack(ctx: &XdpContext, cfg: &Config, t: &Tcp) -> Judged {
         AckCheck::Bad => Counter::AckBadCookie,
     };
     // Locality: another host's flow (forwarded or bridged) is not ours to drop.
-    if !local::for_this_host(&PinnedLocal, ctx.data(), ctx.data_end(), t) {
+    if !local::for_this_host(
+        &PinnedLocal,
+        ctx.data(),
+        ctx.data_end(),
+        t,
+        verdict::from_lo(ctx),
+    ) {
         return (Verdict::Pass, Some(Counter::NotLocal));
     }
     // Not one of ours. The kernel's own cookie (for a SYN we left to it) is its to check.

@@ -39,13 +39,8 @@ pub(super) fn local() -> Result<Local, LocalError> {
         for a in link.attributes {
             match a {
                 // Ethernet-like links only: tunnels and other L3 devices have no 6-byte
-                // address, and `lo`'s is all zero (a frame to 00:00:00:00:00:00 on a wire is
-                // not for this host).
-                LinkAttribute::Address(mac) => {
-                    addr = <[u8; 6]>::try_from(mac.as_slice())
-                        .ok()
-                        .filter(|m| *m != [0; 6]);
-                }
+                // address. `lo`'s is all zero: the programs take that one on `lo` only.
+                LinkAttribute::Address(mac) => addr = <[u8; 6]>::try_from(mac.as_slice()).ok(),
                 LinkAttribute::IfName(n) => name = Some(n),
                 _ => {}
             }

@@ -7,22 +7,20 @@ use syncookie_common::stats::Counter;
 use syncookie_tests::{frames::Segment, require_root};
 
 use crate::{
-    CLIENT_PORT, KEY1, PORT, XDP_DROP, XDP_PASS,
+    CLIENT_PORT, KEY1, PORT, XDP_DROP, XDP_PASS, XDP_TX,
     expect::{
         assert_synack_for, cookie_for, handshake_ack, key, linux_attrs, linux_syn, linux_want,
     },
-    harness::{Shield, assert_action, assert_untouched},
+    harness::{Shield, WIRE_CLIENT, WIRE_IP, assert_action, assert_untouched},
 };
 
 /// A destination no route of the test's namespace makes local.
 const FAR: [u8; 4] = [10, 99, 0, 5];
 /// A MAC that no interface of the namespace has, broadcast, and an IPv4 multicast MAC.
-const OTHER_MACS: [[u8; 6]; 4] = [
+const OTHER_MACS: [[u8; 6]; 3] = [
     [0x02, 0, 0, 0, 0, 0x99],
     [0xff; 6],
     [0x01, 0x00, 0x5e, 0x00, 0x00, 0x01],
-    // What SC_LOCAL_HINTS holds while the interface's MAC is not known: never a match.
-    [0; 6],
 ];
 
 #[test]
@@ -101,6 +99,34 @@ fn bad_or_expired_ack_to_another_host_passes_untouched() {
     s.assert_counters(
         &[(Counter::NotLocal, 3), (Counter::AckBadCookie, 1)],
         "a bad ACK to this host",
+    );
+}
+
+/// `lo`'s address is all zero, and the kernel takes any frame on `lo`; on a wire, a frame to
+/// 00:00:00:00:00:00 is for another host (PACKET_OTHERHOST), and so is its SYN. (It is also
+/// what SC_LOCAL_HINTS holds while the interface's MAC is not known: never a match.)
+#[test]
+fn syn_to_the_zero_mac_is_ours_on_lo_only() {
+    require_root!();
+    let s = Shield::new();
+    let ifindex = s.wire();
+    let _l = s.listen_any();
+    let mut syn = linux_syn();
+    syn.dst_mac = [0; 6];
+    syn.src = WIRE_CLIENT.octets();
+    syn.dst = WIRE_IP.octets();
+    let input = syn.frame();
+    let run = s.xdp_on(&input, ifindex);
+    assert_untouched(&run, &input, XDP_PASS, "a SYN to the zero MAC on a wire");
+    // The positive control: the same frame on `lo` is answered.
+    assert_action(&s.xdp(&input), XDP_TX, "a SYN to the zero MAC on lo");
+    s.assert_counters(
+        &[
+            (Counter::SynSeen, 2),
+            (Counter::NotLocal, 1),
+            (Counter::SynackSent, 1),
+        ],
+        "a SYN to the zero MAC on a wire, then on lo",
     );
 }
 

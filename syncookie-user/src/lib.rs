@@ -1,6 +1,7 @@
 //! The syncookie daemon as a library: load and attach the programs, rotate cookie keys, read
 //! counters. The `syncookie` binary is a thin CLI over it; the tests use it directly.
 
+pub mod btf_fix;
 pub mod config;
 pub mod counters;
 pub mod ebpf_log;

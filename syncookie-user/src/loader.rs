@@ -21,7 +21,7 @@ use syncookie_common::maps::{
 };
 
 use crate::{
-    EBPF_OBJECT,
+    EBPF_OBJECT, btf_fix,
     kernel::{self, Cookies, KernelError},
     keys::{KeyError, Keys},
     kfunc::{self, KfuncError},
@@ -44,6 +44,8 @@ pub enum LoadError {
     Sysctl(#[from] SysctlError),
     #[error(transparent)]
     Kfunc(#[from] KfuncError),
+    #[error(transparent)]
+    BtfFix(#[from] crate::btf_fix::BtfFixError),
     #[error(transparent)]
     Pin(#[from] PinError),
     #[error(transparent)]
@@ -221,7 +223,8 @@ fn map_err(name: &'static str) -> impl Fn(aya::maps::MapError) -> LoadError {
 /// The eBPF object with its kfunc calls linked against the running kernel.
 pub fn linked_object() -> Result<Vec<u8>, LoadError> {
     let ids = kfunc::kernel_btf_ids()?;
-    let (obj, _) = kfunc::patch(EBPF_OBJECT, &[KFUNC_ASSIGN_REQSK], ids)?;
+    let (mut obj, _) = kfunc::patch(EBPF_OBJECT, &[KFUNC_ASSIGN_REQSK], ids)?;
+    btf_fix::sanitize(&mut obj)?;
     Ok(obj)
 }
 
@@ -233,7 +236,10 @@ pub fn object_for(cookies: Cookies) -> Result<Vec<u8>, LoadError> {
     match cookies {
         Cookies::Own => linked_object(),
         Cookies::Kernel => {
-            Ok(kfunc::patch(EBPF_OBJECT, &[KFUNC_ASSIGN_REQSK], |_| Some(u32::MAX))?.0)
+            let (mut obj, _) =
+                kfunc::patch(EBPF_OBJECT, &[KFUNC_ASSIGN_REQSK], |_| Some(u32::MAX))?;
+            btf_fix::sanitize(&mut obj)?;
+            Ok(obj)
         }
     }
 }

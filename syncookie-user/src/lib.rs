@@ -17,6 +17,7 @@ pub mod pins;
 pub mod policy;
 pub mod privilege;
 pub mod resend;
+pub mod share;
 pub mod state;
 pub mod sysctl;
 pub mod vlan;

@@ -11,6 +11,7 @@ pub mod handshakes;
 pub mod lab;
 pub mod netns;
 pub mod packets;
+pub mod share;
 pub mod synspace;
 
 /// The lab's eBPF object (lab-ebpf/: test, demo and bench programs), built by build.rs.

@@ -39,6 +39,9 @@ const MATRIX_PACKAGES: &[(&str, &str)] = &[
     ("xz", "xz-utils"),
     ("dpkg-deb", "dpkg"),
     ("apt-cache", "apt"),
+    // The hook-sharing check runs Debian's xdp-tools 1.3.1 beside the shield (libxdp1, its
+    // dispatcher object, comes with it).
+    ("xdp-loader", "xdp-tools"),
 ];
 const MIN_KERNEL: (u32, u32) = (6, 9);
 

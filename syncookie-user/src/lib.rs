@@ -31,7 +31,7 @@ pub static EBPF_OBJECT: &[u8] =
 mod tests {
     use std::collections::BTreeSet;
 
-    use syncookie_common::maps::{PROG_TC, PROG_XDP, SHIELD_MAPS, kernel_cookies};
+    use syncookie_common::maps::{PROG_TC, PROG_XDP, PROG_XDP_EXT, SHIELD_MAPS, kernel_cookies};
 
     /// The daemon embeds the shield and nothing else: no lab or bench program ships with it.
     #[test]
@@ -40,7 +40,13 @@ mod tests {
         let progs: BTreeSet<&str> = obj.programs.keys().map(String::as_str).collect();
         assert_eq!(
             progs,
-            BTreeSet::from([PROG_XDP, PROG_TC, kernel_cookies::PROG_XDP])
+            BTreeSet::from([
+                PROG_XDP,
+                PROG_XDP_EXT,
+                PROG_TC,
+                kernel_cookies::PROG_XDP,
+                kernel_cookies::PROG_XDP_EXT
+            ])
         );
         let maps: BTreeSet<&str> = obj
             .maps

@@ -75,9 +75,9 @@ pub enum ShareError {
     #[error(
         "this kernel ({kernel}) lets no program that changes packets (the shield rewrites SYNs \
          into SYN-ACKs) into a slot of libxdp 1.3's dispatcher, whose slots do not: run the \
-         shield alone (`xdp-loader unload IF --all` first, or another interface)"
+         shield alone (`xdp-loader unload {iface} --all` first, or another interface)"
     )]
-    PacketData { kernel: String },
+    PacketData { kernel: String, iface: String },
     #[error("the XDP program on {iface} kept changing while the shield joined: try again")]
     Busy { iface: String },
     #[error("{what}")]

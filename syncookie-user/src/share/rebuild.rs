@@ -107,8 +107,11 @@ impl Hook {
                         &mut *add.as_mut().expect("only with add").0
                     }
                 };
-                if let Err(e) = link(ext, &dfd, &target, &dir, slot) {
+                if let Err(mut e) = link(ext, &dfd, &target, &dir, slot) {
                     remove_dir(Some(&dir));
+                    if let ShareError::PacketData { iface, .. } = &mut e {
+                        iface.clone_from(&self.iface);
+                    }
                     return Err(e);
                 }
             }
@@ -199,6 +202,7 @@ fn link(
                 {
                     ShareError::PacketData {
                         kernel: crate::kfunc::kernel_release(),
+                        iface: String::new(), // the caller names it
                     }
                 }
                 _ => bpf(what())(e),

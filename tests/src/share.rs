@@ -1,9 +1,10 @@
 //! The smoke suite's hook-sharing check: the shield in libxdp's multi-program dispatcher beside
 //! Debian's xdp-tools 1.3.1, in both orders (`xdp-filter load` first, then `syncookie run`; and
-//! `syncookie run --xdp-share` first, then `xdp-filter load` and `xdp-loader load`). It needs
-//! a kernel that loads `freplace` programs: where libxdp itself cannot build a dispatcher (it
-//! then loads xdp-filter alone, as on this project's own VM kernel) the check is skipped,
-//! loudly, never passed.
+//! `syncookie run --xdp-share` first, then `xdp-filter load` and `xdp-loader load`), leaving
+//! by `kill -9` and `syncookie detach` in the first, by a restart and a stop in the second.
+//! It needs a kernel that loads `freplace` programs: where libxdp itself cannot build a
+//! dispatcher (it then loads xdp-filter alone, as on this project's own VM kernel) the check is
+//! skipped, loudly, never passed.
 
 use std::{
     io::{Read, Write},
@@ -70,10 +71,13 @@ pub fn both_orders(
     };
     t.listed(&[ext, FILTER], &[])?;
     let sent = t.answered(open, dropped)?;
-    if !d.stop() {
+    // A crash, then `syncookie detach` (the second order stops the daemon instead).
+    d.kill();
+    let out = syncookie_in(&lab.server, &["detach", "--iface", &lab.server_if]);
+    if !out.status.success() {
         return Err(format!(
-            "run did not stop cleanly: {}",
-            d.output.lock().unwrap()
+            "syncookie detach: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
         ));
     }
     // Only the shield left: the filter still drops, the kernel answers the rest.
@@ -85,7 +89,10 @@ pub fn both_orders(
     t.dispatchers(1)?;
     t.run(&["xdp-filter", "unload", &lab.server_if])?;
     t.dispatchers(0)?;
-    let first = format!("filter first: shield joined, {sent} SYN-ACKs, left alone");
+    let first = format!(
+        "filter first: shield joined, {sent} SYN-ACKs; after kill -9, `syncookie detach` left \
+         xdp-filter alone"
+    );
     // Order 2: the shield first, starting a dispatcher, then xdp-filter and xdp-loader.
     let share: Vec<&str> = args.iter().copied().chain(["--xdp-share"]).collect();
     let mut d = Daemon::try_start(&lab.server, &lab.server_if, &share)?;

@@ -177,6 +177,7 @@ pub fn run(setup: Setup, p: &Params) -> ConnRate {
                     cookies: Some(syncookie::kernel::Cookies::Own),
                     refresh_secs: syncookie_common::maps::kernel_cookies::DEFAULT_REFRESH_SECS,
                     timestamps_2: false,
+                    share: Default::default(),
                 })
                 .unwrap_or_else(|e| panic!("attaching the shield ({mode:?}): {e}")),
             )

@@ -355,6 +355,7 @@ pub fn run(kind: Kind, p: &Params) -> Outcome {
             cookies: Some(syncookie::kernel::Cookies::Own),
             refresh_secs: syncookie_common::maps::kernel_cookies::DEFAULT_REFRESH_SECS,
             timestamps_2: false,
+            share: Default::default(),
         })
         .unwrap_or_else(|e| panic!("attaching the shield ({mode:?}): {e}"))
     }));

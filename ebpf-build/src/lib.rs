@@ -39,6 +39,11 @@ pub fn build(crate_dir: &str, bins: &[&str]) {
             );
         }
     }
+    // The shield's crate has a build script (BTF for its binary).
+    println!(
+        "cargo:rerun-if-changed={}",
+        root.join("syncookie-ebpf/build.rs").display()
+    );
     // One target directory for every eBPF build of this workspace (the shield's and the lab's,
     // debug and release host builds, the static musl release): `core` is built once.
     // `$OUT_DIR` is `<target>/<profile>/build/<pkg>/out`, or with `--target`

@@ -68,6 +68,9 @@ pub const SHIELD_MAPS: &[&str] = &[
     MAP_AUTO_UNANSWERED,
 ];
 pub const PROG_XDP: &str = "syncookie_xdp";
+/// The same program built as an `freplace` extension, for a slot of libxdp's multi-program
+/// dispatcher (the kernel keeps 15 characters of a program's name: this one fits).
+pub const PROG_XDP_EXT: &str = "syncookie_ext";
 /// Pinned bpf_links (next to the maps): the shield stays attached if the daemon dies, and the
 /// next `run` takes the links over and swaps its programs in atomically.
 pub const LINK_XDP: &str = "link_xdp";
@@ -88,6 +91,8 @@ pub mod kernel_cookies {
     /// [`PROG_XDP`] through `SC_KC_TAIL[0]`: a program of its own, so that the verifier checks
     /// the option walk apart from the rest (together they passed its 1M budget).
     pub const PROG_SYNACK: &str = "syncookie_kc_synack";
+    /// Its `freplace` twin for libxdp's dispatcher (see [`super::PROG_XDP_EXT`]).
+    pub const PROG_XDP_EXT: &str = "syncookie_kcext";
     /// `SC_KC_CONF` index: nanoseconds between refresh SYNs per address and port.
     pub const KC_REFRESH_NS: u32 = 0;
     pub const KC_CONF_LEN: u32 = 1;

@@ -7,7 +7,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use crate::{kernel::Cookies, loader::XdpModeArg, policy::ModeArg};
+use crate::{kernel::Cookies, loader::XdpModeArg, policy::ModeArg, share::Actions};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -43,6 +43,9 @@ pub enum OnExit {
 pub struct RunFile {
     pub ports: Option<Vec<u16>>,
     pub xdp_mode: Option<XdpModeArg>,
+    pub xdp_share: Option<bool>,
+    pub xdp_priority: Option<u32>,
+    pub xdp_chain: Option<Actions>,
     pub mode: Option<ModeArg>,
     pub engage_rate: Option<u32>,
     pub synack_rate: Option<u32>,
@@ -128,6 +131,13 @@ mod tests {
         assert_eq!(f.cookies, Some(Cookies::Kernel));
         assert_eq!(f.refresh_secs, Some(10));
         assert_eq!(f.timestamps_without_offsets, Some(true));
+        let f = parse("xdp-share = true\nxdp-priority = 5\nxdp-chain = [\"pass\", \"drop\"]\n")
+            .unwrap();
+        assert_eq!(
+            (f.xdp_share, f.xdp_priority, f.xdp_chain),
+            (Some(true), Some(5), Some(Actions(0b110)))
+        );
+        assert!(parse("xdp-chain = [\"jump\"]").is_err());
         assert!(parse("cookies = \"theirs\"").is_err());
     }
 

@@ -1,6 +1,7 @@
 //! The syncookie daemon as a library: load and attach the programs, rotate cookie keys, read
 //! counters. The `syncookie` binary is a thin CLI over it; the tests use it directly.
 
+pub mod btf_fix;
 pub mod config;
 pub mod counters;
 pub mod ebpf_log;
@@ -17,6 +18,7 @@ pub mod pins;
 pub mod policy;
 pub mod privilege;
 pub mod resend;
+pub mod share;
 pub mod state;
 pub mod sysctl;
 pub mod timestamps;
@@ -31,7 +33,7 @@ pub static EBPF_OBJECT: &[u8] =
 mod tests {
     use std::collections::BTreeSet;
 
-    use syncookie_common::maps::{PROG_TC, PROG_XDP, SHIELD_MAPS, kernel_cookies};
+    use syncookie_common::maps::{PROG_TC, PROG_XDP, PROG_XDP_EXT, SHIELD_MAPS, kernel_cookies};
 
     /// The daemon embeds the shield and nothing else: no lab or bench program ships with it.
     #[test]
@@ -42,9 +44,11 @@ mod tests {
             progs,
             BTreeSet::from([
                 PROG_XDP,
+                PROG_XDP_EXT,
                 PROG_TC,
                 kernel_cookies::PROG_XDP,
-                kernel_cookies::PROG_SYNACK
+                kernel_cookies::PROG_SYNACK,
+                kernel_cookies::PROG_XDP_EXT
             ])
         );
         let maps: BTreeSet<&str> = obj

@@ -115,24 +115,20 @@ impl fmt::Display for XdpOwner {
         if let Some(l) = self.link_id {
             write!(f, ", held by BPF link {l}")?;
         }
-        if self.is_libxdp_dispatcher() {
+        // The shield shares the hook only through libxdp's dispatcher (share.rs).
+        if let Some(l) = self.link_id {
             write!(
                 f,
-                ". It is libxdp's multi-program dispatcher: the shield does not join it (it needs \
-                 the XDP hook to itself); remove it with `xdp-loader unload {iface} --all`"
-            )
-        } else if let Some(l) = self.link_id {
-            write!(
-                f,
-                ". The shield needs the XDP hook to itself (libxdp's multi-program dispatcher is \
-                 not supported): stop the program that attached it, or remove the link with \
+                ". The shield shares the XDP hook only through libxdp's dispatcher: load that \
+                 program with `xdp-loader load {iface} PROG.o` instead, or remove its link with \
                  `bpftool link detach id {l}` (and its pin, if it is pinned)"
             )
         } else {
             write!(
                 f,
-                ". The shield needs the XDP hook to itself (libxdp's multi-program dispatcher is \
-                 not supported): remove it with `ip link set dev {iface} {} off`",
+                ". The shield shares the XDP hook only through libxdp's dispatcher: load that \
+                 program with `xdp-loader load {iface} PROG.o` instead, or remove it with `ip \
+                 link set dev {iface} {} off`",
                 self.mode.ip_keyword()
             )
         }
@@ -181,7 +177,7 @@ fn align4(n: usize) -> usize {
 }
 
 /// `RTM_GETLINK` for one interface: the id and mode of its XDP program.
-fn xdp_query(ifindex: u32) -> std::io::Result<Option<(u32, XdpAttachMode)>> {
+pub(crate) fn xdp_query(ifindex: u32) -> std::io::Result<Option<(u32, XdpAttachMode)>> {
     let sock = socket(
         AddressFamily::Netlink,
         SockType::Raw,
@@ -387,7 +383,7 @@ mod tests {
         let m = o.to_string();
         assert!(m.contains("id 42 `xdp_fw`"), "{m}");
         assert!(m.contains("`ip link set dev eth0 xdp off`"), "{m}");
-        assert!(m.contains("dispatcher is not supported"), "{m}");
+        assert!(m.contains("only through libxdp's dispatcher"), "{m}");
         assert!(!m.contains("skb"), "{m}");
         let l = XdpOwner {
             link_id: Some(9),
@@ -395,12 +391,6 @@ mod tests {
         }
         .to_string();
         assert!(l.contains("bpftool link detach id 9"), "{l}");
-        let d = XdpOwner {
-            name: Some(LIBXDP_DISPATCHER.into()),
-            ..o
-        }
-        .to_string();
-        assert!(d.contains("xdp-loader unload eth0 --all"), "{d}");
     }
 
     /// `lo` exists in every namespace and has no XDP program of ours.

@@ -12,6 +12,7 @@ pub mod lab;
 pub mod negotiated;
 pub mod netns;
 pub mod packets;
+pub mod share;
 pub mod synspace;
 
 /// The lab's eBPF object (lab-ebpf/: test, demo and bench programs), built by build.rs.

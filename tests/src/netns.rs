@@ -52,7 +52,57 @@ pub struct Netns {
     pub name: String,
 }
 
+/// A namespace named for `tag` with a veth pair in it (native XDP), both ends up; returns the
+/// namespace and the first end's name.
+pub fn with_veth(tag: &str) -> (Netns, String) {
+    let name = unique(tag);
+    let ns = Netns::new(&name);
+    let peer = format!("{name}p");
+    ns.exec(&[
+        "ip", "link", "add", &name, "type", "veth", "peer", "name", &peer,
+    ]);
+    for i in [&name, &peer] {
+        ns.exec(&["ip", "link", "set", i, "up"]);
+    }
+    ns.sysctl("net.ipv4.tcp_syncookies", "1");
+    (ns, name)
+}
+
+/// An XDP program attached through netlink in generic mode from its pin (as `ip link set dev
+/// X xdp obj ...` and libxdp attach): the pin goes on drop, the attachment with the namespace.
+pub struct PinnedXdp(String);
+
+impl Drop for PinnedXdp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 impl Netns {
+    /// Pins `prog` (loaded) under /sys/fs/bpf as `<iface>_<tag>` and attaches it to `iface`.
+    pub fn attach_generic(
+        &self,
+        iface: &str,
+        prog: &mut aya::programs::Xdp,
+        tag: &str,
+    ) -> PinnedXdp {
+        syncookie::pins::ensure_bpffs(std::path::Path::new("/sys/fs/bpf")).unwrap();
+        let pin = format!("/sys/fs/bpf/{iface}_{tag}");
+        prog.pin(&pin).expect("pin the XDP program");
+        let pinned = PinnedXdp(pin);
+        self.exec(&[
+            "ip",
+            "link",
+            "set",
+            "dev",
+            iface,
+            "xdpgeneric",
+            "pinned",
+            &pinned.0,
+        ]);
+        pinned
+    }
+
     pub fn new(name: &str) -> Self {
         sh(&["ip", "netns", "add", name]);
         let ns = Self { name: name.into() };

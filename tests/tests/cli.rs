@@ -24,7 +24,7 @@ use syncookie_common::{
 };
 use syncookie_tests::{
     daemon::{Daemon, bin},
-    netns::{Netns, unique},
+    netns::{Netns, unique, with_veth},
     require_root,
 };
 
@@ -77,21 +77,6 @@ fn with_bridge(tag: &str) -> (Netns, String) {
     let ns = Netns::new(&name);
     ns.exec(&["ip", "link", "add", &name, "type", "bridge"]);
     ns.exec(&["ip", "link", "set", &name, "up"]);
-    (ns, name)
-}
-
-/// A namespace with a veth pair (native XDP); returns the first end's name.
-fn with_veth(tag: &str) -> (Netns, String) {
-    let name = unique(tag);
-    let ns = Netns::new(&name);
-    let peer = format!("{name}p");
-    ns.exec(&[
-        "ip", "link", "add", &name, "type", "veth", "peer", "name", &peer,
-    ]);
-    for i in [&name, &peer] {
-        ns.exec(&["ip", "link", "set", i, "up"]);
-    }
-    ns.sysctl("net.ipv4.tcp_syncookies", "1");
     (ns, name)
 }
 
@@ -283,8 +268,8 @@ fn another_xdp_link_is_named_with_its_link() {
              held by BPF link "
         );
         assert!(e.starts_with(&head), "{e}");
-        once(e, "the XDP hook to itself");
-        once(e, "libxdp's multi-program dispatcher is not supported");
+        once(e, "shares the XDP hook only through libxdp's dispatcher");
+        once(e, "`xdp-loader load ");
         once(e, "`bpftool link detach id ");
         assert!(!e.contains("--xdp-mode"), "wrong hint: {e}");
         assert_eq!(e.lines().count(), 1, "{e}");
@@ -296,39 +281,18 @@ fn another_xdp_link_is_named_with_its_link() {
 fn another_xdp_program_is_named_with_how_to_remove_it() {
     require_root!();
     let (ns, iface) = with_veth("ce");
-    // Attached through netlink, as `ip link set dev X xdp obj ...` does.
-    ensure_bpffs(Path::new("/sys/fs/bpf")).unwrap();
-    let pin = format!("/sys/fs/bpf/{iface}_pass");
     let mut ebpf = lab_pass();
-    {
-        let p: &mut Xdp = ebpf.program_mut(prog::PASS).unwrap().try_into().unwrap();
-        p.pin(&pin).expect("pin lab_pass");
-    }
-    struct Unpin(String);
-    impl Drop for Unpin {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_file(&self.0);
-        }
-    }
-    let _unpin = Unpin(pin.clone());
-    ns.exec(&[
-        "ip",
-        "link",
-        "set",
-        "dev",
-        &iface,
-        "xdpgeneric",
-        "pinned",
-        &pin,
-    ]);
+    let p: &mut Xdp = ebpf.program_mut(prog::PASS).unwrap().try_into().unwrap();
+    let _attached = ns.attach_generic(&iface, p, "pass");
     let id = prog_id(&ebpf);
     let o = syncookie(&ns, &["run", "--iface", &iface, "--ports", "80"]);
     assert_fails_with(
         &o,
         &format!(
             "{iface} already has an XDP program: id {id} `lab_pass`, generic (skb) mode. The \
-             shield needs the XDP hook to itself (libxdp's multi-program dispatcher is not \
-             supported): remove it with `ip link set dev {iface} xdpgeneric off`"
+             shield shares the XDP hook only through libxdp's dispatcher: load that program with \
+             `xdp-loader load {iface} PROG.o` instead, or remove it with `ip link set dev {iface} \
+             xdpgeneric off`"
         ),
     );
     assert_left_only(&ns, &iface, Some(id));

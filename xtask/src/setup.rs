@@ -27,6 +27,9 @@ const PACKAGES: &[(&str, &str)] = &[
     ("sysctl", "procps"),
     // Firewall tests (conntrack rulesets) and the bench's netfilter SYNPROXY scenario.
     ("nft", "nftables"),
+    // Hook sharing: libxdp's dispatcher object (libxdp1 comes with xdp-tools) for the tests,
+    // and Debian's xdp-tools 1.3.1 beside the shield in the smoke suite.
+    ("xdp-loader", "xdp-tools"),
 ];
 /// `test-kernels`: boots Debian's kernels (TCG) with an initramfs made of busybox, the host's
 /// tools and our binaries; depmod writes the modules.dep the kernel packages leave out.

@@ -26,7 +26,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         println!("{}: not attached", a.target.iface);
     } else {
         // Unpinned links nobody holds are destroyed: that detaches the programs.
-        syncookie::loader::remove_pinned(&pins)?;
+        syncookie::loader::remove_pinned(&pins, &a.target.iface)?;
         println!("{}: detached", a.target.iface);
     }
     drop(lock);

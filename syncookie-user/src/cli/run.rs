@@ -15,6 +15,7 @@ use syncookie::{
     policy::{self, ModeArg, Policy},
     privilege,
     resend::{self, Resender},
+    share::{self, Actions, RunConfig},
 };
 use syncookie_common::maps::kernel_cookies;
 use tokio::signal::unix::{SignalKind, signal};
@@ -42,6 +43,19 @@ pub struct Args {
     /// native: in the driver (fastest); skb: generic XDP, works on any interface.
     #[arg(long, value_enum, default_value = "native")]
     xdp_mode: XdpModeArg,
+    /// Start libxdp's multi-program dispatcher on an interface with no XDP program, so that
+    /// `xdp-loader` and `xdp-filter` can add theirs later. Without it the shield attaches alone
+    /// there; on an interface where libxdp already runs programs it always joins them.
+    #[arg(long)]
+    xdp_share: bool,
+    /// In libxdp's dispatcher: the shield's run priority (lower runs first; xdp-filter runs
+    /// at 10, before the shield).
+    #[arg(long, value_name = "N", default_value_t = RunConfig::default().priority)]
+    xdp_priority: u32,
+    /// In libxdp's dispatcher: the shield's verdicts after which the next program runs
+    /// (aborted, drop, pass, tx, redirect); any other ends the chain. E.g. --xdp-chain pass
+    #[arg(long, value_name = "ACTIONS", default_value = "pass")]
+    xdp_chain: Actions,
     /// Seconds between key rotations; a cookie is valid for one to two periods.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
     rotate_secs: u64,
@@ -120,6 +134,9 @@ fn merge(mut a: Args, m: &clap::ArgMatches) -> anyhow::Result<Args> {
         ports,
         on_exit,
         xdp_mode,
+        xdp_share,
+        xdp_priority,
+        xdp_chain,
         mode,
         engage_rate,
         synack_rate,
@@ -182,6 +199,13 @@ pub fn run(a: Args, m: &clap::ArgMatches) -> anyhow::Result<()> {
         cookies: a.cookies,
         refresh_secs: a.refresh_secs,
         timestamps_2: a.timestamps_without_offsets,
+        share: share::Settings {
+            create: a.xdp_share,
+            run: RunConfig {
+                priority: a.xdp_priority,
+                chain: a.xdp_chain.0,
+            },
+        },
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -27,6 +27,7 @@ use std::{
 };
 
 use syncookie::pins::DEFAULT_ROOT;
+use syncookie_common::maps::{PROG_XDP_EXT, kernel_cookies};
 use syncookie_tests::{
     container,
     daemon::{Daemon, command_in, syncookie_in},
@@ -35,6 +36,7 @@ use syncookie_tests::{
     lab::Lab,
     negotiated,
     packets::{send_raw_tcp, serve_echo},
+    share::{self, Shared},
 };
 
 const PORT: u16 = 8080;
@@ -49,6 +51,8 @@ const UNSUPPORTED: &str = "not supported: ";
 
 /// A second protected port, whose listener starts late (kernel mode's stamp check).
 const LATE_PORT: u16 = 8081;
+/// The share check's port that an xdp-filter rule drops.
+const SHARE_DROPPED_PORT: u16 = 8082;
 /// Kernel mode's refresh period here: short, so that the suite sees a periodic refresh.
 const REFRESH_SECS: u64 = 10;
 /// A third protected port, for the options check's own listener.
@@ -268,6 +272,7 @@ fn suite(mode: Mode) -> Outcome {
     if !report(mode, "detach", guarded(|| detach(&lab, daemon))) {
         failed.push("detach");
     }
+    share_check(&lab, addr, mode, &mut failed);
     match guarded(|| vlan_offload(&lab, mode)) {
         Ok(Vlan::Skipped(why)) => println!("smoke: {} vlan-offload skipped: {why}", mode.name()),
         r => {
@@ -283,6 +288,34 @@ fn suite(mode: Mode) -> Outcome {
         Outcome::Pass
     } else {
         Outcome::Fail(failed)
+    }
+}
+
+/// The shield in libxdp's dispatcher beside xdp-filter and xdp-loader (tests/src/share.rs).
+fn share_check(lab: &Lab, addr: SocketAddr, mode: Mode, failed: &mut Vec<&'static str>) {
+    let m = mode.name();
+    if container::image().is_some() {
+        println!("smoke: {m} share skipped: the image has no libxdp dispatcher object");
+        return;
+    }
+    let dropped = echo_server(lab, SHARE_DROPPED_PORT);
+    let ext = match mode {
+        Mode::Full => PROG_XDP_EXT,
+        Mode::Kernel => kernel_cookies::PROG_XDP_EXT,
+    };
+    let ports = format!("{PORT},{SHARE_DROPPED_PORT}");
+    let mut args = vec!["--ports", ports.as_str()];
+    args.extend_from_slice(mode.run_args());
+    match guarded(|| share::both_orders(lab, addr, dropped, ext, &args)) {
+        Ok(Shared::Skipped(why)) => println!("smoke: {m} share skipped: {why}"),
+        r => {
+            let r = r.map(|s| match s {
+                Shared::Checked(d) | Shared::Skipped(d) => d,
+            });
+            if !report(mode, "share", r) {
+                failed.push("share");
+            }
+        }
     }
 }
 

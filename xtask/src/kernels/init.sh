@@ -10,6 +10,8 @@ mount -t devtmpfs dev /dev
 # `ip netns add` keeps its namespaces under /run/netns.
 mount -t tmpfs run /run
 mount -t tmpfs tmp /tmp
+# libxdp pins its dispatchers under /sys/fs/bpf/xdp, where the shield finds them.
+mount -t bpf bpf /sys/fs/bpf
 for m in $(cat /etc/modules); do
 	insmod "/lib/modules/$m.ko" || echo "smoke: insmod $m failed"
 done

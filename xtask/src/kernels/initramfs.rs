@@ -26,7 +26,10 @@ const MODULES: &[&str] = &["veth", "sch_ingress", "cls_bpf"];
 /// loudly that it skipped it where the package has no 8021q (Debian's cloud kernels have it).
 const VLAN_MODULE: &str = "8021q";
 /// Host tools the lab runs (busybox has an `ip` and a `tc`, too small for it).
-const HOST_TOOLS: &[&str] = &["ip", "tc", "ethtool"];
+const HOST_TOOLS: &[&str] = &["ip", "tc", "ethtool", "xdp-loader", "xdp-filter"];
+/// libxdp's objects (the dispatcher, xdp-filter's programs), where libxdp1 and xdp-tools put
+/// them: the smoke suite's hook-sharing check runs Debian's xdp-tools beside the shield.
+const LIBXDP_OBJECTS: &str = "usr/lib/x86_64-linux-gnu/bpf";
 const INIT: &str = include_str!("init.sh");
 
 /// Builds `<dir>/initramfs.cpio` for `k` with the static `daemon` and the binaries `bins`
@@ -59,6 +62,12 @@ pub fn build(k: &Kernel, daemon: &Path, bins: &[PathBuf], dir: &Path) -> anyhow:
         let path = which(tool)?;
         copy(&path, &tree.join("usr/sbin").join(tool))?;
         libs.extend(shared_libs(&path)?);
+    }
+    let objs = Path::new("/").join(LIBXDP_OBJECTS);
+    std::fs::create_dir_all(tree.join(LIBXDP_OBJECTS))?;
+    for e in std::fs::read_dir(&objs).with_context(|| format!("{}", objs.display()))? {
+        let e = e?;
+        copy(&e.path(), &tree.join(LIBXDP_OBJECTS).join(e.file_name()))?;
     }
     // As shipped: no strip, no libraries (`ensure_static` refuses a dynamic one).
     crate::release::ensure_static(daemon)?;

@@ -17,17 +17,22 @@ use aya::{
 
 use syncookie_common::maps::{
     Config, KFUNC_ASSIGN_REQSK, LINK_TC, LINK_XDP, MAP_CONFIG, MAP_KC_CONF, MAP_PORTS, PORTS_LEN,
-    PROG_TC, PROG_XDP, kernel_cookies, port_word,
+    PROG_TC, PROG_XDP, PROG_XDP_EXT, kernel_cookies, port_word,
 };
 
+mod shared;
+
+use shared::{config_map_id, hook, share_plan};
+
 use crate::{
-    EBPF_OBJECT,
+    EBPF_OBJECT, btf_fix,
     kernel::{self, Cookies, KernelError},
     keys::{KeyError, Keys},
     kfunc::{self, KfuncError},
     local::{self, LocalError},
     netdev::{self, NetdevError, XdpOwner},
     pins::{PinDir, PinError},
+    share::{self, OnHook},
     sysctl::{self, Kernel, SysctlError},
     vlan::{self, VlanError},
 };
@@ -45,7 +50,11 @@ pub enum LoadError {
     #[error(transparent)]
     Kfunc(#[from] KfuncError),
     #[error(transparent)]
+    BtfFix(#[from] crate::btf_fix::BtfFixError),
+    #[error(transparent)]
     Pin(#[from] PinError),
+    #[error(transparent)]
+    Share(#[from] share::ShareError),
     #[error(transparent)]
     Keys(#[from] KeyError),
     #[error(transparent)]
@@ -113,6 +122,8 @@ pub struct Options {
     /// Kernel-cookie mode: the admin allows net.ipv4.tcp_timestamps=2, which lets SYN-ACKs
     /// carry every option (`crate::timestamps`).
     pub timestamps_2: bool,
+    /// libxdp's dispatcher: whether to start one, and the shield's place in it.
+    pub share: share::Settings,
 }
 
 /// A fleet's shared master key and its rotation period.
@@ -125,6 +136,8 @@ pub struct Fleet {
 pub struct Shield {
     ebpf: Ebpf,
     xdp: Option<PinnedLink>,
+    /// In libxdp's dispatcher on this interface (the dispatcher's pins hold the program).
+    shared: Option<share::Hook>,
     tc: Option<PinnedLink>,
     pub pins: PinDir,
     pub config: Config,
@@ -207,7 +220,17 @@ fn stale<T>(r: Result<T, aya::programs::ProgramError>) -> Option<T> {
 /// before its pin goes, and closed after: a link whose last reference goes with its pin is freed
 /// later, from a kernel work queue, and its program would stay attached for a moment after
 /// `syncookie detach` said it was gone; closing the last file does it at once.
-pub fn remove_pinned(pins: &PinDir) -> Result<(), LoadError> {
+pub fn remove_pinned(pins: &PinDir, iface: &str) -> Result<(), LoadError> {
+    if let Ok(ifindex) = netdev::ifindex(iface)
+        && let Ok(map) = MapData::from_pin(pins.map(MAP_CONFIG))
+        && let Ok(info) = map.info()
+    {
+        share::Hook {
+            iface: iface.into(),
+            ifindex,
+        }
+        .leave(info.id())?;
+    }
     for name in [LINK_XDP, LINK_TC] {
         drop(take_over(&pins.map(name))?);
     }
@@ -226,7 +249,8 @@ pub(crate) fn map_err(name: &'static str) -> impl Fn(aya::maps::MapError) -> Loa
 /// The eBPF object with its kfunc calls linked against the running kernel.
 pub fn linked_object() -> Result<Vec<u8>, LoadError> {
     let ids = kfunc::kernel_btf_ids()?;
-    let (obj, _) = kfunc::patch(EBPF_OBJECT, &[KFUNC_ASSIGN_REQSK], ids)?;
+    let (mut obj, _) = kfunc::patch(EBPF_OBJECT, &[KFUNC_ASSIGN_REQSK], ids)?;
+    btf_fix::sanitize(&mut obj)?;
     Ok(obj)
 }
 
@@ -238,7 +262,10 @@ pub fn object_for(cookies: Cookies) -> Result<Vec<u8>, LoadError> {
     match cookies {
         Cookies::Own => linked_object(),
         Cookies::Kernel => {
-            Ok(kfunc::patch(EBPF_OBJECT, &[KFUNC_ASSIGN_REQSK], |_| Some(u32::MAX))?.0)
+            let (mut obj, _) =
+                kfunc::patch(EBPF_OBJECT, &[KFUNC_ASSIGN_REQSK], |_| Some(u32::MAX))?;
+            btf_fix::sanitize(&mut obj)?;
+            Ok(obj)
         }
     }
 }
@@ -341,7 +368,12 @@ impl Shield {
         kernel.check()?;
         opts.pins.check_layout()?;
         if let Some(owner) = foreign_xdp(opts, ifindex)? {
-            return Err(LoadError::XdpTaken(Box::new(owner)));
+            // libxdp's dispatcher is joined: one of a version we know, in a mode we can join.
+            if !owner.is_libxdp_dispatcher()
+                || matches!(hook(opts, ifindex).on_hook()?, OnHook::Other)
+            {
+                return Err(LoadError::XdpTaken(Box::new(owner)));
+            }
         }
         vlan::check(&opts.iface, ifindex)?;
         Ok((obj, kernel))
@@ -359,8 +391,11 @@ impl Shield {
             }
         }
         let mut ebpf = load_linked(&opts.pins, &obj)?;
-        // Generic XDP may deliver no metadata to TC: let TC re-check the cookie then.
-        let mut config = kernel.config(mtu, opts.xdp_mode == XdpModeArg::Skb);
+        let shared = share_plan(opts)?;
+        // Generic XDP may deliver no metadata to TC: let TC re-check the cookie then (in a
+        // dispatcher: in the dispatcher's mode).
+        let skb = shared.unwrap_or(opts.xdp_mode == XdpModeArg::Skb);
+        let mut config = kernel.config(mtu, skb);
         let ipv6 = sysctl::Ipv6::read(&opts.iface)?;
         if !ipv6.enabled {
             eprintln!(
@@ -395,24 +430,28 @@ impl Shield {
         let mut shield = Self {
             ebpf,
             xdp: None,
+            shared: None,
             tc: None,
             pins: opts.pins.clone(),
             config,
             cookies,
         };
-        if let Err(e) = shield.attach_programs(opts) {
+        if let Err(e) = shield.attach_programs(opts, shared) {
             shield.detach();
             return Err(e);
         }
         Ok(shield)
     }
 
-    fn attach_programs(&mut self, opts: &Options) -> Result<(), LoadError> {
+    fn attach_programs(&mut self, opts: &Options, shared: Option<bool>) -> Result<(), LoadError> {
         if self.cookies == Cookies::Kernel {
             // No TC program: a full-mode run's TC link, if one was left, goes.
             drop(take_over(&self.pins.map(LINK_TC))?);
             crate::kc_tail::install(&mut self.ebpf)?;
-            return self.attach_xdp(opts, kernel_cookies::PROG_XDP);
+            return match shared {
+                Some(skb) => self.join(opts, kernel_cookies::PROG_XDP_EXT, skb),
+                None => self.attach_xdp(opts, kernel_cookies::PROG_XDP),
+            };
         }
         let iface = &opts.iface;
         let tc: &mut SchedClassifier = self
@@ -440,7 +479,10 @@ impl Shield {
             FdLink::try_from(link).map_err(LoadError::Link)?,
             &tc_pin,
         )?);
-        self.attach_xdp(opts, PROG_XDP)
+        match shared {
+            Some(skb) => self.join(opts, PROG_XDP_EXT, skb),
+            None => self.attach_xdp(opts, PROG_XDP),
+        }
     }
 
     /// Loads the XDP program `name` and attaches it (or swaps it into a pinned link).
@@ -483,6 +525,12 @@ impl Shield {
     }
 
     pub fn detach(mut self) {
+        // Out of the dispatcher first: the other programs keep running.
+        if let Some(hook) = self.shared.take()
+            && let Err(e) = config_map_id(&self.ebpf).and_then(|id| Ok(hook.leave(id)?))
+        {
+            log::warn!("leaving libxdp's dispatcher on {}: {e}", hook.iface);
+        }
         // Unpinned and dropped, a link is gone and its program detached.
         for link in [self.xdp.take(), self.tc.take()].into_iter().flatten() {
             if let Err(e) = link.unpin() {

@@ -58,19 +58,22 @@ pub static SC_KC_CONF: Array<u64> = Array::with_max_entries(KC_CONF_LEN, 0);
 pub static SC_KC_REFRESH: LruHashMap<u64, u64> = LruHashMap::with_max_entries(REFRESH_ENTRIES, 0);
 
 #[inline(always)]
-pub fn run(ctx: &XdpContext) -> u32 {
-    verdict::exit(judge(ctx))
+/// `TAIL`: whether SYN-ACKs with every option go through the tail call to
+/// `syncookie_kc_synack`. Not in libxdp's dispatcher: the kernel refuses an `freplace` program
+/// with a tail call (BPF_PROG_LOAD EINVAL on 6.1), so there the SYN-ACK carries the MSS only.
+pub fn run<const TAIL: bool>(ctx: &XdpContext) -> u32 {
+    verdict::exit(judge::<TAIL>(ctx))
 }
 
 #[inline(always)]
-fn judge(ctx: &XdpContext) -> Judged {
+fn judge<const TAIL: bool>(ctx: &XdpContext) -> Judged {
     let ipv6_off = |t: &Tcp, cfg: &Config| {
         // IPv6 is disabled on the interface: the kernel drops these, not we.
         (t.is_v6() && cfg.flags & flags::IPV6 == 0)
             .then_some((Verdict::Pass, Some(Counter::NotInspected)))
     };
     match verdict::classify(ctx, ipv6_off, |t| maps::one_state(&t)) {
-        Ok((Segment::Syn(t), cfg)) => syn(ctx, cfg, &t),
+        Ok((Segment::Syn(t), cfg)) => syn::<TAIL>(ctx, cfg, &t),
         Ok((Segment::Ack(t), cfg)) => handshake_ack(ctx, cfg, &t),
         Err(j) => j,
     }
@@ -89,7 +92,7 @@ enum SynPlan {
 }
 
 #[inline(always)]
-fn syn(ctx: &XdpContext, cfg: &Config, t: &Tcp) -> Judged {
+fn syn<const TAIL: bool>(ctx: &XdpContext, cfg: &Config, t: &Tcp) -> Judged {
     stats::inc(Counter::SynSeen);
     let mode = Mode::from_u8(cfg.mode).unwrap_or(Mode::Always);
     if mode == Mode::Auto && !maps::auto_engaged(cfg) {
@@ -123,7 +126,7 @@ fn syn(ctx: &XdpContext, cfg: &Config, t: &Tcp) -> Judged {
         SynPlan::Answer(isn) => isn,
         SynPlan::Done(v, c) => return (v, Some(c)),
     };
-    if cfg.flags & flags::KERNEL_TS != 0 {
+    if TAIL && cfg.flags & flags::KERNEL_TS != 0 {
         // The options ride in the timestamp cookie: `syncookie_kc_synack` writes that SYN-ACK.
         // It does not return; if it cannot be called, the kernel answers the SYN.
         kc_synack::hand_over(ctx, isn);

@@ -49,20 +49,15 @@ fn shield(ctx: *mut xdp_md) -> u32 {
 #[unsafe(no_mangle)]
 #[unsafe(link_section = "xdp")]
 pub fn syncookie_kc_xdp(ctx: *mut xdp_md) -> u32 {
-    kernel_shield(ctx)
+    kernel_cookies::run::<true>(&XdpContext::new(ctx))
 }
 
 #[unsafe(no_mangle)]
 #[unsafe(link_section = "freplace")]
 pub fn syncookie_kcext(ctx: *mut xdp_md) -> u32 {
-    kernel_shield(ctx)
-}
-
-// Inlined into both entries, as `#[xdp]` left it: out of line, Linux 6.1 counted one call
-// level more and refused it ("combined stack size of 3 calls is 544").
-#[inline(always)]
-fn kernel_shield(ctx: *mut xdp_md) -> u32 {
-    kernel_cookies::run(&XdpContext::new(ctx))
+    // Inlined into both entries, as `#[xdp]` left it: out of line, Linux 6.1 counted one call
+    // level more and refused it ("combined stack size of 3 calls is 544").
+    kernel_cookies::run::<false>(&XdpContext::new(ctx))
 }
 
 /// Kernel-cookie mode's SYN-ACK with every option, tail-called from `syncookie_kc_xdp`.

@@ -50,8 +50,14 @@ impl Snapshot {
     /// Aligned `name  value  help` lines.
     pub fn table(&self) -> String {
         let mut s = String::new();
+        // The names' column as wide as the longest name: the numbers line up.
+        let w = Counter::ALL
+            .iter()
+            .map(|c| c.name().len())
+            .max()
+            .unwrap_or(0);
         for (c, v) in self.iter() {
-            s += &format!("  {:<18} {:>12}  {}\n", c.name(), v, c.help());
+            s += &format!("  {:<w$} {:>12}  {}\n", c.name(), v, c.help());
         }
         s
     }

@@ -398,11 +398,12 @@ impl Shield {
         let mut config = kernel.config(mtu, skb);
         let ipv6 = sysctl::Ipv6::read(&opts.iface)?;
         if !ipv6.enabled {
-            eprintln!(
-                "syncookie: IPv6 is disabled on {} (no IPv6 in this namespace, or \
+            log::warn!(
+                "IPv6 is disabled on {} (no IPv6 in this namespace, or \
                  net.ipv6.conf.{{all,{}}}.disable_ipv6=1): only IPv4 is protected; IPv6 frames \
                  pass untouched",
-                opts.iface, opts.iface
+                opts.iface,
+                opts.iface
             );
         }
         ipv6.apply(&mut config);

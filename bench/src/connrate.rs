@@ -19,16 +19,19 @@ use aya::{
 };
 use syncookie::{
     counters,
-    loader::{Options, Shield, XdpModeArg},
+    loader::{Shield, XdpModeArg},
     policy::{ModeArg, Policy},
 };
 use syncookie_common::{
     maps::{PROG_TC, PROG_XDP},
     stats::Counter,
 };
-use syncookie_tests::daemon;
 
-use crate::{cpu, lab::BenchLab, lab::Cpus, server::EchoServer};
+use crate::{
+    cpu,
+    lab::{BenchLab, Cpus, ShieldGuard},
+    server::EchoServer,
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Setup {
@@ -158,43 +161,27 @@ pub fn run(setup: Setup, p: &Params) -> ConnRate {
         .sysctl("net.ipv4.ip_local_port_range", "1024 65535");
     let addr = SocketAddrV4::new(lab.server_ip, p.port);
     let _server = EchoServer::http(&lab.server, addr, 4096, p.cpus.server, 4);
-    let pins = daemon::pins(&lab.server, &lab.server_if);
-    let mut shield = match setup {
-        Setup::Kernel => None,
-        Setup::Shield(mode) => {
-            let _in = lab.server.enter();
-            Some(
-                Shield::attach(&Options {
-                    iface: lab.server_if.clone(),
-                    ports: vec![p.port],
-                    xdp_mode: XdpModeArg::Native,
-                    pins: pins.clone(),
-                    policy: Policy {
-                        mode,
-                        ..Policy::default()
-                    },
-                    fleet: None,
-                    cookies: Some(syncookie::kernel::Cookies::Own),
-                    refresh_secs: syncookie_common::maps::kernel_cookies::DEFAULT_REFRESH_SECS,
-                    timestamps_2: false,
-                    share: Default::default(),
-                })
-                .unwrap_or_else(|e| panic!("attaching the shield ({mode:?}): {e}")),
-            )
-        }
+    let mut guard = match setup {
+        Setup::Kernel => ShieldGuard(None),
+        Setup::Shield(mode) => lab.attach_shield(
+            p.port,
+            XdpModeArg::Native,
+            Policy {
+                mode,
+                ..Policy::default()
+            },
+        ),
     };
+    let shield = &mut guard.0;
     lab.pin_napi(p.cpus);
     // Statistics on for the run only (they cost time themselves): the kernel's row runs with
     // them on too, so that both pay the same.
     let stats = enable_stats(Stats::RunTime).ok();
     let stat = |s: &mut Option<Shield>, name, tc| s.as_mut().and_then(|s| prog_stats(s, name, tc));
-    let (x0, t0) = (
-        stat(&mut shield, PROG_XDP, false),
-        stat(&mut shield, PROG_TC, true),
-    );
+    let (x0, t0) = (stat(shield, PROG_XDP, false), stat(shield, PROG_TC, true));
     let c0 = shield
         .as_ref()
-        .map(|_| counters::read(&pins, &lab.server_if));
+        .map(|s| counters::read(&s.pins, &lab.server_if));
     let cpu0 = cpu::Sample::now();
     let url = format!("http://{addr}/");
     let secs = p.duration.as_secs_f64().ceil().max(1.0).to_string();
@@ -220,10 +207,7 @@ pub fn run(setup: Setup, p: &Params) -> ConnRate {
         ])
         .output();
     let cpu1 = cpu::Sample::now();
-    let (x1, t1) = (
-        stat(&mut shield, PROG_XDP, false),
-        stat(&mut shield, PROG_TC, true),
-    );
+    let (x1, t1) = (stat(shield, PROG_XDP, false), stat(shield, PROG_TC, true));
     drop(stats);
     let parsed = match ab {
         Ok(o) => parse_ab(&String::from_utf8_lossy(&o.stdout))
@@ -254,9 +238,6 @@ pub fn run(setup: Setup, p: &Params) -> ConnRate {
             .map(|&c| (c.name(), c1.get(c).saturating_sub(c0.get(c))))
             .filter(|(_, v)| *v > 0)
             .collect();
-    }
-    if let Some(s) = shield.take() {
-        s.detach();
     }
     out
 }

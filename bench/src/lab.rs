@@ -26,6 +26,18 @@ use syncookie_tests::{
 
 use crate::cpu;
 
+/// The shield attached to a lab's server interface; detached on drop, also when the bench
+/// panics.
+pub struct ShieldGuard(pub Option<syncookie::loader::Shield>);
+
+impl Drop for ShieldGuard {
+    fn drop(&mut self) {
+        if let Some(s) = self.0.take() {
+            s.detach();
+        }
+    }
+}
+
 /// Where things run: the attacker, the clients and the bench itself on one CPU, the server on
 /// another.
 #[derive(Clone, Copy, Debug)]
@@ -189,6 +201,31 @@ impl BenchLab {
         let n = (s.len(), c.len());
         self.server_napi = s;
         n
+    }
+
+    /// The shield on the server's interface, protecting `port`, in `xdp_mode` with `policy`.
+    pub fn attach_shield(
+        &self,
+        port: u16,
+        xdp_mode: syncookie::loader::XdpModeArg,
+        policy: syncookie::policy::Policy,
+    ) -> ShieldGuard {
+        let _in = self.server.enter();
+        let opts = syncookie::loader::Options {
+            iface: self.server_if.clone(),
+            ports: vec![port],
+            xdp_mode,
+            pins: syncookie_tests::daemon::pins(&self.server, &self.server_if),
+            policy,
+            fleet: None,
+            cookies: Some(syncookie::kernel::Cookies::Own),
+            refresh_secs: syncookie_common::maps::kernel_cookies::DEFAULT_REFRESH_SECS,
+            timestamps_2: false,
+            share: Default::default(),
+        };
+        let s = syncookie::loader::Shield::attach(&opts)
+            .unwrap_or_else(|e| panic!("attaching the shield ({xdp_mode:?}, {policy:?}): {e}"));
+        ShieldGuard(Some(s))
     }
 
     pub fn sysctl(&self, key: &str, value: &str) {

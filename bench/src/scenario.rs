@@ -13,12 +13,12 @@ use std::{
 
 use syncookie::{
     counters::{self, Snapshot},
-    loader::{Options, Shield, XdpModeArg},
+    loader::XdpModeArg,
     pins::PinDir,
     policy::Policy,
 };
 use syncookie_common::stats::Counter;
-use syncookie_tests::{daemon, flood::Flood};
+use syncookie_tests::flood::Flood;
 
 use crate::{
     cpu,
@@ -146,17 +146,6 @@ impl Outcome {
             return f64::NAN;
         }
         self.server_busy * 1e9 / self.arrived as f64
-    }
-}
-
-/// Detaches on drop, also when the scenario panics.
-struct ShieldGuard(Option<Shield>);
-
-impl Drop for ShieldGuard {
-    fn drop(&mut self) {
-        if let Some(s) = self.0.take() {
-            s.detach();
-        }
     }
 }
 
@@ -335,30 +324,22 @@ pub fn run(kind: Kind, p: &Params) -> Outcome {
     );
     let addr = SocketAddrV4::new(lab.server_ip, p.port);
     let _server = EchoServer::start(&lab.server, addr, p.backlog, p.cpus.server, 4);
-    let pins = kind
-        .shield()
-        .map(|_| daemon::pins(&lab.server, &lab.server_if));
-    let _shield = ShieldGuard(kind.shield().map(|mode| {
-        let _in = lab.server.enter();
-        Shield::attach(&Options {
-            iface: lab.server_if.clone(),
-            ports: vec![p.port],
-            xdp_mode: mode,
-            pins: pins.clone().unwrap(),
-            // The flood comes from 256 /24s of the spoofed range, each far above the default
-            // per-prefix budget: measure SYN-ACK generation itself.
-            policy: Policy {
+    // The flood comes from 256 /24s of the spoofed range, each far above the default per-prefix
+    // budget: measure SYN-ACK generation itself.
+    let shield = kind.shield().map(|mode| {
+        lab.attach_shield(
+            p.port,
+            mode,
+            Policy {
                 synack_per_prefix: 0,
                 ..Policy::default()
             },
-            fleet: None,
-            cookies: Some(syncookie::kernel::Cookies::Own),
-            refresh_secs: syncookie_common::maps::kernel_cookies::DEFAULT_REFRESH_SECS,
-            timestamps_2: false,
-            share: Default::default(),
-        })
-        .unwrap_or_else(|e| panic!("attaching the shield ({mode:?}): {e}"))
-    }));
+        )
+    });
+    let pins = shield
+        .as_ref()
+        .and_then(|g| g.0.as_ref())
+        .map(|s| s.pins.clone());
     match kind {
         Kind::Reflector => lab.attach_reflector(),
         k if k.shield().is_none() => lab.attach_kernel_counters(),

@@ -88,13 +88,14 @@ impl LocalMaps {
         if mode == 0 {
             self.rpf_on.set(0, 0, 0).map_err(update_err(MAP_RPF_ON))?;
         }
-        let (c, left_out) = sync_trie(&mut self.rpf, MAP_RPF, routes)?;
-        if left_out > 0 {
+        let c = sync_trie(&mut self.rpf, MAP_RPF, routes)?;
+        if c.left_out > 0 {
             // Refusing sources whose routes did not fit would drop what the kernel accepts.
             log::warn!(
-                "{MAP_RPF} is full ({RPF_LEN} routes): {left_out} routes left out; the \
+                "{MAP_RPF} is full ({RPF_LEN} routes): {} routes left out; the \
                  reverse-path filter is left to the kernel alone (SYNs it refuses may be \
-                 answered)"
+                 answered)",
+                c.left_out
             );
             self.rpf_on.set(0, 0, 0).map_err(update_err(MAP_RPF_ON))?;
             return Ok(c);
@@ -108,13 +109,14 @@ impl LocalMaps {
     }
 
     pub(super) fn sync(&mut self, want: &Local) -> Result<Changes, LocalError> {
-        let (mut c, left_out) = sync_trie(&mut self.addrs, MAP_LOCAL_ADDRS, &want.prefixes)?;
-        if left_out > 0 {
+        let mut c = sync_trie(&mut self.addrs, MAP_LOCAL_ADDRS, &want.prefixes)?;
+        if c.left_out > 0 {
             log::warn!(
-                "{MAP_LOCAL_ADDRS} is full ({LOCAL_ADDRS_LEN} prefixes): {left_out} local \
+                "{MAP_LOCAL_ADDRS} is full ({LOCAL_ADDRS_LEN} prefixes): {} local \
                  prefixes left out; SYNs to them pass to the kernel unprotected (raise \
                  LOCAL_ADDRS_LEN in syncookie-common, rebuild, and restart after `syncookie \
-                 detach`)"
+                 detach`)",
+                c.left_out
             );
         }
 
@@ -155,12 +157,12 @@ impl LocalMaps {
     }
 }
 
-/// Brings `trie` in line with `want`; the changes, and how many entries did not fit.
+/// Brings `trie` in line with `want`; the changes (`left_out`: entries that did not fit).
 fn sync_trie(
     trie: &mut Trie,
     name: &'static str,
     want: &BTreeMap<Prefix, u32>,
-) -> Result<(Changes, usize), LocalError> {
+) -> Result<Changes, LocalError> {
     let mut c = Changes::default();
     let have: BTreeMap<Prefix, u32> = trie
         .iter()
@@ -194,5 +196,5 @@ fn sync_trie(
             Err(e) => return Err(update_err(name)(e)),
         }
     }
-    Ok((c, c.left_out))
+    Ok(c)
 }

@@ -95,20 +95,3 @@ pub fn run_ns(tids: &[i32]) -> u64 {
         })
         .sum()
 }
-
-/// The kernel threads that run the threaded NAPI poll of `iface` (`napi/<iface>-<id>`; the name
-/// is cut at 15 bytes like every thread name).
-pub fn napi_threads(iface: &str) -> Vec<i32> {
-    let want: String = format!("napi/{iface}-").chars().take(15).collect();
-    let mut out = Vec::new();
-    for e in fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-        if comm.trim_end().starts_with(&want) {
-            out.push(pid);
-        }
-    }
-    out
-}

@@ -190,8 +190,8 @@ impl BenchLab {
     /// Pins the NAPI threads: the server's to the server's CPU, the client's to the other.
     /// Returns how many were found on each side.
     pub fn pin_napi(&mut self, cpus: Cpus) -> (usize, usize) {
-        let s = cpu::napi_threads(&self.server_if);
-        let c = cpu::napi_threads(&self.client_if);
+        let s = syncookie_tests::netns::napi_threads(&self.server_if);
+        let c = syncookie_tests::netns::napi_threads(&self.client_if);
         for &t in &s {
             let _ = cpu::pin(t, cpus.server);
         }

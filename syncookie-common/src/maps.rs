@@ -38,6 +38,8 @@ pub const MAP_AUTO_UNANSWERED: &str = "SC_AUTO_UNANSWERED";
 pub const MAP_RESEND_BUDGET: &str = "SC_RESEND_BUDGET";
 pub const MAP_RESEND_SCRATCH: &str = "SC_RESEND_SCRATCH";
 pub const MAP_RESEND_KEY: &str = "SC_RESEND_KEY";
+/// Handshakes TC handed off a moment ago (see [`Handed`]).
+pub const MAP_HANDED: &str = "SC_HANDED";
 /// Every map of the shield's object.
 pub const SHIELD_MAPS: &[&str] = &[
     MAP_CONFIG,
@@ -66,6 +68,7 @@ pub const SHIELD_MAPS: &[&str] = &[
     MAP_RESEND_SCRATCH,
     MAP_RESEND_KEY,
     MAP_AUTO_UNANSWERED,
+    MAP_HANDED,
 ];
 pub const PROG_XDP: &str = "syncookie_xdp";
 /// The same program built as an `freplace` extension, for a slot of libxdp's multi-program
@@ -362,6 +365,36 @@ pub const RESEND_AGAIN_NS: u64 = 2_000_000_000;
 /// Room for the longest SYN-ACK we write: Ethernet, two VLAN tags, IPv6, TCP with 20 bytes of
 /// options (102 bytes).
 pub const RESEND_FRAME: usize = 112;
+
+/// A client that sends its first data right behind its ACK (HTTP, TLS) can have both in one
+/// receive batch: XDP checks, and TC sees, both before the stack has made the connection from
+/// the first, so both carry a valid cookie and no socket exists yet. Handing off the second as
+/// well makes the kernel build a second child, find the first in its table and drop the
+/// segment: the client sends it again after its retransmission timeout (200 ms and more). So
+/// TC remembers each handoff for [`HANDED_WINDOW_NS`] in [`MAP_HANDED`], and a segment of the
+/// same handshake within that time goes to the stack as it is, which delivers it to the socket
+/// the first made. The window is far below the shortest time in which a client sends anything
+/// again (a tail-loss probe: 10 ms), so a retransmission after a failed handoff is handed off
+/// again. The table is per CPU (one batch is one CPU's) and direct-mapped: [`HANDED_SLOTS`]
+/// slots indexed by a hash of the handshake, cheaper than a hash map's insert on every
+/// handoff; a batch holds at most 64 frames, and two handshakes meeting in a slot within the
+/// window only bring the old behaviour back for the first one.
+pub const HANDED_SLOTS: u32 = 256;
+pub const HANDED_WINDOW_NS: u64 = 5_000_000;
+
+/// A handshake as its ACK names it (the connection and the cookie it acknowledges), and when
+/// TC handed it off.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Handed {
+    pub at_ns: u64,
+    pub saddr: [u32; 4],
+    pub daddr: [u32; 4],
+    pub ack: u32,
+    pub sport: u16,
+    pub dport: u16,
+}
+const _: () = assert!(size_of::<Handed>() == 48);
 
 /// A SYN-ACK's connection, as the SYN and the ACK name it (the client's side first).
 #[repr(C)]

@@ -61,10 +61,9 @@ counters! {
     AckPassedSocket = "ack_passed_socket",
     /// ACKs to protected ports with no socket at all, left to the kernel (it resets them).
     AckNoListener = "ack_no_listener",
-    /// Cookie segments handed to the kernel by bpf_sk_assign_tcp_reqsk: one per connection, and
-    /// its first data segment too when that came in the same receive batch as its ACK (the kernel
-    /// keeps the first, drops the copy). Kernel-cookie mode: cookie ACKs passed to the kernel
-    /// while its check accepts them, so it makes the connection.
+    /// Cookie ACKs handed to the kernel by bpf_sk_assign_tcp_reqsk: one per connection.
+    /// Kernel-cookie mode: cookie ACKs passed to the kernel while its check accepts them, so it
+    /// makes the connection.
     HandoffOk = "handoff_ok",
     /// Cookie ACKs bpf_sk_assign_tcp_reqsk refused (no listener any more, a kernel setting
     /// changed; kernel-cookie mode: the listener's overflow stamp has expired): left to the
@@ -106,6 +105,10 @@ counters! {
     /// route back, a blackhole, unreachable or prohibit route; 1: a route out of another
     /// interface): left to the kernel, which drops them.
     RpFiltered = "rp_filtered",
+    /// A handshake's second cookie segment (its first data, usually) in the same receive batch
+    /// as the ACK just handed off: passed as it is, to the socket that ACK makes (a second
+    /// handoff would make the kernel drop it).
+    HandoffFollowed = "handoff_followed",
 }
 
 #[cfg(test)]

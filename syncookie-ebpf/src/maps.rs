@@ -1,16 +1,17 @@
 //! The maps, pinned by name so a restarted daemon finds the same keys and counters.
 
 use aya_ebpf::{
-    helpers::{bpf_ktime_get_coarse_ns, bpf_xdp_load_bytes},
+    helpers::{bpf_ktime_get_coarse_ns, bpf_ktime_get_ns, bpf_xdp_load_bytes},
     macros::map,
     maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, lpm_trie},
     programs::XdpContext,
 };
 use syncookie_common::{
     maps::{
-        AUTO_HOLD_NS, AutoState, Budget, Config, KEYS_LEN, Key, LOCAL_ADDRS_LEN, LOCAL_MACS_LEN,
-        LocalAddr, LocalHints, Mac, Mode, PORTS_LEN, PREFIX_BUDGET_ENTRIES, RESEND_ENTRIES,
-        RESEND_FRAME, RESEND_PER_SEC, RPF_LEN, Resend, ResendKey,
+        AUTO_HOLD_NS, AutoState, Budget, Config, HANDED_SLOTS, HANDED_WINDOW_NS, Handed, KEYS_LEN,
+        Key, LOCAL_ADDRS_LEN, LOCAL_MACS_LEN, LocalAddr, LocalHints, Mac, Mode, PORTS_LEN,
+        PREFIX_BUDGET_ENTRIES, RESEND_ENTRIES, RESEND_FRAME, RESEND_PER_SEC, RPF_LEN, Resend,
+        ResendKey,
     },
     stats::Counter,
 };
@@ -75,6 +76,46 @@ pub static SC_RESEND_SCRATCH: PerCpuArray<Resend> = PerCpuArray::with_max_entrie
 /// The per-CPU slot its key is built in: the XDP stack is nearly full on the ACK path.
 #[map]
 pub static SC_RESEND_KEY: PerCpuArray<ResendKey> = PerCpuArray::with_max_entries(1, 0);
+
+/// Handshakes TC handed off on this CPU, a slot each (`syncookie_common::maps::Handed`).
+#[map]
+pub static SC_HANDED: PerCpuArray<Handed> = PerCpuArray::with_max_entries(HANDED_SLOTS, 0);
+
+/// `t`'s slot in [`SC_HANDED`] and whether it holds `t`'s handshake, handed off within the
+/// window. `None` only if the slot is missing (never: the index is masked).
+#[inline(always)]
+pub fn handed_slot(t: &Tcp) -> Option<(*mut Handed, bool)> {
+    let i = (t.saddr[3] ^ t.ack ^ ((t.sport as u32) << 16 | t.dport as u32))
+        .wrapping_mul(0x9e37_79b1)
+        >> 24;
+    let h = SC_HANDED.get_ptr_mut(i & (HANDED_SLOTS - 1))?;
+    // SAFETY: this CPU's slot (see `forget`); read whole, then compared.
+    let s = unsafe { &*h };
+    let same = s.ack == t.ack
+        && s.sport == t.sport
+        && s.dport == t.dport
+        && s.saddr == t.saddr
+        && s.daddr == t.daddr
+        // SAFETY: a helper call without arguments.
+        && unsafe { bpf_ktime_get_ns() }.wrapping_sub(s.at_ns) < HANDED_WINDOW_NS;
+    Some((h, same))
+}
+
+/// Notes in `slot` that `t`'s handshake was handed off now.
+#[inline(always)]
+pub fn note_handed(slot: *mut Handed, t: &Tcp) {
+    // SAFETY: this CPU's slot from `handed_slot`, written whole.
+    unsafe {
+        *slot = Handed {
+            at_ns: bpf_ktime_get_ns(),
+            saddr: t.saddr,
+            daddr: t.daddr,
+            ack: t.ack,
+            sport: t.sport,
+            dport: t.dport,
+        }
+    };
+}
 
 /// Scratch space per CPU for [`forget`].
 #[map]

@@ -10,7 +10,10 @@ use aya_ebpf::{
         bpf_sock, bpf_sock_tuple, bpf_sock_tuple__bindgen_ty_1,
         bpf_sock_tuple__bindgen_ty_1__bindgen_ty_1, bpf_sock_tuple__bindgen_ty_1__bindgen_ty_2,
     },
-    helpers::{bpf_sk_release, bpf_skc_lookup_tcp, bpf_skc_to_mptcp_sock, bpf_tcp_check_syncookie},
+    helpers::{
+        bpf_sk_release, bpf_skc_lookup_tcp, bpf_skc_to_mptcp_sock, bpf_skc_to_tcp_sock,
+        bpf_tcp_check_syncookie,
+    },
 };
 use syncookie_common::proto::{IPV4_HLEN, IPV6_HLEN, TCP_HLEN, TCP_LISTEN};
 
@@ -94,6 +97,22 @@ pub fn find(ctx: &impl EbpfContext, t: &Tcp) -> Option<Found> {
 }
 
 impl Found {
+    /// Whether the socket listens (MPTCP listeners included).
+    #[inline(always)]
+    pub fn listening(&self) -> bool {
+        // SAFETY: a referenced socket from the lookup.
+        unsafe { (*self.0).state == TCP_LISTEN }
+    }
+
+    /// The socket as a full TCP socket (what `bpf_sk_assign_tcp_reqsk` takes), if it is one;
+    /// valid while `self` holds the reference.
+    #[inline(always)]
+    pub fn tcp_sock(&self) -> Option<*mut bpf_sock> {
+        // SAFETY: a referenced socket; the cast takes no reference of its own.
+        let tp = unsafe { bpf_skc_to_tcp_sock(self.0 as *mut c_void) };
+        (!tp.is_null()).then_some(tp as *mut bpf_sock)
+    }
+
     #[inline(always)]
     pub fn kind(&self) -> Sock {
         // SAFETY: a referenced socket from the lookup.

@@ -1,11 +1,8 @@
 //! TC ingress: a cookie ACK checked by XDP becomes a connection through
 //! `bpf_sk_assign_tcp_reqsk`; the kernel builds the child in cookie_bpf_check().
 
-use core::ffi::c_void;
-
 use aya_ebpf::{
     bindings::{__sk_buff, TC_ACT_OK, TC_ACT_UNSPEC, bpf_sock},
-    helpers::{bpf_sk_release, bpf_skc_to_tcp_sock},
     programs::TcContext,
 };
 use aya_log_ebpf::warn;
@@ -103,33 +100,36 @@ fn handoff(ctx: &TcContext) -> Option<Counter> {
 
 #[inline(always)]
 fn assign(ctx: &TcContext, t: &Tcp, attrs: &mut ReqAttrs) -> Counter {
-    let skb = ctx.skb.skb;
-    let sk = sock::lookup(ctx, t);
-    if sk.is_null() {
+    let Some(sk) = sock::find(ctx, t) else {
         return Counter::HandoffFailed;
+    };
+    if !sk.listening() {
+        // The connection exists already (the bare ACK made it; this is the first data).
+        return Counter::AckPassedSocket;
     }
-    // SAFETY: non-null referenced socket from the lookup; released on every path below.
-    let ret = unsafe {
-        if (*sk).state != TCP_LISTEN {
-            // The connection exists already (the bare ACK made it; this is the first data).
-            bpf_sk_release(sk as *mut c_void);
-            return Counter::AckPassedSocket;
-        }
-        let tp = bpf_skc_to_tcp_sock(sk as *mut c_void);
-        let ret = if tp.is_null() {
-            -1
-        } else {
+    // The same handshake's ACK was handed off a moment ago in this receive batch: the stack
+    // makes its socket before it reaches this segment (see `Handed`).
+    let Some((slot, followed)) = maps::handed_slot(t) else {
+        return Counter::HandoffFailed;
+    };
+    if followed {
+        return Counter::HandoffFollowed;
+    }
+    let ret = match sk.tcp_sock() {
+        // SAFETY: the kfunc with the skb, a referenced listener (held by `sk` until the end of
+        // this function) and attributes of the size passed.
+        Some(tp) => unsafe {
             bpf_sk_assign_tcp_reqsk(
-                skb,
-                tp as *mut bpf_sock,
+                ctx.skb.skb,
+                tp,
                 attrs,
                 core::mem::size_of::<ReqAttrs>() as i32,
             )
-        };
-        bpf_sk_release(sk as *mut c_void);
-        ret
+        },
+        None => -1,
     };
     if ret == 0 {
+        maps::note_handed(slot, t);
         return Counter::HandoffOk;
     }
     // Rare (a listener closing, a setting changed under us): the errno says which. Compiled

@@ -47,23 +47,59 @@ pub fn hundred_connections(lab: &Lab, addr: SocketAddr, accepted: &Receiver<u8>)
 }
 
 /// `handoff_ok` for `connections` connections the server accepted (counted by the test,
-/// exactly): one handoff each, and one more for a connection whose first data segment reached
-/// the shield in the same receive batch as its ACK (XDP, then TC, run on both before TCP has
-/// made the connection; the kernel keeps the first and drops the copy, which the client
-/// resends: seen in CI, commit 57c0756, and on TCG in the kernel matrix). Every handoff is a
-/// valid cookie segment, so `ack_valid` bounds it too (both modes).
+/// exactly), the shield in full mode: TC hands each connection off once; a first data segment
+/// that reached it in the same receive batch as its ACK (before TCP made the connection) is
+/// `handoff_followed`, passed to the socket the ACK makes. Every one of them carried a valid
+/// cookie, so `ack_valid` bounds both.
 pub fn handoffs_fit(c: &syncookie::counters::Snapshot, connections: u64) -> Result<(), String> {
-    let (ok, valid) = (c.get(Counter::HandoffOk), c.get(Counter::AckValid));
-    handoff_counts_fit(ok, valid, connections).map_err(|e| format!("{e}: {}", c.table()))
+    counts_fit(c, connections, false)
 }
 
-/// [`handoffs_fit`] on the counts themselves (`handoff_ok`, `ack_valid`).
-pub fn handoff_counts_fit(ok: u64, valid: u64, connections: u64) -> Result<(), String> {
-    if connections <= ok && ok <= 2 * connections && ok <= valid {
+/// [`handoffs_fit`] in kernel-cookie mode: XDP counts each cookie segment the kernel's check
+/// accepts, a first data segment in the same receive batch as its ACK too (the kernel then
+/// delivers it to the connection the ACK made): between one and two per connection.
+pub fn kernel_cookie_handoffs_fit(
+    c: &syncookie::counters::Snapshot,
+    connections: u64,
+) -> Result<(), String> {
+    counts_fit(c, connections, true)
+}
+
+fn counts_fit(
+    c: &syncookie::counters::Snapshot,
+    connections: u64,
+    kernel_cookies: bool,
+) -> Result<(), String> {
+    let [ok, followed, valid] = [
+        Counter::HandoffOk,
+        Counter::HandoffFollowed,
+        Counter::AckValid,
+    ]
+    .map(|n| c.get(n));
+    handoff_counts_fit(ok, followed, valid, connections, kernel_cookies)
+        .map_err(|e| format!("{e}: {}", c.table()))
+}
+
+/// [`handoffs_fit`] and [`kernel_cookie_handoffs_fit`] on the counts themselves (`handoff_ok`,
+/// `handoff_followed`, `ack_valid`).
+pub fn handoff_counts_fit(
+    ok: u64,
+    followed: u64,
+    valid: u64,
+    connections: u64,
+    kernel_cookies: bool,
+) -> Result<(), String> {
+    let fits = if kernel_cookies {
+        connections <= ok && ok <= 2 * connections && ok <= valid && followed == 0
+    } else {
+        ok == connections && ok + followed <= valid
+    };
+    if fits {
         Ok(())
     } else {
         Err(format!(
-            "handoff_ok {ok}, ack_valid {valid} for {connections} accepted connections"
+            "handoff_ok {ok}, handoff_followed {followed}, ack_valid {valid} for {connections} \
+             accepted connections"
         ))
     }
 }

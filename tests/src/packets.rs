@@ -20,8 +20,8 @@ pub const TCPI_OPT_TIMESTAMPS: u8 = 1;
 pub const TCPI_OPT_SACK: u8 = 2;
 pub const TCPI_OPT_WSCALE: u8 = 4;
 
-/// Connections a server accepted, counted by its accept loop: the connections made, which
-/// `handoff_ok` is not (it may count a connection's first data segment too).
+/// Connections a server accepted, counted by its accept loop: the connections made, which the
+/// shield's counters are checked against.
 #[derive(Clone, Default)]
 pub struct Accepted(Arc<AtomicU64>);
 

@@ -143,7 +143,6 @@ fn generic_xdp_mode_connects_too() {
         0,
         "sockets beyond the 20 connections"
     );
-    // A first data segment in the same receive batch as its ACK is handed over too.
     endtoend::handoffs_fit(&c, 20).unwrap();
     assert_eq!(lab.kernel_synacks(), 0);
 }

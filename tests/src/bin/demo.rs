@@ -125,8 +125,7 @@ fn main() {
     if kernel_synacks != 0 {
         broken.push(format!("the kernel sent {kernel_synacks} SYN-ACKs"));
     }
-    // (A client's first data segment may race its ACK through XDP and be handed over too: the
-    // kernel keeps the one socket, so handoffs are at least, not exactly, the connections.)
+    // At least: a client that gave up under the flood after its handshake counts a handoff.
     if c.get(Counter::SynackSent) < u64::from(ok) || c.get(Counter::HandoffOk) < u64::from(ok) {
         broken.push(format!(
             "{} SYN-ACKs and {} handoffs for {ok} clients",

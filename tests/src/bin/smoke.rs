@@ -401,8 +401,14 @@ fn connections(lab: &Lab, addr: SocketAddr, mode: Mode) -> Result<String, String
             "{accepted} connections accepted, want {CONNECTIONS}"
         ));
     }
-    endtoend::handoff_counts_fit(ok, counter(&c, "ack_valid"), u64::from(CONNECTIONS))
-        .map_err(|e| format!("{e}: {c}"))?;
+    endtoend::handoff_counts_fit(
+        ok,
+        counter(&c, "handoff_followed"),
+        counter(&c, "ack_valid"),
+        u64::from(CONNECTIONS),
+        mode == Mode::Kernel,
+    )
+    .map_err(|e| format!("{e}: {c}"))?;
     if sent + refresh != u64::from(CONNECTIONS)
         || kernel != refresh
         || (mode == Mode::Kernel) != want_refresh

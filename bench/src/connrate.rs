@@ -80,10 +80,13 @@ pub struct Params {
 pub struct ConnRate {
     pub setup: Option<Setup>,
     pub skipped: Option<String>,
-    /// From ab: completed and failed requests, seconds taken.
+    /// From ab: completed and failed requests, seconds taken, and the time within which 99 %
+    /// of the requests were served and the longest (ms, connect to last byte).
     pub complete: u64,
     pub failed: u64,
     pub secs: f64,
+    pub p99_ms: u64,
+    pub max_ms: u64,
     /// Busy time of the server's CPU over the run, in ns per connection.
     pub server_ns: f64,
     /// The shield's XDP and TC programs' own run time per connection (BPF statistics).
@@ -94,6 +97,56 @@ pub struct ConnRate {
 }
 
 impl ConnRate {
+    /// Adds another round of the same setup: counts and times summed, per-connection figures
+    /// weighted by connections, the tail's worst kept. A skipped round skips the whole.
+    pub fn add(&mut self, r: ConnRate) {
+        if self.skipped.is_some() {
+            return;
+        }
+        if r.skipped.is_some() {
+            *self = r;
+            return;
+        }
+        let (a, b) = (self.complete as f64, r.complete as f64);
+        let weigh = |x: f64, y: f64| {
+            if a + b > 0.0 {
+                (x * a + y * b) / (a + b)
+            } else {
+                x
+            }
+        };
+        self.server_ns = weigh(self.server_ns, r.server_ns);
+        self.xdp_ns = self.xdp_ns.zip(r.xdp_ns).map(|(x, y)| weigh(x, y));
+        self.tc_ns = self.tc_ns.zip(r.tc_ns).map(|(x, y)| weigh(x, y));
+        self.complete += r.complete;
+        self.failed += r.failed;
+        self.secs += r.secs;
+        self.p99_ms = self.p99_ms.max(r.p99_ms);
+        self.max_ms = self.max_ms.max(r.max_ms);
+        for (k, v) in r.counters {
+            *self.counters.entry(k).or_default() += v;
+        }
+    }
+
+    /// One line for the progress output.
+    pub fn summary(&self) -> String {
+        format!(
+            "{:.0} connections/s ({} complete, {} failed in {:.1} s; 99 % within {} ms, longest \
+             {} ms), server CPU {:.1} us per connection{}{}",
+            self.per_sec(),
+            self.complete,
+            self.failed,
+            self.secs,
+            self.p99_ms,
+            self.max_ms,
+            self.server_ns / 1e3,
+            self.xdp_ns
+                .map_or(String::new(), |x| format!(", XDP {x:.0} ns")),
+            self.tc_ns
+                .map_or(String::new(), |x| format!(", TC {x:.0} ns")),
+        )
+    }
+
     pub fn per_sec(&self) -> f64 {
         if self.secs > 0.0 {
             self.complete as f64 / self.secs
@@ -125,11 +178,19 @@ fn ab_missing() -> Option<String> {
     }
 }
 
-/// `ab`'s report: (complete, failed, seconds).
-fn parse_ab(out: &str) -> Result<(u64, u64, f64), String> {
+/// `ab`'s report.
+struct AbReport {
+    complete: u64,
+    failed: u64,
+    secs: f64,
+    p99_ms: u64,
+    max_ms: u64,
+}
+
+fn parse_ab(out: &str) -> Result<AbReport, String> {
     let field = |name: &str| {
         out.lines()
-            .find_map(|l| l.strip_prefix(name))
+            .find_map(|l| l.trim_start().strip_prefix(name))
             .and_then(|rest| rest.split_whitespace().next())
             .ok_or_else(|| format!("ab printed no `{name}`:\n{out}"))
     };
@@ -138,11 +199,14 @@ fn parse_ab(out: &str) -> Result<(u64, u64, f64), String> {
             .parse()
             .map_err(|e| format!("ab's `{name}`: {e}"))
     };
-    Ok((
-        num("Complete requests:")? as u64,
-        num("Failed requests:")? as u64,
-        num("Time taken for tests:")?,
-    ))
+    Ok(AbReport {
+        complete: num("Complete requests:")? as u64,
+        failed: num("Failed requests:")? as u64,
+        secs: num("Time taken for tests:")?,
+        // "  99%      4" and " 100%    212 (longest request)".
+        p99_ms: num("99%")? as u64,
+        max_ms: num("100%")? as u64,
+    })
 }
 
 pub fn run(setup: Setup, p: &Params) -> ConnRate {
@@ -215,10 +279,12 @@ pub fn run(setup: Setup, p: &Params) -> ConnRate {
         Err(e) => Err(format!("running ab: {e}")),
     };
     match parsed {
-        Ok((complete, failed, secs)) => {
-            out.complete = complete;
-            out.failed = failed;
-            out.secs = secs;
+        Ok(r) => {
+            out.complete = r.complete;
+            out.failed = r.failed;
+            out.secs = r.secs;
+            out.p99_ms = r.p99_ms;
+            out.max_ms = r.max_ms;
         }
         Err(e) => out.skipped = Some(e),
     }

@@ -65,6 +65,10 @@ struct Args {
     /// Seconds of `ab` per setup in the new-connection rate (0: skip it).
     #[arg(long, default_value_t = 5.0)]
     conn_seconds: f64,
+    /// Rounds of the new-connection rate: every setup once per round, in turn, summed (the
+    /// rate of one lab varies by a tenth from run to run).
+    #[arg(long, default_value_t = 2)]
+    conn_rounds: u32,
     /// Connections `ab` keeps open at once in the new-connection rate.
     #[arg(long, default_value_t = 32)]
     conn_concurrency: usize,
@@ -167,7 +171,8 @@ fn main() -> anyhow::Result<()> {
         "flood {}; {} s measured per scenario after {} s of flood; legitimate clients {} \
          connections/s ({} threads, {} ms timeouts, {} B echoed each); listen backlog {}; \
          attacker on CPU {}, server on CPU {}; micro-benchmarks: {} live-frames / {} plain \
-         repetitions, median of {} rounds; new connections: ab -c {} for {} s per setup",
+         repetitions, median of {} rounds; new connections: ab -c {} for {} s per setup and \
+         round, {} rounds",
         if args.rate == 0 {
             "as fast as the generator can".to_string()
         } else {
@@ -187,6 +192,7 @@ fn main() -> anyhow::Result<()> {
         args.rounds,
         args.conn_concurrency,
         args.conn_seconds,
+        args.conn_rounds,
     );
     println!("bench: {}\nbench: {param_text}", machine());
 
@@ -248,26 +254,25 @@ fn main() -> anyhow::Result<()> {
             cpus,
             perf_dir: args.conn_perf.clone(),
         };
-        for setup in connrate::Setup::ALL {
-            println!("bench: new connections/s, {} ...", setup.label());
-            let r = connrate::run(setup, &cp);
-            match &r.skipped {
-                Some(why) => println!("  not run: {why}"),
-                None => println!(
-                    "  {:.0} connections/s ({} complete, {} failed in {:.1} s), server CPU \
-                     {:.1} us per connection{}{}",
-                    r.per_sec(),
-                    r.complete,
-                    r.failed,
-                    r.secs,
-                    r.server_ns / 1e3,
-                    r.xdp_ns
-                        .map_or(String::new(), |x| format!(", XDP {x:.0} ns")),
-                    r.tc_ns.map_or(String::new(), |x| format!(", TC {x:.0} ns")),
-                ),
+        let mut total: Vec<connrate::ConnRate> = Vec::new();
+        for round in 1..=args.conn_rounds.max(1) {
+            for setup in connrate::Setup::ALL {
+                println!(
+                    "bench: new connections/s, {} (round {round}) ...",
+                    setup.label()
+                );
+                let r = connrate::run(setup, &cp);
+                match &r.skipped {
+                    Some(why) => println!("  not run: {why}"),
+                    None => println!("  {}", r.summary()),
+                }
+                match total.iter_mut().find(|t| t.setup == Some(setup)) {
+                    Some(t) => t.add(r),
+                    None => total.push(r),
+                }
             }
-            connrate.push(r);
         }
+        connrate = total;
     }
 
     let run = Run {

@@ -21,19 +21,21 @@ impl Run {
         let kernel = self.conn(Setup::Kernel);
         let mut s = String::from(
             "`ab -c C -t T` from the client namespace, every request a new connection (HTTP/1.0, \
-             the server closes), the server's tcp_max_tw_buckets 0; one fresh lab per setup. \
-             Server CPU: busy time of the server's CPU per connection; XDP, TC: the shield's \
+             the server closes), the server's tcp_max_tw_buckets 0; one fresh lab per setup and \
+             round, the setups in turn, the rounds summed. Server CPU: busy time of the server's CPU per connection; XDP, TC: the shield's \
              programs' own run time per connection (BPF statistics; TC's includes \
-             bpf_sk_assign_tcp_reqsk).\n\n\
-             | setup | connections/s | of the kernel's | failed | server CPU per connection | \
-             XDP | TC | counters |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n",
+             bpf_sk_assign_tcp_reqsk); 99 %, longest: ab's request times (connect to last \
+             byte; a lost segment shows as 200 ms and more).\n\n\
+             | setup | connections/s | of the kernel's | failed | 99 % within | longest | server \
+             CPU per connection | XDP | TC | counters |\n| --- | ---: | ---: | ---: | ---: | ---: \
+             | ---: | ---: | ---: | --- |\n",
         );
         for r in &self.connrate {
             let label = r.setup.map_or("?", Setup::label);
             if let Some(why) = &r.skipped {
                 let _ = writeln!(
                     s,
-                    "| {label} | not run: {} | | | | | | |",
+                    "| {label} | not run: {} | | | | | | | | |",
                     why.lines().next().unwrap_or("")
                 );
                 continue;
@@ -44,10 +46,12 @@ impl Run {
                 r.counters.iter().map(|(k, v)| format!("{k} {v}")).collect();
             let _ = writeln!(
                 s,
-                "| {label} | {:.0} | {:.0} % | {} | {:.1} µs | {} | {} | {} |",
+                "| {label} | {:.0} | {:.0} % | {} | {} ms | {} ms | {:.1} µs | {} | {} | {} |",
                 r.per_sec(),
                 100.0 * share,
                 r.failed,
+                r.p99_ms,
+                r.max_ms,
                 r.server_ns / 1e3,
                 ns(r.xdp_ns),
                 ns(r.tc_ns),

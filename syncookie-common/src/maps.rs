@@ -40,6 +40,35 @@ pub const MAP_RESEND_SCRATCH: &str = "SC_RESEND_SCRATCH";
 pub const MAP_RESEND_KEY: &str = "SC_RESEND_KEY";
 /// Handshakes TC handed off a moment ago (see [`Handed`]).
 pub const MAP_HANDED: &str = "SC_HANDED";
+/// A load-time constant of the shield's object: the stages the bench leaves out, one at a time,
+/// to price them (see [`stage`]). 0, the default, keeps every stage, and the verifier removes
+/// the checks of a constant: production programs are unchanged by them.
+pub const GLOBAL_SKIP: &str = "SC_SKIP";
+
+/// The stages of the SYN and ACK paths [`GLOBAL_SKIP`] can leave out (bits).
+pub mod stage {
+    /// The SYN's TCP checksum check (taken as valid).
+    pub const CHECKSUM: u32 = 1 << 0;
+    /// The SYN's option walk, its scratch pass and the past-the-walk check (a Linux SYN's
+    /// options taken instead: MSS 1460, SACK, timestamps, window scale 7).
+    pub const OPTIONS: u32 = 1 << 1;
+    /// The kernel's checks before TCP: martian sources, IPv4 header, source routes, IP options.
+    pub const MARTIAN: u32 = 1 << 2;
+    /// The socket lookup (SYN and ACK: a listener taken as found).
+    pub const LOOKUP: u32 = 1 << 3;
+    /// Locality: for this host (MAC, destination), from this host, the rp_filter mirror.
+    pub const LOCALITY: u32 = 1 << 4;
+    /// The SYN-ACK budgets (SYN: taken; ACK: refunded) and `auto`'s bookkeeping of completed
+    /// handshakes.
+    pub const BUDGET: u32 = 1 << 5;
+    /// The resend table (SYN: remembered; ACK: forgotten).
+    pub const RESEND: u32 = 1 << 6;
+    /// The ACK's XDP metadata for TC.
+    pub const METADATA: u32 = 1 << 7;
+    /// The per-CPU counter at the exit.
+    pub const COUNTERS: u32 = 1 << 8;
+}
+
 /// Every map of the shield's object.
 pub const SHIELD_MAPS: &[&str] = &[
     MAP_CONFIG,

@@ -8,6 +8,7 @@ mod kc_cookie;
 mod kc_synack;
 mod kernel_cookies;
 mod maps;
+mod skip;
 mod stats;
 mod tc;
 mod verdict;

@@ -4,13 +4,13 @@
 
 use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
 use syncookie_common::{
-    maps::{Config, Mode},
+    maps::{Config, Mode, stage},
     proto::*,
     stats::Counter,
 };
 use syncookie_ebpf::parse::{self, Frame, Tcp};
 
-use crate::{maps, stats};
+use crate::{maps, skip::skipped, stats};
 
 /// One verdict type inside; translated to `XDP_*` only in [`exit`]. A word wide: as a byte,
 /// LLVM may merge its store with a neighbour's into one misaligned stack store, which the
@@ -29,7 +29,9 @@ pub type Judged = (Verdict, Option<Counter>);
 /// The program's exit: counts the reason (once per packet, only here) and returns the action.
 #[inline(always)]
 pub fn exit((v, why): Judged) -> u32 {
-    if let Some(c) = why {
+    if let Some(c) = why
+        && !skipped(stage::COUNTERS)
+    {
         stats::inc(c);
     }
     match v {

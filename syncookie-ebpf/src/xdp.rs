@@ -4,20 +4,21 @@
 use aya_ebpf::programs::XdpContext;
 use aya_log_ebpf::info;
 use syncookie_common::{
-    maps::{Config, Mode, flags},
+    maps::{Config, Mode, flags, stage},
     stats::Counter,
 };
 
 use syncookie_ebpf::{
     ack::{self, AckCheck},
     local, martian,
-    parse::{self, Tcp},
+    parse::{self, Options, Tcp},
     sock::{self, Sock},
     synack::{self, Checksum, Syn},
 };
 
 use crate::{
     maps::{self, PinnedKeys, PinnedLocal},
+    skip::skipped,
     stats,
     verdict::{self, Judged, Segment, Verdict},
 };
@@ -49,27 +50,50 @@ fn syn(ctx: &XdpContext, cfg: &Config, t: &Tcp) -> Judged {
         // Quiet times: the kernel's own handshake, untouched.
         return (Verdict::Pass, Some(Counter::SynIdle));
     }
-    match synack::checksum(ctx.data(), ctx.data_end(), t) {
+    let checksum = if skipped(stage::CHECKSUM) {
+        Checksum::Valid
+    } else {
+        synack::checksum(ctx.data(), ctx.data_end(), t)
+    };
+    match checksum {
         Checksum::Valid | Checksum::Partial => {}
         Checksum::Wrong => return (Verdict::Pass, Some(Counter::SynBadChecksum)),
         Checksum::Unchecked => return (Verdict::Pass, Some(Counter::SynPassed)),
     }
-    let o = parse::options(ctx.data(), ctx.data_end(), t);
-    if o.kernel_only {
-        return (Verdict::Pass, Some(Counter::SynPassed));
-    }
-    let Some(o) = maps::forget(o) else {
-        return (Verdict::Pass, Some(Counter::SynPassed));
+    let o = if skipped(stage::OPTIONS) {
+        Options {
+            mss: 1460,
+            wscale: Some(7),
+            sack_perm: true,
+            ts: Some((1, 0)),
+            ..Options::default()
+        }
+    } else {
+        let o = parse::options(ctx.data(), ctx.data_end(), t);
+        if o.kernel_only {
+            return (Verdict::Pass, Some(Counter::SynPassed));
+        }
+        let Some(o) = maps::forget(o) else {
+            return (Verdict::Pass, Some(Counter::SynPassed));
+        };
+        if parse::past_the_walk(ctx.data(), ctx.data_end(), t, &o) {
+            return (Verdict::Pass, Some(Counter::SynOptionsUnwalked));
+        }
+        o
     };
-    if parse::past_the_walk(ctx.data(), ctx.data_end(), t, &o) {
-        return (Verdict::Pass, Some(Counter::SynOptionsUnwalked));
-    }
     // What the kernel drops before TCP (martian sources, bad IPv4 headers, source routes) or
     // answers with IP options of its own: the kernel's.
-    if let Some(why) = martian::refused(ctx.data(), ctx.data_end(), t, verdict::from_lo(ctx)) {
+    if !skipped(stage::MARTIAN)
+        && let Some(why) = martian::refused(ctx.data(), ctx.data_end(), t, verdict::from_lo(ctx))
+    {
         return (Verdict::Pass, Some(why));
     }
-    match sock::classify(ctx, t) {
+    let sock = if skipped(stage::LOOKUP) {
+        Sock::Listener
+    } else {
+        sock::classify(ctx, t)
+    };
+    match sock {
         Sock::Listener => {}
         Sock::MptcpListener => return (Verdict::Pass, Some(Counter::MptcpPassed)),
         Sock::None | Sock::Other | Sock::Request => {
@@ -77,31 +101,36 @@ fn syn(ctx: &XdpContext, cfg: &Config, t: &Tcp) -> Judged {
         }
     }
     // Locality: a wildcard listener matches any destination; answer only for this host.
-    if !local::for_this_host(
-        &PinnedLocal,
-        ctx.data(),
-        ctx.data_end(),
-        t,
-        verdict::from_lo(ctx),
-    ) {
+    if !skipped(stage::LOCALITY)
+        && !local::for_this_host(
+            &PinnedLocal,
+            ctx.data(),
+            ctx.data_end(),
+            t,
+            verdict::from_lo(ctx),
+        )
+    {
         return (Verdict::Pass, Some(Counter::NotLocal));
     }
-    if !verdict::from_lo(ctx) && local::from_this_host(&PinnedLocal, t) {
+    let remote = !verdict::from_lo(ctx) && !skipped(stage::LOCALITY);
+    if remote && local::from_this_host(&PinnedLocal, t) {
         return (Verdict::Pass, Some(Counter::Martian));
     }
-    if !verdict::from_lo(ctx) && local::reverse_path_refused(&PinnedLocal, t) {
+    if remote && local::reverse_path_refused(&PinnedLocal, t) {
         return (Verdict::Pass, Some(Counter::RpFiltered));
     }
     if mode == Mode::Monitor {
         return (Verdict::Pass, Some(Counter::MonitorSynack));
     }
     // The client's /24 or /48: one victim of spoofed SYNs gets at most its budget of SYN-ACKs.
-    if !maps::take_synack_budget(cfg, maps::client_prefix(t)) {
+    if !skipped(stage::BUDGET) && !maps::take_synack_budget(cfg, maps::client_prefix(t)) {
         return (Verdict::Drop, Some(Counter::SynDroppedBudget));
     }
     match synack::answer(ctx, &PinnedKeys, cfg, t, &o) {
         Some(Syn::Sent) => {
-            maps::remember_synack(ctx, t);
+            if !skipped(stage::RESEND) {
+                maps::remember_synack(ctx, t);
+            }
             (Verdict::Tx, Some(Counter::SynackSent))
         }
         Some(Syn::Pass) => (Verdict::Pass, Some(Counter::SynPassed)),
@@ -114,31 +143,40 @@ fn syn(ctx: &XdpContext, cfg: &Config, t: &Tcp) -> Judged {
 #[inline(always)]
 fn handshake_ack(ctx: &XdpContext, cfg: &Config, t: &Tcp) -> Judged {
     // Held to the end: a bad ACK asks the same listener about the kernel's own cookies.
-    let Some(sk) = sock::find(ctx, t) else {
-        return (Verdict::Pass, Some(Counter::AckNoListener));
-    };
-    match sk.kind() {
-        Sock::None | Sock::Other => return (Verdict::Pass, Some(Counter::AckPassedSocket)),
-        // The kernel's own handshake completes: for `auto`, one SYN answered.
-        Sock::Request => {
-            maps::auto_completed(cfg);
-            return (Verdict::Pass, Some(Counter::AckPassedSocket));
+    let sk = if skipped(stage::LOOKUP) {
+        None
+    } else {
+        let Some(sk) = sock::find(ctx, t) else {
+            return (Verdict::Pass, Some(Counter::AckNoListener));
+        };
+        match sk.kind() {
+            Sock::None | Sock::Other => return (Verdict::Pass, Some(Counter::AckPassedSocket)),
+            // The kernel's own handshake completes: for `auto`, one SYN answered.
+            Sock::Request => {
+                maps::auto_completed(cfg);
+                return (Verdict::Pass, Some(Counter::AckPassedSocket));
+            }
+            Sock::MptcpListener => return (Verdict::Pass, Some(Counter::MptcpPassed)),
+            Sock::Listener => {}
         }
-        Sock::MptcpListener => return (Verdict::Pass, Some(Counter::MptcpPassed)),
-        Sock::Listener => {}
-    }
+        Some(sk)
+    };
     let o = parse::options(ctx.data(), ctx.data_end(), t);
     let Some(o) = maps::forget(o) else {
         return (Verdict::Pass, Some(Counter::AckPassedSocket));
     };
     let dropped = match ack::check(&PinnedKeys, t, &o) {
         AckCheck::Valid(m) => {
-            maps::synack_acked(t);
+            if !skipped(stage::RESEND) {
+                maps::synack_acked(t);
+            }
             // A completed handshake: its SYN-ACK is not held against the client's prefix, nor
             // counted towards `auto`'s evidence of a flood.
-            maps::refund_synack_budget(cfg, maps::client_prefix(t));
-            maps::auto_completed(cfg);
-            if !ack::hand_to_tc(ctx, m) && !maps::no_meta() {
+            if !skipped(stage::BUDGET) {
+                maps::refund_synack_budget(cfg, maps::client_prefix(t));
+                maps::auto_completed(cfg);
+            }
+            if !skipped(stage::METADATA) && !ack::hand_to_tc(ctx, m) && !maps::no_meta() {
                 // Once per attach: from now on TC checks cookies itself.
                 info!(
                     ctx,
@@ -162,7 +200,10 @@ fn handshake_ack(ctx: &XdpContext, cfg: &Config, t: &Tcp) -> Judged {
         return (Verdict::Pass, Some(Counter::NotLocal));
     }
     // Not one of ours. The kernel's own cookie (for a SYN we left to it) is its to check.
-    if sk.kernel_cookie_ok(ctx.data(), ctx.data_end(), t) {
+    if sk
+        .as_ref()
+        .is_some_and(|sk| sk.kernel_cookie_ok(ctx.data(), ctx.data_end(), t))
+    {
         return (Verdict::Pass, Some(Counter::AckKernelCookie));
     }
     if cfg.mode == Mode::Monitor as u8 {

@@ -20,6 +20,7 @@ mod compare;
 mod paths;
 mod runner;
 mod setup;
+pub mod stages;
 
 use crate::{
     cpu,
@@ -96,6 +97,7 @@ pub fn run(p: &Params) -> Results {
     let cases: Vec<Case> = paths::cases(&frames)
         .into_iter()
         .chain(compare::cases(&frames))
+        .chain(stages::cases(&frames))
         .collect();
     let Objects { shield, labo, .. } = &mut objects;
 

@@ -80,6 +80,30 @@ pub(super) struct Case {
     /// Run with the reverse-path filter mirror on (`SC_RPF_ON`), the source's route passing:
     /// the extra LPM lookup is what is timed.
     pub(super) rpf: bool,
+    /// The shield's stages left out (`syncookie_common::maps::stage`): a copy of the shield
+    /// loaded with them skipped (see [`Shields`]).
+    pub(super) skip: u32,
+}
+
+/// The shield as `syncookie run` loads it, and copies of it with stages left out (the same
+/// pinned maps), one per set of stages.
+pub(super) struct Shields {
+    pub(super) full: Ebpf,
+    pub(super) skipping: Vec<(u32, Ebpf)>,
+}
+
+impl Shields {
+    fn get(&mut self, skip: u32) -> &mut Ebpf {
+        if skip == 0 {
+            return &mut self.full;
+        }
+        let i = self
+            .skipping
+            .iter()
+            .position(|(s, _)| *s == skip)
+            .unwrap_or_else(|| panic!("no shield loaded without stages {skip:#x}"));
+        &mut self.skipping[i].1
+    }
 }
 
 impl Case {
@@ -100,6 +124,15 @@ impl Case {
             expect,
             budgets: false,
             rpf: false,
+            skip: 0,
+        }
+    }
+
+    /// Run on the shield with `stages` left out.
+    pub(super) fn skipping(self, stages: u32) -> Self {
+        Case {
+            skip: stages,
+            ..self
         }
     }
 
@@ -138,6 +171,16 @@ impl Case {
         }
     }
 
+    /// Behind `lab_syn_fresh` in plain mode: the program's own work on a fresh SYN each
+    /// repetition, without the transmission (whose cost on veth varies by more than a stage's).
+    pub(super) fn fresh_plain(self) -> Self {
+        Case {
+            live: false,
+            fresh: Some(prog::SYN_FRESH),
+            ..self
+        }
+    }
+
     /// [`Case::fresh`] for the IPv6 SYN (`lab_syn_fresh6`).
     pub(super) fn fresh6(self) -> Self {
         Case {
@@ -148,12 +191,16 @@ impl Case {
     }
 }
 
-fn object<'a>(c: &Case, shield: &'a mut Ebpf, lab: &'a mut Ebpf) -> &'a mut Ebpf {
-    if c.program == PROG_XDP { shield } else { lab }
+fn object<'a>(c: &Case, shield: &'a mut Shields, lab: &'a mut Ebpf) -> &'a mut Ebpf {
+    if c.program == PROG_XDP {
+        shield.get(c.skip)
+    } else {
+        lab
+    }
 }
 
 /// Points `LAB_JMP[0]` at the case's program, for `lab_syn_fresh`.
-fn aim(c: &Case, shield: &mut Ebpf, lab: &mut Ebpf) {
+fn aim(c: &Case, shield: &mut Shields, lab: &mut Ebpf) {
     let fd = xdp(object(c, shield, lab), c.program)
         .fd()
         .expect("program fd")
@@ -168,7 +215,7 @@ fn aim(c: &Case, shield: &mut Ebpf, lab: &mut Ebpf) {
 /// `direct`: run the case's program itself, in plain mode (verdicts, statistics).
 fn run_case(
     c: &Case,
-    shield: &mut Ebpf,
+    shield: &mut Shields,
     lab: &mut Ebpf,
     ifindex: u32,
     repeat: u32,
@@ -176,10 +223,10 @@ fn run_case(
 ) -> (f64, u32) {
     let live = c.live && !direct;
     if c.budgets {
-        set_budgets(shield, u32::MAX);
+        set_budgets(&mut shield.full, u32::MAX);
     }
     if c.rpf {
-        set_rpf(shield, true);
+        set_rpf(&mut shield.full, true);
     }
     let r = if c.tc {
         tc(object(c, shield, lab), c.program).test_run(opts(c.frame, None, repeat, false))
@@ -193,10 +240,10 @@ fn run_case(
         p.test_run(opts(c.frame, Some(&ctx), repeat, live))
     };
     if c.budgets {
-        set_budgets(shield, 0);
+        set_budgets(&mut shield.full, 0);
     }
     if c.rpf {
-        set_rpf(shield, false);
+        set_rpf(&mut shield.full, false);
     }
     let r = r.unwrap_or_else(|e| panic!("test run of {} ({}): {e}", c.program, c.path));
     (r.duration.as_nanos() as f64, r.return_value)
@@ -225,13 +272,13 @@ fn set_budgets(shield: &mut Ebpf, per_sec: u32) {
 }
 
 /// Verdicts first: a path that does not do what it is named for is not timed.
-pub(super) fn check(cases: &[Case], shield: &mut Ebpf, labo: &mut Ebpf, ifindex: u32) {
+pub(super) fn check(cases: &[Case], shield: &mut Shields, labo: &mut Ebpf, ifindex: u32) {
     for c in cases {
         let (_, got) = run_case(c, shield, labo, ifindex, 1, true);
         assert_eq!(
             got, c.expect,
-            "{} on a {} frame: verdict {got}, expected {}",
-            c.program, c.path, c.expect
+            "{} (stages left out: {:#x}) on a {} frame: verdict {got}, expected {}",
+            c.program, c.skip, c.path, c.expect
         );
     }
 }
@@ -239,7 +286,7 @@ pub(super) fn check(cases: &[Case], shield: &mut Ebpf, labo: &mut Ebpf, ifindex:
 /// ns per packet as the kernel timed it, per case, one sample per round (the cases in turn).
 pub(super) fn time(
     cases: &[Case],
-    shield: &mut Ebpf,
+    shield: &mut Shields,
     labo: &mut Ebpf,
     ifindex: u32,
     p: &Params,
@@ -266,7 +313,7 @@ pub(super) fn time(
 /// why and no case has a figure.
 pub(super) fn prog_times(
     cases: &[Case],
-    shield: &mut Ebpf,
+    shield: &mut Shields,
     labo: &mut Ebpf,
     ifindex: u32,
     stats_runs: u32,
@@ -276,7 +323,7 @@ pub(super) fn prog_times(
     match enable_stats(Stats::RunTime) {
         Ok(_fd) => {
             for (i, c) in cases.iter().enumerate() {
-                let info = |s: &mut Ebpf, l: &mut Ebpf| {
+                let info = |s: &mut Shields, l: &mut Ebpf| {
                     let e = object(c, s, l);
                     if c.tc {
                         tc(e, c.program).info()

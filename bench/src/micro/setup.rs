@@ -25,7 +25,7 @@ use syncookie_tests::flood::{SPOOF_NET, mac, syn_template, syn_template6};
 
 use super::{
     BenchLab, XDP_TX,
-    runner::{xdp, xdp_ctx},
+    runner::{Shields, xdp, xdp_ctx},
 };
 
 /// Removes the pin directory of the loaded (not attached) shield.
@@ -75,7 +75,7 @@ impl Sockets {
 /// The lab's object and the shield's (dropped in this order), then the shield's pins.
 pub(super) struct Objects {
     pub labo: Ebpf,
-    pub shield: Ebpf,
+    pub shield: Shields,
     _pins: PinsGuard,
 }
 
@@ -84,7 +84,9 @@ impl Objects {
         // The shield's object, loaded and configured as `syncookie run` does, not attached.
         // This thread is in the server's namespace (the MTU below is read there too).
         let pins = PinsGuard(
-            PinDir::new(DEFAULT_ROOT.as_ref(), &format!("{}m", lab.server_if)).expect("pin dir"),
+            // Named for the server's interface (never attached here): the daemon's sync reads
+            // that interface's MAC for the locality check's fast path.
+            PinDir::new(DEFAULT_ROOT.as_ref(), &lab.server_if).expect("pin dir"),
         );
         let mut shield = loader::load(&pins.0).expect("load the shield");
         let kernel = sysctl::Kernel::read().expect("sysctls");
@@ -129,9 +131,21 @@ impl Objects {
                 Array::try_from(labo.map_mut(lab::map::EPOCH).unwrap()).unwrap();
             le.set(0, epoch.get(&0, 0).unwrap(), 0).unwrap();
         }
+        // Copies without one stage each, on the same pinned maps (configured above).
+        let skipping = super::stages::skips()
+            .into_iter()
+            .map(|s| {
+                let e = loader::load_skipping(&pins.0, s)
+                    .unwrap_or_else(|e| panic!("load the shield without stages {s:#x}: {e}"));
+                (s, e)
+            })
+            .collect();
         Objects {
             labo,
-            shield,
+            shield: Shields {
+                full: shield,
+                skipping,
+            },
             _pins: pins,
         }
     }
@@ -215,7 +229,7 @@ impl Frames {
         }
         let ctx = xdp_ctx(syn.len(), ifindex);
         let mut out = vec![0u8; 256];
-        let r = xdp(&mut o.shield, PROG_XDP)
+        let r = xdp(&mut o.shield.full, PROG_XDP)
             .test_run(TestRunOptions {
                 data_in: Some(syn),
                 data_out: Some(&mut out),

@@ -16,8 +16,8 @@ use aya::{
 };
 
 use syncookie_common::maps::{
-    Config, KFUNC_ASSIGN_REQSK, LINK_TC, LINK_XDP, MAP_CONFIG, MAP_KC_CONF, MAP_PORTS, PORTS_LEN,
-    PROG_TC, PROG_XDP, PROG_XDP_EXT, kernel_cookies, port_word,
+    Config, GLOBAL_SKIP, KFUNC_ASSIGN_REQSK, LINK_TC, LINK_XDP, MAP_CONFIG, MAP_KC_CONF, MAP_PORTS,
+    PORTS_LEN, PROG_TC, PROG_XDP, PROG_XDP_EXT, kernel_cookies, port_word,
 };
 
 mod shared;
@@ -284,17 +284,24 @@ pub fn write_refresh(ebpf: &mut Ebpf, secs: u64) -> Result<(), LoadError> {
 
 /// Loads the object with its maps pinned (or reused) in `pins`.
 pub fn load(pins: &PinDir) -> Result<Ebpf, LoadError> {
-    load_linked(pins, &linked_object()?)
+    load_linked(pins, &linked_object()?, 0)
+}
+
+/// [`load`] with the `stages` (`syncookie_common::maps::stage`) left out: the bench's way of
+/// pricing each stage. Never for protection.
+pub fn load_skipping(pins: &PinDir, stages: u32) -> Result<Ebpf, LoadError> {
+    load_linked(pins, &linked_object()?, stages)
 }
 
 /// Loads `obj`, an object [`linked_object`] made, with its maps pinned (or reused) in `pins`.
-fn load_linked(pins: &PinDir, obj: &[u8]) -> Result<Ebpf, LoadError> {
+fn load_linked(pins: &PinDir, obj: &[u8], skip: u32) -> Result<Ebpf, LoadError> {
     pins.create()?;
     pins.check_layout()?;
     Ok(EbpfLoader::new()
         .default_map_pin_directory(&pins.dir)
         // A constant for the verifier: log sites below this level are removed at load.
         .override_global(aya_log::LEVEL, &crate::ebpf_log::level(), true)
+        .override_global(GLOBAL_SKIP, &skip, true)
         .load(obj)?)
 }
 
@@ -390,7 +397,7 @@ impl Shield {
                 kernel = Kernel::read()?;
             }
         }
-        let mut ebpf = load_linked(&opts.pins, &obj)?;
+        let mut ebpf = load_linked(&opts.pins, &obj, 0)?;
         let shared = share_plan(opts)?;
         // Generic XDP may deliver no metadata to TC: let TC re-check the cookie then (in a
         // dispatcher: in the dispatcher's mode).

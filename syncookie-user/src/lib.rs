@@ -14,6 +14,7 @@ pub mod loader;
 pub mod local;
 pub mod metrics;
 pub mod netdev;
+pub mod pinned;
 pub mod pins;
 pub mod policy;
 pub mod privilege;

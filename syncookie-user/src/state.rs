@@ -1,5 +1,6 @@
 //! A running shield's state as its pins show it: configuration, mode and whether `auto` is
-//! engaged, key epoch and source, protected ports. Read by `status` and the metrics.
+//! engaged, key epoch and source, protected ports. Read by `status` and the metrics; the mode is
+//! also switched here (`syncookie mode`, the daemon's VLAN guard).
 
 use aya::maps::MapError;
 use syncookie_common::maps::{Config, Mode, flags};
@@ -7,7 +8,7 @@ use syncookie_common::maps::{Config, Mode, flags};
 use crate::{
     keys::Keys,
     pinned::{PinnedError, PinnedMaps},
-    pins::PinDir,
+    pins::{PinDir, PinError},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +19,8 @@ pub enum StateError {
     Pinned(#[from] PinnedError),
     #[error(transparent)]
     Keys(#[from] crate::keys::KeyError),
+    #[error(transparent)]
+    Pin(#[from] PinError),
 }
 
 #[derive(Clone, Debug)]
@@ -68,4 +71,16 @@ pub fn read(pins: &PinDir) -> Result<State, StateError> {
         fleet: config.flags & flags::FLEET != 0,
         ports,
     })
+}
+
+/// Switches the running shield whose pins are `pins` to `mode`: a map write, so nothing is
+/// re-attached and no link flaps. Under the keys lock: `SC_CONFIG` is read and written whole.
+pub fn set_mode(pins: &PinDir, mode: Mode) -> Result<(), StateError> {
+    // Opened before the lock is taken: on an interface without a shield no lock file is left.
+    let mut m = PinnedMaps::new(pins).config()?;
+    let _lock = pins.keys_lock()?;
+    let mut c = m.get()?;
+    c.mode = mode as u8;
+    m.set(c)?;
+    Ok(())
 }

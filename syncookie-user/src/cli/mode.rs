@@ -1,7 +1,7 @@
 //! `syncookie mode`: switch a running shield between always, auto and monitor, live (a map
 //! write: nothing is re-attached, no link flaps).
 
-use syncookie::{pinned::PinnedMaps, pins::PinDir, policy::ModeArg};
+use syncookie::{pinned::PinnedMaps, policy::ModeArg, state};
 use syncookie_common::maps::Mode;
 
 use super::Target;
@@ -28,21 +28,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         println!("{cur}");
         return Ok(());
     };
-    set(&pins, Mode::from(new))?;
+    state::set_mode(&pins, Mode::from(new))?;
     log::info!(
         "{}: mode {}",
         a.target.iface,
         format!("{new:?}").to_lowercase()
     );
-    Ok(())
-}
-
-/// Switches the running shield whose pins are `pins` to `mode` (a map write).
-pub fn set(pins: &PinDir, mode: Mode) -> anyhow::Result<()> {
-    let mut m = PinnedMaps::new(pins).config()?;
-    let _lock = pins.keys_lock()?;
-    let mut c = m.get()?;
-    c.mode = mode as u8;
-    m.set(c)?;
     Ok(())
 }

@@ -462,7 +462,7 @@ fn guard_vlans(opts: &Options, done: &mut bool) {
         return;
     };
     *done = true;
-    match super::mode::set(&opts.pins, syncookie_common::maps::Mode::Monitor) {
+    match syncookie::state::set_mode(&opts.pins, syncookie_common::maps::Mode::Monitor) {
         Ok(()) => log::error!(
             "{e}. Switched to monitor mode: the shield answers and drops nothing until then; \
              after the fix: `syncookie mode always --iface {}`",

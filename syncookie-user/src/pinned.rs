@@ -4,7 +4,9 @@
 
 use std::path::PathBuf;
 
-use aya::maps::{Array, HashMap, Map, MapData, MapError, PerCpuArray, lpm_trie::LpmTrie};
+use aya::maps::{
+    Array, HashMap, IterableMap, Map, MapData, MapError, PerCpuArray, lpm_trie::LpmTrie,
+};
 use syncookie_common::maps::{
     AutoState, Config, Key, LocalAddr, LocalHints, MAP_AUTO, MAP_CONFIG, MAP_EPOCH, MAP_KEYS,
     MAP_LOCAL_ADDRS, MAP_LOCAL_HINTS, MAP_LOCAL_MACS, MAP_PORTS, MAP_RESEND, MAP_RPF, MAP_RPF_ON,
@@ -150,5 +152,11 @@ impl ConfigMap {
     pub fn set(&mut self, c: Config) -> Result<(), PinnedError> {
         let r = self.map.set(0, c, 0);
         r.map_err(self.err())
+    }
+
+    /// The map's kernel id: it tells the shield's program in libxdp's dispatcher from the
+    /// others (it is the one that uses this map).
+    pub fn id(&self) -> Result<u32, PinnedError> {
+        self.map.map().info().map(|i| i.id()).map_err(self.err())
     }
 }

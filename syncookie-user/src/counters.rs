@@ -1,9 +1,12 @@
 //! Reads the per-CPU `SC_STATS` counters (from any process, through the pin) and sums the CPUs.
 
-use aya::maps::{Map, MapData, MapError, PerCpuArray};
+use aya::maps::MapError;
 use syncookie_common::{maps::MAP_STATS, stats::Counter};
 
-use crate::pins::PinDir;
+use crate::{
+    pinned::{PinnedError, PinnedMaps},
+    pins::PinDir,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CounterError {
@@ -12,6 +15,8 @@ pub enum CounterError {
          {iface} --ports ...`"
     )]
     NotAttached { iface: String, path: String },
+    #[error(transparent)]
+    Pinned(#[from] PinnedError),
     #[error("reading the counters")]
     Map(#[from] MapError),
 }
@@ -71,8 +76,7 @@ pub fn read(pins: &PinDir, iface: &str) -> Result<Snapshot, CounterError> {
             path: path.display().to_string(),
         });
     }
-    let data = MapData::from_pin(&path)?;
-    let arr: PerCpuArray<MapData, u64> = PerCpuArray::try_from(Map::PerCpuArray(data))?;
+    let arr = PinnedMaps::new(pins).stats()?;
     let mut out = Vec::with_capacity(Counter::ALL.len());
     for c in Counter::ALL {
         out.push(arr.get(&(*c as u32), 0)?.iter().sum());

@@ -6,22 +6,19 @@
 use aya::maps::{Array, MapData, MapError};
 use syncookie_common::{
     cookie::slot_of_epoch,
-    maps::{KEY_RETIRED, Key, MAP_EPOCH, MAP_KEYS},
+    maps::{KEY_RETIRED, Key},
 };
 
-use crate::{fleet::MasterKey, pins::PinDir};
+use crate::{
+    fleet::MasterKey,
+    pinned::{PinnedError, PinnedMaps},
+    pins::PinDir,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error(
-        "cannot open the shield's pinned map {} (is the shield attached to this interface? \
-         `syncookie status` tells)",
-        path.display()
-    )]
-    Open {
-        path: std::path::PathBuf,
-        source: MapError,
-    },
+    #[error(transparent)]
+    Pinned(#[from] PinnedError),
     #[error("updating the cookie keys")]
     Map(#[from] MapError),
     #[error("the OS random generator failed ({0})")]
@@ -31,16 +28,6 @@ pub enum KeyError {
 pub struct Keys {
     keys: Array<MapData, Key>,
     epoch: Array<MapData, u64>,
-}
-
-fn open<V: aya::Pod>(pins: &PinDir, name: &'static str) -> Result<Array<MapData, V>, KeyError> {
-    let path = pins.map(name);
-    let err = |source| KeyError::Open {
-        path: path.clone(),
-        source,
-    };
-    let data = MapData::from_pin(&path).map_err(err)?;
-    Array::try_from(aya::maps::Map::Array(data)).map_err(err)
 }
 
 /// A fresh key from the OS CSPRNG.
@@ -57,9 +44,10 @@ pub fn random_key(epoch: u64) -> Result<Key, KeyError> {
 
 impl Keys {
     pub fn open(pins: &PinDir) -> Result<Self, KeyError> {
+        let maps = PinnedMaps::new(pins);
         Ok(Self {
-            keys: open(pins, MAP_KEYS)?,
-            epoch: open(pins, MAP_EPOCH)?,
+            keys: maps.keys()?,
+            epoch: maps.epoch()?,
         })
     }
 

@@ -1,9 +1,11 @@
-//! The syncookie daemon as a library: load and attach the programs, rotate cookie keys, read
-//! counters. The `syncookie` binary is a thin CLI over it; the tests use it directly.
+//! The syncookie daemon as a library: load and attach the programs, run the daemon's tasks
+//! (`daemon`), rotate cookie keys, read counters. The `syncookie` binary is a thin CLI over it;
+//! the tests use it directly.
 
 pub mod btf_fix;
 pub mod config;
 pub mod counters;
+pub mod daemon;
 pub mod ebpf_log;
 pub mod fleet;
 pub mod kc_tail;
@@ -14,6 +16,7 @@ pub mod loader;
 pub mod local;
 pub mod metrics;
 pub mod netdev;
+pub mod pinned;
 pub mod pins;
 pub mod policy;
 pub mod privilege;

@@ -10,7 +10,7 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use crate::{counters, pins::PinDir, policy::ModeArg};
+use crate::{counters, pinned::PinnedMaps, pins::PinDir, policy::ModeArg};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Reason {
@@ -30,16 +30,6 @@ struct Iface {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Cookies {
     cookies: &'static str,
-}
-
-/// The shield's configuration, from its pinned map.
-fn config(pins: &PinDir) -> Option<syncookie_common::maps::Config> {
-    use aya::maps::{Array, Map, MapData};
-    let m = MapData::from_pin(pins.map(syncookie_common::maps::MAP_CONFIG)).ok()?;
-    Array::<MapData, syncookie_common::maps::Config>::try_from(Map::Array(m))
-        .ok()?
-        .get(&0, 0)
-        .ok()
 }
 
 /// The metrics text (OpenMetrics, which Prometheus reads) of the shield pinned at `pins`.
@@ -68,7 +58,7 @@ pub fn render(pins: &PinDir, iface: &str) -> String {
                 .inc_by(v);
         }
     }
-    if let Some(cfg) = config(pins) {
+    if let Ok(cfg) = PinnedMaps::new(pins).config().and_then(|m| m.get()) {
         let g = Family::<Cookies, Gauge>::default();
         reg.register(
             "cookies",

@@ -305,6 +305,8 @@ pub fn ensure_bpffs(at: &Path) -> Result<(), PinError> {
 
 #[cfg(test)]
 mod tests {
+    use syncookie_common::maps::MAP_KEYS;
+
     use super::*;
 
     #[test]
@@ -340,7 +342,7 @@ mod tests {
         let b = PinDir::in_netns(&root, NetnsId(2), "eth0");
         for p in [&a, &b] {
             std::fs::create_dir_all(&p.dir).unwrap();
-            std::fs::write(p.map("SC_KEYS"), b"").unwrap();
+            std::fs::write(p.map(MAP_KEYS), b"").unwrap();
         }
         a.remove().unwrap();
         assert!(
@@ -348,7 +350,7 @@ mod tests {
             "the namespace's empty directory is left"
         );
         assert!(
-            b.map("SC_KEYS").exists(),
+            b.map(MAP_KEYS).exists(),
             "another namespace's pins were touched"
         );
         b.remove().unwrap();

@@ -7,20 +7,18 @@
 
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
-use aya::maps::{HashMap, MapData, MapError, MapFd};
-use syncookie_common::maps::{
-    MAP_RESEND, RESEND_AFTER_NS, RESEND_AGAIN_NS, RESEND_FRAME, Resend, ResendKey,
-};
+use aya::maps::{HashMap, IterableMap, MapData, MapError};
+use syncookie_common::maps::{RESEND_AFTER_NS, RESEND_AGAIN_NS, RESEND_FRAME, Resend, ResendKey};
 
-use crate::pins::PinDir;
+use crate::{
+    pinned::{PinnedError, PinnedMaps},
+    pins::PinDir,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ResendError {
-    #[error("cannot open the shield's pinned map {}", path.display())]
-    Open {
-        path: std::path::PathBuf,
-        source: MapError,
-    },
+    #[error(transparent)]
+    Pinned(#[from] PinnedError),
     #[error("reading the SYN-ACKs to send again")]
     Map(#[from] MapError),
     #[error("opening a packet socket to send SYN-ACKs again")]
@@ -55,9 +53,8 @@ struct BatchAttr {
 const STALE_NS: u64 = 10_000_000_000;
 
 pub struct Resender {
+    /// Read in batches through its descriptor (aya 0.14 has no batch reads).
     table: HashMap<MapData, ResendKey, Resend>,
-    /// The table again, for batch reads (aya 0.14 has none).
-    fd: MapFd,
     sock: OwnedFd,
     /// Reused between passes: one batch of keys and values.
     keys: Vec<ResendKey>,
@@ -73,14 +70,7 @@ pub struct Pass {
 
 impl Resender {
     pub fn open(pins: &PinDir) -> Result<Self, ResendError> {
-        let path = pins.map(MAP_RESEND);
-        let err = |source| ResendError::Open {
-            path: path.clone(),
-            source,
-        };
-        let data = MapData::from_pin(&path).map_err(err)?;
-        let map_fd = data.info().and_then(|i| i.fd()).map_err(err)?;
-        let table = HashMap::try_from(aya::maps::Map::LruHashMap(data)).map_err(err)?;
+        let table = PinnedMaps::new(pins).resend()?;
         // SAFETY: a plain socket(2) call; the descriptor is owned from here on.
         let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
         if fd < 0 {
@@ -90,7 +80,6 @@ impl Resender {
         let sock = unsafe { OwnedFd::from_raw_fd(fd) };
         Ok(Self {
             table,
-            fd: map_fd,
             sock,
             keys: vec![ResendKey::default(); BATCH],
             // SAFETY: plain-old-data (aya::Pod): all zeroes is a valid value.
@@ -116,7 +105,7 @@ impl Resender {
                 keys: self.keys.as_mut_ptr() as u64,
                 values: self.values.as_mut_ptr() as u64,
                 count: BATCH as u32,
-                map_fd: self.fd.as_fd().as_raw_fd() as u32,
+                map_fd: self.table.map().fd().as_fd().as_raw_fd() as u32,
                 elem_flags: 0,
                 flags: 0,
             };

@@ -1,17 +1,26 @@
 //! A running shield's state as its pins show it: configuration, mode and whether `auto` is
-//! engaged, key epoch and source, protected ports. Read by `status` and the metrics.
+//! engaged, key epoch and source, protected ports. Read by `status` and the metrics; the mode is
+//! also switched here (`syncookie mode`, the daemon's VLAN guard).
 
-use aya::maps::{Array, Map, MapData, MapError, PerCpuArray};
-use syncookie_common::maps::{AutoState, Config, MAP_AUTO, MAP_CONFIG, MAP_PORTS, Mode, flags};
+use aya::maps::MapError;
+use syncookie_common::maps::{Config, Mode, flags};
 
-use crate::{keys::Keys, pins::PinDir};
+use crate::{
+    keys::Keys,
+    pinned::{PinnedError, PinnedMaps},
+    pins::{PinDir, PinError},
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     #[error("reading the shield's pinned maps: {0}")]
     Map(#[from] MapError),
     #[error(transparent)]
+    Pinned(#[from] PinnedError),
+    #[error(transparent)]
     Keys(#[from] crate::keys::KeyError),
+    #[error(transparent)]
+    Pin(#[from] PinError),
 }
 
 #[derive(Clone, Debug)]
@@ -26,13 +35,9 @@ pub struct State {
     pub ports: Vec<u16>,
 }
 
-fn open(pins: &PinDir, name: &str) -> Result<MapData, MapError> {
-    MapData::from_pin(pins.map(name))
-}
-
 /// Whether `auto` is engaged on any CPU now (the programs' clock: CLOCK_MONOTONIC_COARSE).
-fn auto_engaged(pins: &PinDir) -> Result<bool, MapError> {
-    let m = PerCpuArray::<MapData, AutoState>::try_from(Map::PerCpuArray(open(pins, MAP_AUTO)?))?;
+fn auto_engaged(maps: PinnedMaps) -> Result<bool, StateError> {
+    let m = maps.auto()?;
     let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC_COARSE).map_or(0, |t| {
         t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64
     });
@@ -40,10 +45,10 @@ fn auto_engaged(pins: &PinDir) -> Result<bool, MapError> {
 }
 
 pub fn read(pins: &PinDir) -> Result<State, StateError> {
-    let config =
-        Array::<MapData, Config>::try_from(Map::Array(open(pins, MAP_CONFIG)?))?.get(&0, 0)?;
+    let maps = PinnedMaps::new(pins);
+    let config = maps.config()?.get()?;
     let mut ports = Vec::new();
-    let m = Array::<MapData, u32>::try_from(Map::Array(open(pins, MAP_PORTS)?))?;
+    let m = maps.ports()?;
     for (w, bits) in m.iter().enumerate() {
         let bits = bits?;
         ports.extend(
@@ -55,7 +60,7 @@ pub fn read(pins: &PinDir) -> Result<State, StateError> {
     let mode = Mode::from_u8(config.mode);
     let engaged = match mode {
         Some(Mode::Always) => true,
-        Some(Mode::Auto) => auto_engaged(pins)?,
+        Some(Mode::Auto) => auto_engaged(maps)?,
         _ => false,
     };
     Ok(State {
@@ -66,4 +71,16 @@ pub fn read(pins: &PinDir) -> Result<State, StateError> {
         fleet: config.flags & flags::FLEET != 0,
         ports,
     })
+}
+
+/// Switches the running shield whose pins are `pins` to `mode`: a map write, so nothing is
+/// re-attached and no link flaps. Under the keys lock: `SC_CONFIG` is read and written whole.
+pub fn set_mode(pins: &PinDir, mode: Mode) -> Result<(), StateError> {
+    // Opened before the lock is taken: on an interface without a shield no lock file is left.
+    let mut m = PinnedMaps::new(pins).config()?;
+    let _lock = pins.keys_lock()?;
+    let mut c = m.get()?;
+    c.mode = mode as u8;
+    m.set(c)?;
+    Ok(())
 }

@@ -1,10 +1,8 @@
 //! `syncookie mode`: switch a running shield between always, auto and monitor, live (a map
 //! write: nothing is re-attached, no link flaps).
 
-use anyhow::Context;
-use aya::maps::{Array, Map, MapData};
-use syncookie::{pins::PinDir, policy::ModeArg};
-use syncookie_common::maps::{Config, MAP_CONFIG, Mode};
+use syncookie::{pinned::PinnedMaps, policy::ModeArg, state};
+use syncookie_common::maps::Mode;
 
 use super::Target;
 
@@ -23,39 +21,18 @@ pub struct Args {
 pub fn run(a: Args) -> anyhow::Result<()> {
     let pins = a.target.pins()?;
     let Some(new) = a.mode else {
-        let c = config_map(&pins, &a.target.iface)?.get(&0, 0)?;
+        let c = PinnedMaps::new(&pins).config()?.get()?;
         let cur = Mode::from_u8(c.mode).map_or("unknown".into(), |m| {
             format!("{:?}", ModeArg::of(m)).to_lowercase()
         });
         println!("{cur}");
         return Ok(());
     };
-    set(&pins, &a.target.iface, Mode::from(new))?;
+    state::set_mode(&pins, Mode::from(new))?;
     log::info!(
         "{}: mode {}",
         a.target.iface,
         format!("{new:?}").to_lowercase()
     );
-    Ok(())
-}
-
-fn config_map(pins: &PinDir, iface: &str) -> anyhow::Result<Array<MapData, Config>> {
-    let path = pins.map(MAP_CONFIG);
-    let data = MapData::from_pin(&path).with_context(|| {
-        format!(
-            "syncookie is not attached to {iface} (no {}): start it with `syncookie run`",
-            path.display()
-        )
-    })?;
-    Ok(Array::<MapData, Config>::try_from(Map::Array(data))?)
-}
-
-/// Switches the running shield whose pins are `pins` to `mode` (a map write).
-pub fn set(pins: &PinDir, iface: &str, mode: Mode) -> anyhow::Result<()> {
-    let mut m = config_map(pins, iface)?;
-    let _lock = pins.keys_lock()?;
-    let mut c = m.get(&0, 0)?;
-    c.mode = mode as u8;
-    m.set(0, c, 0)?;
     Ok(())
 }

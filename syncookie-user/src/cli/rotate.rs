@@ -1,9 +1,8 @@
 //! `syncookie rotate`: move a running shield to a new key now.
 
 use anyhow::Context;
-use aya::maps::{Array, Map, MapData};
-use syncookie::{counters::CounterError, keys::Keys, pins::PinDir, privilege};
-use syncookie_common::maps::{Config, MAP_CONFIG, flags};
+use syncookie::{counters::CounterError, keys::Keys, pinned::PinnedMaps, privilege};
+use syncookie_common::maps::flags;
 
 use super::Target;
 
@@ -23,7 +22,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     };
     // Open first: on an interface without a shield this fails and leaves no lock file behind.
     let mut keys = Keys::open(&pins)?;
-    let f = config_flags(&pins)?;
+    let f = PinnedMaps::new(&pins).config()?.get()?.flags;
     if f & flags::KERNEL_COOKIES != 0 {
         anyhow::bail!(
             "{}: the shield runs with the kernel's own cookies, whose keys the kernel keeps and \
@@ -43,12 +42,6 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let epoch = keys.rotate().context("rotating keys")?;
     println!("{}: now at key epoch {epoch}", a.target.iface);
     Ok(())
-}
-
-fn config_flags(pins: &PinDir) -> anyhow::Result<u32> {
-    let m =
-        Array::<MapData, Config>::try_from(Map::Array(MapData::from_pin(pins.map(MAP_CONFIG))?))?;
-    Ok(m.get(&0, 0)?.flags)
 }
 
 pub(super) fn not_attached(t: &Target) -> CounterError {

@@ -1,30 +1,20 @@
-//! `syncookie run`: attach, rotate keys, report; detach and clean up on SIGINT/SIGTERM.
+//! `syncookie run`: its flags and config file, made into the daemon's settings (the daemon is
+//! `syncookie::daemon`), and what it prints.
 
-use std::time::Duration;
-
-use anyhow::Context;
 use syncookie::{
     config::{OnExit, RunFile},
-    counters,
-    fleet::{MasterKey, secs_to_next_epoch, wall_epoch},
+    daemon::{Daemon, Settings},
+    fleet::MasterKey,
     kernel::Cookies,
-    keys::Keys,
-    loader::Fleet,
-    loader::{Options, Shield, XdpModeArg},
-    local, netdev,
+    loader::{Fleet, Options, XdpModeArg},
+    netdev,
     policy::{self, ModeArg, Policy},
     privilege,
-    resend::{self, Resender},
     share::{self, Actions, RunConfig},
 };
 use syncookie_common::maps::kernel_cookies;
-use tokio::signal::unix::{SignalKind, signal};
 
 use super::Target;
-
-/// How often the daemon looks for SYN-ACKs to send again: their due times (1 s, 3 s) are kept
-/// within a quarter of a second.
-const RESEND_TICK: Duration = Duration::from_millis(250);
 
 /// Attach the shield to an interface and run in the foreground until SIGINT/SIGTERM.
 ///
@@ -181,13 +171,11 @@ pub fn run(a: Args, m: &clap::ArgMatches) -> anyhow::Result<()> {
     // Before anything under /run or /sys/fs/bpf is touched.
     privilege::require_run("run")?;
     netdev::ifindex(&a.target.iface)?;
-    let pins = a.target.pins()?;
-    let lock = pins.lock()?;
     let opts = Options {
         iface: a.target.iface.clone(),
         ports: a.ports.clone(),
         xdp_mode: a.xdp_mode,
-        pins: pins.clone(),
+        pins: a.target.pins()?,
         policy: Policy {
             mode: a.mode,
             engage_per_sec: a.engage_rate,
@@ -195,7 +183,7 @@ pub fn run(a: Args, m: &clap::ArgMatches) -> anyhow::Result<()> {
             synack_per_prefix: a.synack_prefix_rate,
             rst_per_sec: a.reset_rate,
         },
-        fleet: fleet.clone(),
+        fleet,
         cookies: a.cookies,
         refresh_secs: a.refresh_secs,
         timestamps_2: a.timestamps_without_offsets,
@@ -207,287 +195,18 @@ pub fn run(a: Args, m: &clap::ArgMatches) -> anyhow::Result<()> {
             },
         },
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    // Signal handlers first: a SIGTERM during the (seconds-long) load is then handled after
-    // attaching, with a clean detach, instead of killing us with half-made pins.
-    let signals = rt.block_on(async { Signals::new() })?;
-    // Bound before attaching: a taken port fails the command before it changes anything.
-    let metrics = match a.metrics {
-        Some(addr) => Some(
-            rt.block_on(tokio::net::TcpListener::bind(addr))
-                .with_context(|| format!("--metrics {addr}: cannot listen there"))?,
-        ),
-        None => None,
-    };
-    let shield = match Shield::attach(&opts) {
-        Ok(s) => s,
-        Err(e) => {
-            drop(lock);
-            pins.remove_lock();
-            return Err(e.into());
-        }
-    };
-    match shield.cookies {
-        Cookies::Own => log::info!(
-            "protecting TCP ports {:?} on {} (XDP {:?}, own cookies); keys rotate every {} s",
-            a.ports,
-            opts.iface,
-            a.xdp_mode,
-            a.rotate_secs
-        ),
-        Cookies::Kernel => log::info!(
-            "protecting TCP ports {:?} on {} (XDP {:?}, kernel cookies: {}, no TC \
-             program); the kernel's cookie keys are its own and rotate by themselves, so \
-             --rotate-secs, --master-key-file and `syncookie rotate` change nothing; one SYN per \
-             address and port goes to the kernel every {} s",
-            a.ports,
-            opts.iface,
-            a.xdp_mode,
-            syncookie::timestamps::carried(&shield.config),
-            a.refresh_secs
-        ),
-    }
+    let mut daemon = Daemon::start(Settings {
+        shield: opts,
+        rotate_secs: a.rotate_secs,
+        report_secs: a.report_secs,
+        on_exit: a.on_exit,
+        metrics: a.metrics,
+    })?;
     // Tests and scripts wait for this line.
     println!("attached");
-    if let Some(l) = metrics {
-        log::info!("metrics on http://{}/metrics", l.local_addr()?);
-        rt.spawn(syncookie::metrics::serve(
-            l,
-            pins.clone(),
-            opts.iface.clone(),
-        ));
+    let res = daemon.serve();
+    if let Some(s) = daemon.stop() {
+        println!("syncookie on {} (final):\n{}", a.target.iface, s.table());
     }
-    let mut shield = shield;
-    // Kernel-cookie mode: the kernel's keys; the shield's key timers have nothing to do.
-    let fleet = fleet.filter(|_| shield.cookies == Cookies::Own);
-    let own_keys = shield.cookies == Cookies::Own;
-    let res = rt.block_on(serve(&a, &opts, &mut shield, fleet, own_keys, signals));
-    let summary = counters::read(&pins, &opts.iface);
-    match a.on_exit {
-        OnExit::Detach => shield.detach(),
-        OnExit::Keep => log::info!(
-            "leaving the shield on {} with its keys (the next run takes it over; \
-             `syncookie detach --iface {}` removes it)",
-            opts.iface,
-            opts.iface
-        ),
-    }
-    drop(lock);
-    pins.remove_lock();
-    if let Ok(s) = summary {
-        println!("syncookie on {} (final):\n{}", opts.iface, s.table());
-    }
-    res
-}
-
-struct Signals {
-    term: tokio::signal::unix::Signal,
-    int: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    fn new() -> std::io::Result<Self> {
-        Ok(Self {
-            term: signal(SignalKind::terminate())?,
-            int: signal(SignalKind::interrupt())?,
-        })
-    }
-}
-
-async fn serve(
-    a: &Args,
-    opts: &Options,
-    shield: &mut Shield,
-    fleet: Option<Fleet>,
-    own_keys: bool,
-    mut sig: Signals,
-) -> anyhow::Result<()> {
-    let pins = &opts.pins;
-    let mut logs = shield.forward_logs();
-    let mut iface = Presence::new(&opts.iface);
-    let mut keys = Keys::open(pins)?;
-    let period = Duration::from_secs(a.rotate_secs);
-    let mut rotate = timer(period);
-    let report_every = Duration::from_secs(a.report_secs.max(1));
-    let mut report = timer(report_every);
-    // Subscribed first, then synced: what changed since `attach` synced is not missed.
-    let mut changes = local::Watcher::new().context("following local addresses")?;
-    sync_local(pins);
-    let mut vlans_guarded = false;
-    // Without it (no CAP_NET_RAW) the shield still protects; a lost third ACK then costs what
-    // it costs with the kernel's own cookies.
-    let mut resender = Resender::open(pins)
-        .map_err(|e| {
-            log::warn!(
-                "{e:#}: SYN-ACKs whose ACK is lost are not sent again; give the daemon \
-                 CAP_NET_RAW"
-            )
-        })
-        .ok();
-    let mut resend = timer(RESEND_TICK);
-    loop {
-        tokio::select! {
-            _ = sig.term.recv() => break,
-            _ = sig.int.recv() => break,
-            _ = rotate.tick(), if fleet.is_none() && own_keys => {
-                let _l = pins.keys_lock()?;
-                let e = keys.rotate().context("rotating keys")?;
-                log::info!("rotated to key epoch {e}");
-            }
-            // Fleet keys change at the wall clock's epoch boundaries, on every host at once.
-            _ = fleet_tick(fleet.as_ref()), if fleet.is_some() => {
-                let f = fleet.as_ref().expect("fleet mode");
-                let _l = pins.keys_lock()?;
-                let e = keys
-                    .sync_fleet(&f.master, wall_epoch(f.period_secs))
-                    .context("deriving the fleet key")?;
-                log::info!("fleet key epoch {e}");
-            }
-            // Addresses, routes and links changed: the local maps follow; the interface may
-            // have gone away (a driver reload, a re-created veth...) and come back, with its
-            // XDP and TC attachments gone: attach again; VLANs on it are checked again.
-            r = changes.changed() => {
-                r.context("following local addresses")?;
-                sync_local(pins);
-                match iface.poll() {
-                    Change::Gone => {
-                        log::warn!("{} disappeared; waiting for it to come back", opts.iface)
-                    }
-                    Change::Back => {
-                        log::warn!("{} is back: attaching again", opts.iface);
-                        match Shield::attach(opts) {
-                            Ok(s) => {
-                                *shield = s;
-                                if let Some(old) = logs.take() {
-                                    old.abort();
-                                }
-                                logs = shield.forward_logs();
-                                log::info!("attached to {} again", opts.iface);
-                            }
-                            Err(e) => log::error!("attaching to {} again: {e:#}", opts.iface),
-                        }
-                    }
-                    Change::None => {}
-                }
-                guard_vlans(opts, &mut vlans_guarded);
-            }
-            // SYN-ACKs whose ACK did not come: sent again, as the kernel does for its own.
-            _ = resend.tick(), if resender.is_some() => {
-                let r = resender.as_mut().expect("checked by the branch's condition");
-                match r.pass(resend::monotonic_ns()) {
-                    Ok(p) if p.sent > 0 => log::debug!("sent {} SYN-ACKs again", p.sent),
-                    Ok(_) => {}
-                    Err(e) => log::warn!("{e:#}"),
-                }
-            }
-            _ = report.tick(), if a.report_secs > 0 => {
-                if let Ok(s) = counters::read(pins, &a.target.iface) {
-                    log::info!("counters:\n{}", s.table());
-                }
-            }
-        }
-    }
-    log::info!("detaching");
-    Ok(())
-}
-
-/// Whether the interface is there, by its index (a re-created interface gets a new one).
-struct Presence {
-    name: String,
-    index: Option<u32>,
-}
-
-enum Change {
-    None,
-    Gone,
-    Back,
-}
-
-impl Presence {
-    fn new(name: &str) -> Self {
-        Self {
-            name: name.into(),
-            index: nix::net::if_::if_nametoindex(name).ok(),
-        }
-    }
-
-    fn poll(&mut self) -> Change {
-        let now = nix::net::if_::if_nametoindex(self.name.as_str()).ok();
-        let change = match (self.index, now) {
-            (Some(_), None) => Change::Gone,
-            (None, Some(_)) => Change::Back,
-            (Some(a), Some(b)) if a != b => Change::Back,
-            _ => Change::None,
-        };
-        self.index = now;
-        change
-    }
-}
-
-/// Sleeps until just after the next fleet epoch starts (recomputed from the wall clock each
-/// time, so a stall or a clock step costs at most one late change).
-async fn fleet_tick(f: Option<&Fleet>) {
-    let secs = f.map_or(1.0, |f| secs_to_next_epoch(f.period_secs)) + 0.01;
-    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
-}
-
-/// A timer whose first tick is one period from now. After a stall (SIGSTOP, a frozen cgroup, a
-/// suspended VM) it ticks once and starts its period again from there, never back to back: a
-/// burst of the missed rotations would expire at once cookies issued a moment earlier (a cookie
-/// lives in its key epoch and the next one only), and a burst of reports says nothing new.
-fn timer(period: Duration) -> tokio::time::Interval {
-    let mut t = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-    t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    t
-}
-
-/// A VLAN device added on the interface, or tag stripping turned on, while the shield runs (link
-/// events): its SYNs would be answered untagged, on the wrong VLAN. What `run` refuses at start
-/// it cannot undo here, so the shield goes to `monitor` (answers and drops nothing), once, and
-/// says how to come back.
-fn guard_vlans(opts: &Options, done: &mut bool) {
-    if *done {
-        return;
-    }
-    let Ok(ifindex) = syncookie::netdev::ifindex(&opts.iface) else {
-        return;
-    };
-    let judged = syncookie::vlan::stripping(&opts.iface).and_then(|s| {
-        let vlans = syncookie::vlan::vlans_on(ifindex)?;
-        syncookie::vlan::judge(&opts.iface, s, vlans)
-    });
-    let Err(e @ syncookie::vlan::VlanError::Stripped(_)) = judged else {
-        return;
-    };
-    *done = true;
-    match super::mode::set(
-        &opts.pins,
-        &opts.iface,
-        syncookie_common::maps::Mode::Monitor,
-    ) {
-        Ok(()) => log::error!(
-            "{e}. Switched to monitor mode: the shield answers and drops nothing until then; \
-             after the fix: `syncookie mode always --iface {}`",
-            opts.iface
-        ),
-        Err(err) => log::error!("{e}. Switching to monitor mode failed: {err:#}"),
-    }
-}
-
-/// Brings the local addresses and MACs (and the rp_filter mirror) up to date. A failure keeps
-/// the last ones (and is tried again at the next change): the shield goes on protecting what it
-/// knew.
-fn sync_local(pins: &syncookie::pins::PinDir) {
-    match local::sync(pins) {
-        Ok(c) if c.any() => log::debug!(
-            "local addresses and MACs: {} added, {} removed, {} left out",
-            c.added,
-            c.removed,
-            c.left_out
-        ),
-        Ok(_) => {}
-        Err(e) => log::warn!("{e}"),
-    }
+    Ok(res?)
 }

@@ -31,6 +31,7 @@ use crate::{
     kfunc::{self, KfuncError},
     local::{self, LocalError},
     netdev::{self, NetdevError, XdpOwner},
+    pinned::PinnedMaps,
     pins::{PinDir, PinError},
     share::{self, OnHook},
     sysctl::{self, Kernel, SysctlError},
@@ -222,14 +223,13 @@ fn stale<T>(r: Result<T, aya::programs::ProgramError>) -> Option<T> {
 /// `syncookie detach` said it was gone; closing the last file does it at once.
 pub fn remove_pinned(pins: &PinDir, iface: &str) -> Result<(), LoadError> {
     if let Ok(ifindex) = netdev::ifindex(iface)
-        && let Ok(map) = MapData::from_pin(pins.map(MAP_CONFIG))
-        && let Ok(info) = map.info()
+        && let Ok(id) = PinnedMaps::new(pins).config().and_then(|m| m.id())
     {
         share::Hook {
             iface: iface.into(),
             ifindex,
         }
-        .leave(info.id())?;
+        .leave(id)?;
     }
     for name in [LINK_XDP, LINK_TC] {
         drop(take_over(&pins.map(name))?);

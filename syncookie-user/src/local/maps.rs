@@ -4,19 +4,17 @@
 
 use std::collections::BTreeMap;
 
-use aya::maps::{
-    Array, HashMap, Map, MapData, MapError,
-    lpm_trie::{Key, LpmTrie},
-};
+use aya::maps::{Array, HashMap, MapData, MapError, lpm_trie::Key};
 use syncookie_common::maps::{
-    LOCAL_ADDRS_LEN, LOCAL_MACS_LEN, LocalAddr, LocalHints, MAP_LOCAL_ADDRS, MAP_LOCAL_HINTS,
-    MAP_LOCAL_MACS, MAP_RPF, MAP_RPF_ON, Mac, RPF_LEN,
+    LOCAL_ADDRS_LEN, LOCAL_MACS_LEN, LocalHints, MAP_LOCAL_ADDRS, MAP_LOCAL_HINTS, MAP_LOCAL_MACS,
+    MAP_RPF, MAP_RPF_ON, Mac, RPF_LEN,
 };
 
 use super::{Local, LocalError, Prefix, fmt_mac};
-use crate::pins::PinDir;
-
-type Trie = LpmTrie<MapData, LocalAddr, u32>;
+use crate::{
+    pinned::{PinnedMaps, PrefixTrie as Trie},
+    pins::PinDir,
+};
 
 pub(super) struct LocalMaps {
     addrs: Trie,
@@ -40,10 +38,6 @@ impl Changes {
     }
 }
 
-fn open_err(name: &'static str) -> impl Fn(MapError) -> LocalError {
-    move |source| LocalError::Open { name, source }
-}
-
 fn update_err(name: &'static str) -> impl Fn(MapError) -> LocalError {
     move |source| LocalError::Update { name, source }
 }
@@ -56,16 +50,13 @@ fn full(e: &MapError) -> bool {
 
 impl LocalMaps {
     pub(super) fn open(pins: &PinDir) -> Result<Self, LocalError> {
-        let data = |name| MapData::from_pin(pins.map(name)).map_err(open_err(name));
-        let trie = |name| Trie::try_from(Map::LpmTrie(data(name)?)).map_err(open_err(name));
+        let maps = PinnedMaps::new(pins);
         Ok(Self {
-            addrs: trie(MAP_LOCAL_ADDRS)?,
-            macs: HashMap::try_from(Map::HashMap(data(MAP_LOCAL_MACS)?))
-                .map_err(open_err(MAP_LOCAL_MACS))?,
-            rpf: trie(MAP_RPF)?,
-            rpf_on: Array::try_from(Map::Array(data(MAP_RPF_ON)?)).map_err(open_err(MAP_RPF_ON))?,
-            hints: Array::try_from(Map::Array(data(MAP_LOCAL_HINTS)?))
-                .map_err(open_err(MAP_LOCAL_HINTS))?,
+            addrs: maps.local_addrs()?,
+            macs: maps.local_macs()?,
+            rpf: maps.rpf()?,
+            rpf_on: maps.rpf_on()?,
+            hints: maps.local_hints()?,
         })
     }
 

@@ -41,11 +41,8 @@ pub enum LocalError {
          try again when the routes settle"
     )]
     Interrupted { what: &'static str, attempts: u32 },
-    #[error("opening pinned map {name}: {source}; is the shield loaded on this interface?")]
-    Open {
-        name: &'static str,
-        source: aya::maps::MapError,
-    },
+    #[error(transparent)]
+    Pinned(#[from] crate::pinned::PinnedError),
     #[error("updating pinned map {name}: {source}")]
     Update {
         name: &'static str,

@@ -638,8 +638,6 @@ fn flood(lab: &Lab, addr: SocketAddr, _mode: Mode) -> Result<String, String> {
     ))
 }
 
-/// SIGTERM to the daemon: it must exit cleanly and leave no XDP program, no TC program or
-/// qdisc, and no pins.
 /// Directories named `iface` anywhere under the pin root (however pins are laid out; the
 /// lab's interface names are unique).
 fn pins_named(root: &Path, iface: &str) -> Vec<PathBuf> {
@@ -660,6 +658,8 @@ fn pins_named(root: &Path, iface: &str) -> Vec<PathBuf> {
     found
 }
 
+/// SIGTERM to the daemon: it must exit cleanly and leave no XDP program, no TC program or
+/// qdisc, and no pins.
 fn detach(lab: &Lab, mut daemon: Daemon) -> Result<String, String> {
     if !daemon.stop() {
         return Err(format!(

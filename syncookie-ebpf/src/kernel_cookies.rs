@@ -17,10 +17,8 @@
 //! where the offset is 0: then (`flags::KERNEL_TS`, set by the daemon when the admin allows it)
 //! our SYN-ACK carries every option in the kernel's own timestamp cookie; else the MSS only.
 
-use core::ffi::c_void;
-
 use aya_ebpf::{
-    helpers::{bpf_ktime_get_coarse_ns, bpf_sk_release, bpf_skc_to_mptcp_sock},
+    helpers::bpf_ktime_get_coarse_ns,
     macros::map,
     maps::{Array, LruHashMap},
     programs::XdpContext,
@@ -32,13 +30,12 @@ use syncookie_common::{
             DEFAULT_REFRESH_SECS, KC_CONF_LEN, KC_REFRESH_NS, REFRESH_ENTRIES, refresh_key,
         },
     },
-    proto::*,
     stats::Counter,
 };
 use syncookie_ebpf::{
     local, martian,
     parse::{self, Frame, Tcp},
-    sock::{self, TCP_NEW_SYN_RECV},
+    sock::{self, Found, Sock},
     synack::{self, Checksum},
 };
 
@@ -115,13 +112,12 @@ fn syn<const TAIL: bool>(ctx: &XdpContext, cfg: &Config, t: &Tcp) -> Judged {
     if parse::past_the_walk(data, end, t, &o) {
         return (Verdict::Pass, Some(Counter::SynOptionsUnwalked));
     }
-    let sk = sock::lookup(ctx, t);
-    if sk.is_null() {
+    let Some(sk) = sock::find(ctx, t) else {
         return (Verdict::Pass, Some(Counter::SynPassed));
-    }
-    let plan = syn_plan(ctx, cfg, t, mode, sk);
-    // SAFETY: the reference the lookup took, released once.
-    unsafe { bpf_sk_release(sk as *mut c_void) };
+    };
+    let plan = syn_plan(ctx, cfg, t, mode, &sk);
+    // Released before the SYN-ACK is written.
+    drop(sk);
     let isn = match plan {
         SynPlan::Answer(isn) => isn,
         SynPlan::Done(v, c) => return (v, Some(c)),
@@ -140,21 +136,14 @@ fn syn<const TAIL: bool>(ctx: &XdpContext, cfg: &Config, t: &Tcp) -> Judged {
 }
 
 #[inline(always)]
-fn syn_plan(
-    ctx: &XdpContext,
-    cfg: &Config,
-    t: &Tcp,
-    mode: Mode,
-    sk: *mut aya_ebpf::bindings::bpf_sock,
-) -> SynPlan {
+fn syn_plan(ctx: &XdpContext, cfg: &Config, t: &Tcp, mode: Mode, sk: &Found) -> SynPlan {
     let (data, end) = (ctx.data(), ctx.data_end());
-    // SAFETY: a non-null socket from the lookup, still referenced.
-    if unsafe { (*sk).state } != TCP_LISTEN {
-        return SynPlan::Done(Verdict::Pass, Counter::SynPassed);
-    }
-    // SAFETY: a referenced socket; the cast's result is only tested for null.
-    if unsafe { !bpf_skc_to_mptcp_sock(sk as *mut c_void).is_null() } {
-        return SynPlan::Done(Verdict::Pass, Counter::MptcpPassed);
+    match sk.kind() {
+        Sock::Listener => {}
+        Sock::MptcpListener => return SynPlan::Done(Verdict::Pass, Counter::MptcpPassed),
+        Sock::None | Sock::Other | Sock::Request => {
+            return SynPlan::Done(Verdict::Pass, Counter::SynPassed);
+        }
     }
     if !local::for_this_host(&PinnedLocal, data, end, t, verdict::from_lo(ctx)) {
         return SynPlan::Done(Verdict::Pass, Counter::NotLocal);
@@ -173,7 +162,7 @@ fn syn_plan(
     };
     // The kernel answers this one with its own cookie and renews the stamp: periodically (so it
     // never lapses under steady traffic), and whenever it would refuse our cookie now.
-    if refresh_due(t) || !kc_cookie::kernel_would_accept(sk, data, end, t, isn) {
+    if refresh_due(t) || !kc_cookie::kernel_would_accept(sk.as_ptr(), data, end, t, isn) {
         mark_refreshed(t);
         return SynPlan::Done(Verdict::Pass, Counter::SynRefresh);
     }
@@ -213,18 +202,16 @@ fn mark_refreshed(t: &Tcp) {
 #[inline(always)]
 fn handshake_ack(ctx: &XdpContext, cfg: &Config, t: &Tcp) -> Judged {
     let (data, end) = (ctx.data(), ctx.data_end());
-    let sk = sock::lookup(ctx, t);
-    if sk.is_null() {
+    let Some(sk) = sock::find(ctx, t) else {
         return (Verdict::Pass, Some(Counter::AckNoListener));
-    }
-    // SAFETY: a non-null socket from the lookup, still referenced.
-    let completes = unsafe { (*sk).state } == TCP_NEW_SYN_RECV;
-    let judged = ack_with_listener(sk, data, end);
-    // SAFETY: the reference the lookup took, released once.
-    unsafe { bpf_sk_release(sk as *mut c_void) };
+    };
+    let kind = sk.kind();
+    let judged = ack_with_listener(&sk, kind, data, end);
+    drop(sk);
     match judged {
         AckJudged::NotListener(c) => {
-            if completes {
+            // The kernel's own handshake completes: for `auto`, one SYN answered.
+            if kind == Sock::Request {
                 maps::auto_completed(cfg);
             }
             return (Verdict::Pass, Some(c));
@@ -262,19 +249,18 @@ enum AckJudged {
 }
 
 #[inline(always)]
-fn ack_with_listener(sk: *mut aya_ebpf::bindings::bpf_sock, data: usize, end: usize) -> AckJudged {
-    // SAFETY: a non-null socket from the lookup, still referenced.
-    if unsafe { (*sk).state } != TCP_LISTEN {
-        return AckJudged::NotListener(Counter::AckPassedSocket);
-    }
-    // SAFETY: a referenced socket; the cast's result is only tested for null.
-    if unsafe { !bpf_skc_to_mptcp_sock(sk as *mut c_void).is_null() } {
-        return AckJudged::NotListener(Counter::MptcpPassed);
+fn ack_with_listener(sk: &Found, kind: Sock, data: usize, end: usize) -> AckJudged {
+    match kind {
+        Sock::Listener => {}
+        Sock::MptcpListener => return AckJudged::NotListener(Counter::MptcpPassed),
+        Sock::None | Sock::Other | Sock::Request => {
+            return AckJudged::NotListener(Counter::AckPassedSocket);
+        }
     }
     let Frame::Tcp(t) = parse::parse(data, end) else {
         return AckJudged::Bad;
     };
-    let Some(accepted) = kc_cookie::check_ack(sk, data, end, &t) else {
+    let Some(accepted) = kc_cookie::check_ack(sk.as_ptr(), data, end, &t) else {
         return AckJudged::Bad;
     };
     AckJudged::Valid { accepted }

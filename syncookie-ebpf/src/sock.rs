@@ -104,6 +104,12 @@ impl Found {
         unsafe { (*self.0).state == TCP_LISTEN }
     }
 
+    /// The referenced socket, for helpers that take it; valid while `self` holds the reference.
+    #[inline(always)]
+    pub fn as_ptr(&self) -> *mut bpf_sock {
+        self.0
+    }
+
     /// The socket as a full TCP socket (what `bpf_sk_assign_tcp_reqsk` takes), if it is one;
     /// valid while `self` holds the reference.
     #[inline(always)]

@@ -23,6 +23,7 @@ pub mod privilege;
 pub mod resend;
 pub mod share;
 pub mod state;
+pub mod synack_config;
 pub mod sysctl;
 pub mod timestamps;
 pub mod vlan;

@@ -90,7 +90,7 @@ impl Objects {
         );
         let mut shield = loader::load(&pins.0).expect("load the shield");
         let kernel = sysctl::Kernel::read().expect("sysctls");
-        let mtu = sysctl::mtu(&lab.server_if).expect("mtu");
+        let mtu = syncookie::synack_config::mtu(&lab.server_if).expect("mtu");
         // Every repetition comes from one client: no budget, or the paths timed would be the
         // budget's drops (the bad ACK is dropped, not reset; the SYN always answered).
         let mut config = kernel.config(mtu, false);

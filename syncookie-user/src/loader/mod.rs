@@ -34,6 +34,7 @@ use crate::{
     pinned::PinnedMaps,
     pins::{PinDir, PinError},
     share::{self, OnHook},
+    synack_config,
     sysctl::{self, Kernel, SysctlError},
     vlan::{self, VlanError},
 };
@@ -388,7 +389,7 @@ impl Shield {
 
     fn attach_inner(opts: &Options, cookies: Cookies) -> Result<Self, LoadError> {
         let (obj, mut kernel) = Self::preflight(opts, cookies)?;
-        let mtu = sysctl::mtu(&opts.iface)?;
+        let mtu = synack_config::mtu(&opts.iface)?;
         if cookies == Cookies::Kernel {
             // The kernel renews a listener's overflow stamp only when it answers a SYN with a
             // cookie itself: at 2 it does for every SYN we leave to it.

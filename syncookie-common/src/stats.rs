@@ -61,7 +61,9 @@ counters! {
     AckPassedSocket = "ack_passed_socket",
     /// ACKs to protected ports with no socket at all, left to the kernel (it resets them).
     AckNoListener = "ack_no_listener",
-    /// Cookie ACKs handed to the kernel by bpf_sk_assign_tcp_reqsk: one per connection.
+    /// Cookie ACKs handed to the kernel by bpf_sk_assign_tcp_reqsk: one per connection (two
+    /// when its ACK and first data are received on two CPUs at once, as generic XDP can: the
+    /// kernel keeps one, as with its own cookies).
     /// Kernel-cookie mode: cookie ACKs passed to the kernel while its check accepts them, so it
     /// makes the connection.
     HandoffOk = "handoff_ok",

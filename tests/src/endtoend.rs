@@ -55,6 +55,33 @@ pub fn handoffs_fit(c: &syncookie::counters::Snapshot, connections: u64) -> Resu
     counts_fit(c, connections, false)
 }
 
+/// [`handoffs_fit`] in generic XDP mode: frames go through the sending CPU's backlog, so a
+/// connection's ACK and first data can be received on two CPUs at once; TC's memory of a
+/// handoff is per CPU (on one CPU the stack takes the segments in order; across CPUs a segment
+/// passed unassigned could reach the listener before the connection exists and be reset), so
+/// there both may be handed off and the kernel drops the second, as with its own cookies when
+/// two CPUs check one handshake: between one and two handoffs per connection.
+pub fn generic_handoffs_fit(
+    c: &syncookie::counters::Snapshot,
+    connections: u64,
+) -> Result<(), String> {
+    let [ok, followed, valid] = [
+        Counter::HandoffOk,
+        Counter::HandoffFollowed,
+        Counter::AckValid,
+    ]
+    .map(|n| c.get(n));
+    if connections <= ok && ok <= 2 * connections && ok + followed <= valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "handoff_ok {ok}, handoff_followed {followed}, ack_valid {valid} for {connections} \
+             accepted connections: {}",
+            c.table()
+        ))
+    }
+}
+
 /// [`handoffs_fit`] in kernel-cookie mode: XDP counts each cookie segment the kernel's check
 /// accepts, a first data segment in the same receive batch as its ACK too (the kernel then
 /// delivers it to the connection the ACK made): between one and two per connection.

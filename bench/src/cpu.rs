@@ -8,17 +8,11 @@
 
 use std::{fs, time::Instant};
 
-use nix::{
-    sched::{CpuSet, sched_setaffinity},
-    unistd::{Pid, SysconfVar, sysconf},
-};
+use nix::unistd::{SysconfVar, sysconf};
 
 /// Pins thread `tid` (0: the calling thread) to `cpu`.
 pub fn pin(tid: i32, cpu: usize) -> std::io::Result<()> {
-    let mut set = CpuSet::new();
-    set.set(cpu)?;
-    sched_setaffinity(Pid::from_raw(tid), &set)?;
-    Ok(())
+    Ok(syncookie_tests::netns::pin_thread(tid, cpu)?)
 }
 
 /// CPUs online (not only those this thread may run on).

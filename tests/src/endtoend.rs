@@ -41,29 +41,38 @@ pub fn hundred_connections(lab: &Lab, addr: SocketAddr, accepted: &Receiver<u8>)
         extra, 0,
         "{extra} sockets accepted beyond the 100 connections"
     );
-    handoffs_fit(&c, 100).unwrap();
+    handoffs_fit(&c, 100, Handoffs::OnePerConnection).unwrap();
     assert_eq!(c.get(Counter::AckBadCookie), 0);
     assert_eq!(c.get(Counter::HandoffFailed), 0);
 }
 
+/// What `handoff_ok` may be for the connections a server accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Handoffs {
+    /// Native XDP: TC hands each connection off once; a first data segment that reached it in
+    /// the same receive batch as its ACK (before TCP made the connection) is
+    /// `handoff_followed`, passed to the socket the ACK makes.
+    OnePerConnection,
+    /// Generic XDP: frames go through the sending CPU's backlog, so a connection's ACK and
+    /// first data can be received on two CPUs at once; TC's memory of a handoff is per CPU (on
+    /// one CPU the stack takes the segments in order; across CPUs a segment passed unassigned
+    /// could reach the listener before the connection exists and be reset), so there both may
+    /// be handed off and the kernel drops the second, as with its own cookies when two CPUs
+    /// check one handshake: one or two per connection.
+    UpToTwoCpus,
+    /// Kernel-cookie mode: XDP counts each cookie segment the kernel's check accepts, a first
+    /// data segment in the same receive batch as its ACK too (the kernel then delivers it to
+    /// the connection the ACK made): one or two per connection, none `handoff_followed`.
+    KernelCookies,
+}
+
 /// `handoff_ok` for `connections` connections the server accepted (counted by the test,
-/// exactly), the shield in full mode: TC hands each connection off once; a first data segment
-/// that reached it in the same receive batch as its ACK (before TCP made the connection) is
-/// `handoff_followed`, passed to the socket the ACK makes. Every one of them carried a valid
-/// cookie, so `ack_valid` bounds both.
-pub fn handoffs_fit(c: &syncookie::counters::Snapshot, connections: u64) -> Result<(), String> {
-    counts_fit(c, connections, false)
-}
-
-/// [`handoffs_fit`] in generic XDP mode: frames go through the sending CPU's backlog, so a
-/// connection's ACK and first data can be received on two CPUs at once; TC's memory of a
-/// handoff is per CPU (on one CPU the stack takes the segments in order; across CPUs a segment
-/// passed unassigned could reach the listener before the connection exists and be reset), so
-/// there both may be handed off and the kernel drops the second, as with its own cookies when
-/// two CPUs check one handshake: between one and two handoffs per connection.
-pub fn generic_handoffs_fit(
+/// exactly), as `rule` allows. Every handoff carried a valid cookie, and so did every followed
+/// segment: `ack_valid` bounds both.
+pub fn handoffs_fit(
     c: &syncookie::counters::Snapshot,
     connections: u64,
+    rule: Handoffs,
 ) -> Result<(), String> {
     let [ok, followed, valid] = [
         Counter::HandoffOk,
@@ -71,62 +80,33 @@ pub fn generic_handoffs_fit(
         Counter::AckValid,
     ]
     .map(|n| c.get(n));
-    if connections <= ok && ok <= 2 * connections && ok + followed <= valid {
-        Ok(())
-    } else {
-        Err(format!(
-            "handoff_ok {ok}, handoff_followed {followed}, ack_valid {valid} for {connections} \
-             accepted connections: {}",
-            c.table()
-        ))
-    }
-}
-
-/// [`handoffs_fit`] in kernel-cookie mode: XDP counts each cookie segment the kernel's check
-/// accepts, a first data segment in the same receive batch as its ACK too (the kernel then
-/// delivers it to the connection the ACK made): between one and two per connection.
-pub fn kernel_cookie_handoffs_fit(
-    c: &syncookie::counters::Snapshot,
-    connections: u64,
-) -> Result<(), String> {
-    counts_fit(c, connections, true)
-}
-
-fn counts_fit(
-    c: &syncookie::counters::Snapshot,
-    connections: u64,
-    kernel_cookies: bool,
-) -> Result<(), String> {
-    let [ok, followed, valid] = [
-        Counter::HandoffOk,
-        Counter::HandoffFollowed,
-        Counter::AckValid,
-    ]
-    .map(|n| c.get(n));
-    handoff_counts_fit(ok, followed, valid, connections, kernel_cookies)
+    handoff_counts_fit(ok, followed, valid, connections, rule)
         .map_err(|e| format!("{e}: {}", c.table()))
 }
 
-/// [`handoffs_fit`] and [`kernel_cookie_handoffs_fit`] on the counts themselves (`handoff_ok`,
-/// `handoff_followed`, `ack_valid`).
+/// [`handoffs_fit`] on the counts themselves (`handoff_ok`, `handoff_followed`, `ack_valid`).
 pub fn handoff_counts_fit(
     ok: u64,
     followed: u64,
     valid: u64,
     connections: u64,
-    kernel_cookies: bool,
+    rule: Handoffs,
 ) -> Result<(), String> {
-    let fits = if kernel_cookies {
-        connections <= ok && ok <= 2 * connections && ok <= valid && followed == 0
-    } else {
-        ok == connections && ok + followed <= valid
+    let fits = match rule {
+        Handoffs::OnePerConnection => ok == connections && ok + followed <= valid,
+        Handoffs::UpToTwoCpus => {
+            connections <= ok && ok <= 2 * connections && ok + followed <= valid
+        }
+        Handoffs::KernelCookies => {
+            connections <= ok && ok <= 2 * connections && ok <= valid && followed == 0
+        }
     };
     if fits {
         Ok(())
     } else {
         Err(format!(
             "handoff_ok {ok}, handoff_followed {followed}, ack_valid {valid} for {connections} \
-             accepted connections"
+             accepted connections ({rule:?})"
         ))
     }
 }

@@ -52,6 +52,13 @@ pub struct Netns {
     pub name: String,
 }
 
+/// Pins thread `tid` (0: the calling thread) to `cpu`.
+pub fn pin_thread(tid: i32, cpu: usize) -> nix::Result<()> {
+    let mut set = nix::sched::CpuSet::new();
+    set.set(cpu)?;
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(tid), &set)
+}
+
 /// The kernel threads that run the threaded NAPI poll of `iface` (`napi/<iface>-<id>`; the name
 /// is cut at 15 bytes like every thread name).
 pub fn napi_threads(iface: &str) -> Vec<i32> {

@@ -18,7 +18,7 @@ use syncookie_common::stats::Counter;
 use syncookie_tests::{
     daemon::Daemon,
     lab::Lab,
-    netns::{napi_threads, sh},
+    netns::{napi_threads, pin_thread, sh},
     packets::{capture, captured_synack, send_raw_ip},
     require_root,
 };
@@ -31,10 +31,7 @@ const REQUEST: &[u8] = b"GET / HTTP/1.0\r\n\r\n";
 const CPU: usize = 0;
 
 fn pin(tid: i32) {
-    let mut set = nix::sched::CpuSet::new();
-    set.set(CPU).unwrap();
-    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(tid), &set)
-        .unwrap_or_else(|e| panic!("pinning thread {tid} to CPU {CPU}: {e}"));
+    pin_thread(tid, CPU).unwrap_or_else(|e| panic!("pinning thread {tid} to CPU {CPU}: {e}"));
 }
 
 /// One segment from `client` to `server`, IP header included.
@@ -54,22 +51,19 @@ fn segment(
 /// Sends `frames` from the client namespace on a real-time thread pinned to [`CPU`]: the
 /// server's NAPI thread (an ordinary one, pinned there too) runs only once all are queued.
 fn send_in_one_batch(lab: &Lab, frames: Vec<Vec<u8>>, dst: IpAddr) {
-    let ns = lab.client.name.clone();
-    std::thread::spawn(move || {
-        let client = syncookie_tests::netns::Netns { name: ns };
-        let _in = client.enter();
-        std::mem::forget(client);
-        pin(0);
-        let fifo = libc::sched_param { sched_priority: 10 };
-        // SAFETY: sched_setscheduler on the calling thread with a valid parameter.
-        let r = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &fifo) };
-        assert_eq!(r, 0, "SCHED_FIFO: {}", std::io::Error::last_os_error());
-        for f in &frames {
-            send_raw_ip(f, dst);
-        }
-    })
-    .join()
-    .expect("sender");
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let _in = lab.client.enter();
+            pin(0);
+            let fifo = libc::sched_param { sched_priority: 10 };
+            // SAFETY: sched_setscheduler on the calling thread with a valid parameter.
+            let r = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &fifo) };
+            assert_eq!(r, 0, "SCHED_FIFO: {}", std::io::Error::last_os_error());
+            for f in &frames {
+                send_raw_ip(f, dst);
+            }
+        });
+    });
 }
 
 fn ack_then_data_in_one_batch(addrs: fn(&Lab) -> (IpAddr, IpAddr)) {

@@ -198,8 +198,8 @@ fn same_interface_name_in_two_namespaces() {
     }
     accepted_a.assert_exactly(5);
     accepted_b.assert_exactly(5);
-    endtoend::handoffs_fit(&a.counters(), 5).unwrap();
-    endtoend::handoffs_fit(&b.counters(), 5).unwrap();
+    endtoend::handoffs_fit(&a.counters(), 5, endtoend::Handoffs::OnePerConnection).unwrap();
+    endtoend::handoffs_fit(&b.counters(), 5, endtoend::Handoffs::OnePerConnection).unwrap();
 
     // A crashes; detaching it from its namespace leaves B's shield whole.
     let before_b = pinned(&pins_b);
@@ -226,7 +226,7 @@ fn same_interface_name_in_two_namespaces() {
     let c = b.counters();
     assert_eq!(c.get(Counter::SynackSent), 10, "{}", c.table());
     accepted_b.assert_exactly(10);
-    endtoend::handoffs_fit(&c, 10).unwrap();
+    endtoend::handoffs_fit(&c, 10, endtoend::Handoffs::OnePerConnection).unwrap();
     // And B stops cleanly, leaving no directory of its namespace either.
     assert!(db.stop());
     assert!(!pins_b.dir.parent().unwrap().exists());
@@ -306,7 +306,7 @@ fn stateful_firewall_with_tcp_loose_passes_shielded_connections() {
     let c = lab.counters();
     assert_eq!(c.get(Counter::SynackSent), 10, "{}", c.table());
     accepted.assert_exactly(10);
-    endtoend::handoffs_fit(&c, 10).unwrap();
+    endtoend::handoffs_fit(&c, 10, endtoend::Handoffs::OnePerConnection).unwrap();
     assert_eq!(lab.kernel_synacks(), 0, "the kernel answered SYNs itself");
     assert!(
         accepted_new(&lab.server) >= 10,

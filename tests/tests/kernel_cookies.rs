@@ -104,7 +104,7 @@ fn connections_forged_acks_status_and_the_stamp() {
         })
         .collect();
     assert!(accepted.try_recv().is_err(), "more than 20 accepted");
-    endtoend::kernel_cookie_handoffs_fit(&c, 20).unwrap();
+    endtoend::handoffs_fit(&c, 20, endtoend::Handoffs::KernelCookies).unwrap();
     assert_eq!(get(&c, Counter::HandoffFailed), 0);
     assert_eq!(
         lab.kernel_synacks(),
@@ -147,7 +147,7 @@ fn connections_forged_acks_status_and_the_stamp() {
         "{}",
         c.table()
     );
-    endtoend::kernel_cookie_handoffs_fit(&c, 20).unwrap();
+    endtoend::handoffs_fit(&c, 20, endtoend::Handoffs::KernelCookies).unwrap();
 
     // status and rotate say which cookies these are.
     let out = syncookie_in(&lab.server, &["status", "--iface", &lab.server_if]);

@@ -143,7 +143,7 @@ fn generic_xdp_mode_connects_too() {
         0,
         "sockets beyond the 20 connections"
     );
-    endtoend::generic_handoffs_fit(&c, 20).unwrap();
+    endtoend::handoffs_fit(&c, 20, endtoend::Handoffs::UpToTwoCpus).unwrap();
     assert_eq!(lab.kernel_synacks(), 0);
 }
 

@@ -68,7 +68,7 @@ fn clients_with_and_without_tx_checksum_offload_get_cookies() {
         assert_eq!(c.get(Counter::SynBadChecksum), 0, "{}", c.table());
         assert_eq!(c.get(Counter::AckBadCookie), 0, "{}", c.table());
         accepted.assert_exactly(20);
-        endtoend::handoffs_fit(&c, 20).unwrap();
+        endtoend::handoffs_fit(&c, 20, endtoend::Handoffs::OnePerConnection).unwrap();
     }
 }
 
@@ -147,7 +147,7 @@ fn a_tc_program_after_the_shield_sees_all_but_the_handoffs() {
         "TCP took in {segs} segments; the next TC program saw {seen}, the shield handed {handed} \
          over"
     );
-    endtoend::handoffs_fit(&lab.counters(), 5).unwrap();
+    endtoend::handoffs_fit(&lab.counters(), 5, endtoend::Handoffs::OnePerConnection).unwrap();
 }
 
 fn out_rsts(lab: &Lab) -> u64 {
@@ -225,11 +225,12 @@ fn vlan_trunk_synacks_keep_the_tags() {
         assert_eq!(c.get(Counter::SynackSent), 20, "{what}");
         let accepted = accepted4.try_iter().count() + accepted6.try_iter().count();
         assert_eq!(accepted, 20, "connections accepted, {what}");
-        if mode == "skb" {
-            endtoend::generic_handoffs_fit(&c, 20).unwrap();
+        let rule = if mode == "skb" {
+            endtoend::Handoffs::UpToTwoCpus
         } else {
-            endtoend::handoffs_fit(&c, 20).unwrap();
-        }
+            endtoend::Handoffs::OnePerConnection
+        };
+        endtoend::handoffs_fit(&c, 20, rule).unwrap();
         let (tagged, synacks) = lab.client_tagged();
         assert_eq!(synacks, 20, "tagged SYN-ACKs at the client, {what}");
         assert!(tagged >= 60, "{tagged} tagged frames at the client, {what}");

@@ -406,7 +406,11 @@ fn connections(lab: &Lab, addr: SocketAddr, mode: Mode) -> Result<String, String
         counter(&c, "handoff_followed"),
         counter(&c, "ack_valid"),
         u64::from(CONNECTIONS),
-        mode == Mode::Kernel,
+        if mode == Mode::Kernel {
+            endtoend::Handoffs::KernelCookies
+        } else {
+            endtoend::Handoffs::OnePerConnection
+        },
     )
     .map_err(|e| format!("{e}: {c}"))?;
     if sent + refresh != u64::from(CONNECTIONS)

@@ -16,9 +16,11 @@
 //! back from TSecr less a per-host-pair offset XDP cannot know, except with tcp_timestamps=2,
 //! where the offset is 0: then (`flags::KERNEL_TS`, set by the daemon when the admin allows it)
 //! our SYN-ACK carries every option in the kernel's own timestamp cookie; else the MSS only.
+//!
+//! On 5.x ([`kc_listener`]) the cookie is made on the listener, which stamps it: no refresh
+//! SYNs, and MPTCP listeners are taken as plain ones (their clients fall back to plain TCP).
 
 use aya_ebpf::{
-    helpers::bpf_ktime_get_coarse_ns,
     macros::map,
     maps::{Array, LruHashMap},
     programs::XdpContext,
@@ -40,7 +42,7 @@ use syncookie_ebpf::{
 };
 
 use crate::{
-    kc_cookie,
+    kc_cookie, kc_listener,
     kc_synack::{self, Echo, write_synack},
     maps::{self, PinnedLocal},
     stats,
@@ -78,8 +80,7 @@ fn judge<const TAIL: bool>(ctx: &XdpContext) -> Judged {
 
 #[inline(always)]
 fn now_ns() -> u64 {
-    // SAFETY: a helper call without arguments.
-    unsafe { bpf_ktime_get_coarse_ns() }
+    kc_listener::coarse_ns()
 }
 
 /// What the SYN path decided while it held the listener.
@@ -138,7 +139,7 @@ fn syn<const TAIL: bool>(ctx: &XdpContext, cfg: &Config, t: &Tcp) -> Judged {
 #[inline(always)]
 fn syn_plan(ctx: &XdpContext, cfg: &Config, t: &Tcp, mode: Mode, sk: &Found) -> SynPlan {
     let (data, end) = (ctx.data(), ctx.data_end());
-    match sk.kind() {
+    match sk.kind_with(!kc_listener::on()) {
         Sock::Listener => {}
         Sock::MptcpListener => return SynPlan::Done(Verdict::Pass, Counter::MptcpPassed),
         Sock::None | Sock::Other | Sock::Request => {
@@ -157,12 +158,15 @@ fn syn_plan(ctx: &XdpContext, cfg: &Config, t: &Tcp, mode: Mode, sk: &Found) -> 
     if mode == Mode::Monitor {
         return SynPlan::Done(Verdict::Pass, Counter::MonitorSynack);
     }
-    let Some(isn) = kc_cookie::make(data, end, t) else {
+    let Some(isn) = kc_cookie::make(sk.as_ptr(), data, end, t) else {
         return SynPlan::Done(Verdict::Pass, Counter::SynPassed);
     };
     // The kernel answers this one with its own cookie and renews the stamp: periodically (so it
-    // never lapses under steady traffic), and whenever it would refuse our cookie now.
-    if refresh_due(t) || !kc_cookie::kernel_would_accept(sk.as_ptr(), data, end, t, isn) {
+    // never lapses under steady traffic), and whenever it would refuse our cookie now. On 5.x
+    // making the cookie renewed it.
+    if !kc_listener::on()
+        && (refresh_due(t) || !kc_cookie::kernel_would_accept(sk.as_ptr(), data, end, t, isn))
+    {
         mark_refreshed(t);
         return SynPlan::Done(Verdict::Pass, Counter::SynRefresh);
     }
@@ -205,7 +209,7 @@ fn handshake_ack(ctx: &XdpContext, cfg: &Config, t: &Tcp) -> Judged {
     let Some(sk) = sock::find(ctx, t) else {
         return (Verdict::Pass, Some(Counter::AckNoListener));
     };
-    let kind = sk.kind();
+    let kind = sk.kind_with(!kc_listener::on());
     let judged = ack_with_listener(&sk, kind, data, end);
     drop(sk);
     match judged {

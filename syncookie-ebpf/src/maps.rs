@@ -1,7 +1,7 @@
 //! The maps, pinned by name so a restarted daemon finds the same keys and counters.
 
 use aya_ebpf::{
-    helpers::{bpf_ktime_get_coarse_ns, bpf_ktime_get_ns, bpf_xdp_load_bytes},
+    helpers::{bpf_ktime_get_ns, bpf_xdp_load_bytes},
     macros::map,
     maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, lpm_trie},
     programs::XdpContext,
@@ -185,8 +185,7 @@ pub fn port_protected(port: u16) -> bool {
 
 #[inline(always)]
 fn now_ns() -> u64 {
-    // SAFETY: a helper call without arguments.
-    unsafe { bpf_ktime_get_coarse_ns() }
+    crate::kc_listener::coarse_ns()
 }
 
 /// Takes one of this second's `per_sec` from a per-CPU budget; false when spent.

@@ -345,6 +345,11 @@ pub fn options(data: usize, end: usize, t: &Tcp) -> Options {
     let mut i = 0usize;
     // Whether the walk ended where the kernel's does (the end, EOL, a malformed option).
     let mut ended = false;
+    // Window scale and timestamps as plain values, set to 0 first: an absent option's value
+    // is then 0, not undefined, so LLVM never reads a stack slot no path wrote (verifiers
+    // before 5.12 refuse that read, "invalid read from stack", even where it is never used).
+    let (mut wscale, mut ts) = (0u8, (0u32, 0u32));
+    let (mut has_wscale, mut has_ts) = (false, false);
     for _ in 0..MAX_OPTION_ITEMS {
         if i >= opt_len || i >= TCP_MAX_OPTLEN {
             ended = true;
@@ -382,13 +387,13 @@ pub fn options(data: usize, end: usize, t: &Tcp) -> Options {
             }
             (TCPOPT_WSCALE, 3) => {
                 if let Some([_, _, s]) = read::<3>(data, end, at) {
-                    o.wscale = Some(s);
+                    (wscale, has_wscale) = (s, true);
                 }
             }
             (TCPOPT_SACK_PERM, 2) => o.sack_perm = true,
             (TCPOPT_TIMESTAMP, 10) => {
                 if let (Some(val), Some(ecr)) = (be32(data, end, at + 2), be32(data, end, at + 6)) {
-                    o.ts = Some((val, ecr));
+                    (ts, has_ts) = ((val, ecr), true);
                 }
             }
             (TCPOPT_MD5SIG | TCPOPT_AO | TCPOPT_MPTCP, _) => o.kernel_only = true,
@@ -399,6 +404,8 @@ pub fn options(data: usize, end: usize, t: &Tcp) -> Options {
     if !ended && i < opt_len {
         o.unwalked_at = i as u8;
     }
+    o.wscale = has_wscale.then_some(wscale);
+    o.ts = has_ts.then_some(ts);
     o
 }
 

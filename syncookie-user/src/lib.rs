@@ -1,32 +1,15 @@
-//! The syncookie daemon as a library: load and attach the programs, run the daemon's tasks
-//! (`daemon`), rotate cookie keys, read counters. The `syncookie` binary is a thin CLI over it;
-//! the tests use it directly.
+//! The syncookie daemon as a library: load and attach the programs (`bpf`), read and set what
+//! the host's kernel and network decide (`host`), run the daemon's tasks (`daemon`), rotate
+//! cookie keys (`keys`), read counters and state (`observe`). The `syncookie` binary is a thin
+//! CLI over it (`cli`: flags, config merging, printing); the tests use it directly.
 
-pub mod btf_fix;
+pub mod bpf;
 pub mod config;
-pub mod counters;
 pub mod daemon;
-pub mod ebpf_log;
-pub mod fleet;
-pub mod kc_tail;
-pub mod kernel;
+pub mod host;
 pub mod keys;
-pub mod kfunc;
-pub mod loader;
-pub mod local;
-pub mod metrics;
-pub mod netdev;
-pub mod pinned;
-pub mod pins;
+pub mod observe;
 pub mod policy;
-pub mod privilege;
-pub mod resend;
-pub mod share;
-pub mod state;
-pub mod synack_config;
-pub mod sysctl;
-pub mod timestamps;
-pub mod vlan;
 
 /// The shield's eBPF object (syncookie-ebpf), built by build.rs: the only object the daemon
 /// loads.

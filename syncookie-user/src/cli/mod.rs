@@ -11,8 +11,8 @@ use std::path::PathBuf;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use syncookie::{
-    netdev,
-    pins::{DEFAULT_ROOT, PinDir, PinError},
+    bpf::pins::{DEFAULT_ROOT, PinDir, PinError},
+    host::netdev,
 };
 
 /// SYN-flood shield: answers SYNs to protected TCP ports from XDP with SYN cookies and hands

@@ -5,8 +5,8 @@ use std::{io::IsTerminal, time::Duration};
 
 use anyhow::Context;
 use syncookie::{
-    counters::{self, Snapshot},
-    privilege,
+    host::privilege,
+    observe::counters::{self, Snapshot},
 };
 
 use super::Target;

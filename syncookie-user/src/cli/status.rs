@@ -1,6 +1,10 @@
 //! `syncookie status`: where the shield is, how it is configured, and its counters.
 
-use syncookie::{counters, policy::ModeArg, privilege, state};
+use syncookie::{
+    host::privilege,
+    observe::{counters, state},
+    policy::ModeArg,
+};
 use syncookie_common::maps::{Mode, flags};
 
 use super::Target;
@@ -40,7 +44,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     if c.flags & flags::KERNEL_COOKIES != 0 {
         println!(
             "  cookies            kernel (the kernel's own cookies and keys, {}; no TC program)",
-            syncookie::timestamps::carried(&c)
+            syncookie::host::timestamps::carried(&c)
         );
     } else {
         println!("  cookies            own (bpf_sk_assign_tcp_reqsk handoff)");

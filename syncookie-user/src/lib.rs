@@ -12,38 +12,6 @@ pub mod observe;
 pub mod policy;
 
 /// The shield's eBPF object (syncookie-ebpf), built by build.rs: the only object the daemon
-/// loads.
+/// loads (and only the shield: tests/src/lib.rs checks its programs and maps).
 pub static EBPF_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/syncookie.bpf.o"));
-
-#[cfg(test)]
-mod tests {
-    use std::collections::BTreeSet;
-
-    use syncookie_common::maps::{PROG_TC, PROG_XDP, PROG_XDP_EXT, SHIELD_MAPS, kernel_cookies};
-
-    /// The daemon embeds the shield and nothing else: no lab or bench program ships with it.
-    #[test]
-    fn embedded_object_is_the_shield_only() {
-        let obj = aya_obj::Object::parse(super::EBPF_OBJECT).expect("parse the embedded object");
-        let progs: BTreeSet<&str> = obj.programs.keys().map(String::as_str).collect();
-        assert_eq!(
-            progs,
-            BTreeSet::from([
-                PROG_XDP,
-                PROG_XDP_EXT,
-                PROG_TC,
-                kernel_cookies::PROG_XDP,
-                kernel_cookies::PROG_SYNACK,
-                kernel_cookies::PROG_XDP_EXT
-            ])
-        );
-        let maps: BTreeSet<&str> = obj
-            .maps
-            .keys()
-            .map(String::as_str)
-            .filter(|m| !m.starts_with('.'))
-            .collect();
-        assert_eq!(maps, SHIELD_MAPS.iter().copied().collect());
-    }
-}

@@ -1,9 +1,7 @@
 //! `syncookie rotate`: move a running shield to a new key now.
 
 use anyhow::Context;
-use syncookie::{
-    bpf::pinned::PinnedMaps, host::privilege, keys::KeyMaps, observe::counters::CounterError,
-};
+use syncookie::{bpf::pinned::PinnedMaps, keys::KeyMaps, observe::counters::CounterError};
 use syncookie_common::maps::flags;
 
 use super::Target;
@@ -18,8 +16,7 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    privilege::require_pin_access("rotate")?;
-    let Some(pins) = a.target.attached()? else {
+    let Some(pins) = a.target.attached("rotate")? else {
         return Err(not_attached(&a.target).into());
     };
     // Open first: on an interface without a shield this fails and leaves no lock file behind.

@@ -1,7 +1,6 @@
 //! `syncookie status`: where the shield is, how it is configured, and its counters.
 
 use syncookie::{
-    host::privilege,
     observe::{counters, state},
     policy::ModeArg,
 };
@@ -19,8 +18,7 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    privilege::require_pin_access("status")?;
-    let Some(pins) = a.target.attached()? else {
+    let Some(pins) = a.target.attached("status")? else {
         println!("syncookie on {}", a.target.iface);
         println!("  not attached (no {})", a.target.pins()?.dir.display());
         return Ok(());

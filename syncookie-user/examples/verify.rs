@@ -12,15 +12,15 @@ use syncookie_common::maps::{PROG_TC, PROG_XDP, kernel_cookies};
 
 fn main() -> anyhow::Result<()> {
     // Without the kfunc (before 6.9) the TC program cannot load, but the others can be tried.
-    let obj = match syncookie::loader::linked_object() {
+    let obj = match syncookie::bpf::loader::linked_object() {
         Ok(obj) => obj,
         Err(e) => {
             println!("no kfunc ({e}): {PROG_TC} will not load");
-            syncookie::loader::object_for(syncookie::kernel::Cookies::Kernel)?
+            syncookie::bpf::loader::object_for(syncookie::host::kernel::Cookies::Kernel)?
         }
     };
     // The maps are pinned by name: keep them out of the shield's own directories.
-    let pins = syncookie::pins::PinDir::new(
+    let pins = syncookie::bpf::pins::PinDir::new(
         "/sys/fs/bpf/syncookie-verify".as_ref(),
         &std::process::id().to_string(),
     )?;
@@ -41,7 +41,7 @@ fn main() -> anyhow::Result<()> {
 
 fn verify(
     obj: &[u8],
-    pins: &syncookie::pins::PinDir,
+    pins: &syncookie::bpf::pins::PinDir,
     level: u8,
     listener: bool,
 ) -> anyhow::Result<()> {
@@ -56,29 +56,29 @@ fn verify(
         })
         .default_map_pin_directory(&pins.dir)
         .load(obj)?;
-    let xdps: &[&str] = if listener {
-        &[kernel_cookies::PROG_XDP, kernel_cookies::PROG_SYNACK]
-    } else {
-        &[
-            PROG_XDP,
-            kernel_cookies::PROG_XDP,
-            kernel_cookies::PROG_SYNACK,
-        ]
-    };
-    for &name in xdps {
+    let kc = [kernel_cookies::PROG_XDP, kernel_cookies::PROG_SYNACK];
+    let all = [PROG_XDP, kc[0], kc[1]];
+    for &name in if listener { &kc[..] } else { &all[..] } {
         let xdp: &mut Xdp = ebpf.program_mut(name).unwrap().try_into()?;
         let r = xdp.load();
-        let n = insns(xdp.info().ok());
-        println!("{name}: {}{n}", summary(r.map_err(|e| format!("{e:#}"))));
+        report(name, r, xdp.info().ok());
     }
     if listener {
         return Ok(());
     }
     let tc: &mut SchedClassifier = ebpf.program_mut(PROG_TC).unwrap().try_into()?;
     let r = tc.load();
-    let n = insns(tc.info().ok());
-    println!("{PROG_TC}: {}{n}", summary(r.map_err(|e| format!("{e:#}"))));
+    report(PROG_TC, r, tc.info().ok());
     Ok(())
+}
+
+fn report(
+    name: &str,
+    r: Result<(), aya::programs::ProgramError>,
+    info: Option<aya::programs::ProgramInfo>,
+) {
+    let r = r.map_err(|e| format!("{e:#}"));
+    println!("{name}: {}{}", summary(r), insns(info));
 }
 
 /// The instructions the verifier processed, and the sizes of what it left, for a program.

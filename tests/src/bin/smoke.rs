@@ -26,7 +26,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use syncookie::pins::DEFAULT_ROOT;
+use syncookie::bpf::pins::DEFAULT_ROOT;
 use syncookie_common::maps::{PROG_XDP_EXT, kernel_cookies};
 use syncookie_tests::{
     container,
@@ -86,7 +86,7 @@ impl Mode {
     /// Kernel mode leaves SYNs to the kernel to renew its listener's overflow stamp; not on
     /// 5.x, where making a cookie on the listener renews it (`bpf_tcp_gen_syncookie`).
     fn refreshes(self) -> bool {
-        self == Self::Kernel && !syncookie::kernel::listener_cookies()
+        self == Self::Kernel && !syncookie::host::kernel::listener_cookies()
     }
 
     /// `syncookie run` arguments beyond the interface and ports.

@@ -184,8 +184,17 @@ fn nic_facts(ns: &Netns, nic: &str) -> String {
                 .any(|k| l.starts_with(k))
         })
         .collect();
+    // virtio_net says when XDP_TX has no queue of its own per CPU ("... slower locked tx mode").
+    let dmesg = run(&["dmesg"]);
+    let xdp = dmesg
+        .lines()
+        .filter(|l| l.contains("XDP") && l.contains("virtio"))
+        .map(|l| l.split_once("] ").map_or(l, |(_, m)| m).trim())
+        .next_back()
+        .map(|l| format!("; driver: {l}"))
+        .unwrap_or_default();
     format!(
-        "{driver}; queues {} of {} max; {}",
+        "{driver}; queues {} of {} max; {}{xdp}",
         combined.get(1).unwrap_or(&"?"),
         combined.first().unwrap_or(&"?"),
         offloads.join(", ")

@@ -77,8 +77,8 @@ impl Drop for Wire {
     }
 }
 
-pub fn run(modes: &str, qemu: &[&str]) -> ExitCode {
-    let wire = match wire() {
+pub fn run(modes: &str, queues: u32, qemu: &[&str]) -> ExitCode {
+    let wire = match wire(queues) {
         Ok(w) => w,
         Err(e) => {
             println!("virtio: host FAIL: {e}");
@@ -87,7 +87,7 @@ pub fn run(modes: &str, qemu: &[&str]) -> ExitCode {
     };
     // Everything from here on (qemu, clients, the flood) runs in the namespace.
     let _in = wire.ns.enter();
-    let mut vm = match boot(&wire, qemu) {
+    let mut vm = match boot(&wire, queues, qemu) {
         Ok(vm) => vm,
         Err(e) => {
             println!("virtio: boot FAIL: {e}");
@@ -110,12 +110,16 @@ pub fn run(modes: &str, qemu: &[&str]) -> ExitCode {
     }
 }
 
-/// The namespace and its tap (made here: qemu only opens it), the host's address on it, and
-/// the SYN-ACK capture.
-fn wire() -> Result<Wire, String> {
+/// The namespace and its tap (made here: qemu only opens it; one file per queue pair when
+/// `queues` > 1), the host's address on it, and the SYN-ACK capture.
+fn wire(queues: u32) -> Result<Wire, String> {
     let ns = Netns::new(&unique("scv"));
     let tap = format!("{}t", ns.name);
-    ns.try_exec(&["ip", "tuntap", "add", "dev", &tap, "mode", "tap"])?;
+    let mut add = vec!["ip", "tuntap", "add", "dev", &tap, "mode", "tap"];
+    if queues > 1 {
+        add.push("multi_queue");
+    }
+    ns.try_exec(&add)?;
     ns.try_exec(&["ip", "addr", "add", &format!("{HOST_IP}/24"), "dev", &tap])?;
     ns.try_exec(&["ip", "link", "set", &tap, "up"])?;
     // The clients ask for ECN (as `negotiated` does): the options check wants every option.
@@ -166,18 +170,25 @@ fn count_synacks(fd: &OwnedFd, seen: &Mutex<Seen>, stop: &AtomicBool) {
     }
 }
 
-/// Starts qemu with the guest's NIC on the tap and waits for the guest's control port.
-fn boot(wire: &Wire, qemu: &[&str]) -> Result<Vm, String> {
+/// Starts qemu with the guest's NIC on the tap and waits for the guest's control port. With
+/// `queues` > 1 the NIC is multi-queue: the guest uses one queue pair per vCPU and XDP takes
+/// as many more for its XDP_TX (virtnet_xdp_set); with one, XDP_TX shares the stack's queues
+/// under a lock. qemu's defaults otherwise, so the guest may switch its receive offloads off
+/// itself (VIRTIO_NET_F_CTRL_GUEST_OFFLOADS), which XDP needs.
+fn boot(wire: &Wire, queues: u32, qemu: &[&str]) -> Result<Vm, String> {
     let mac = GUEST_MAC.map(|b| format!("{b:02x}")).join(":");
+    let (mut netdev, mut device) = (
+        format!("tap,id=n0,ifname={},script=no,downscript=no", wire.tap),
+        format!("virtio-net-pci,netdev=n0,mac={mac}"),
+    );
+    if queues > 1 {
+        // An MSI-X vector per queue, one for the config and one for the control queue.
+        netdev.push_str(&format!(",queues={queues}"));
+        device.push_str(&format!(",mq=on,vectors={}", 2 * queues + 2));
+    }
     let mut cmd = Command::new(qemu[0]);
     cmd.args(&qemu[1..])
-        .arg("-netdev")
-        .arg(format!(
-            "tap,id=n0,ifname={},script=no,downscript=no",
-            wire.tap
-        ))
-        .arg("-device")
-        .arg(format!("virtio-net-pci,netdev=n0,mac={mac}"))
+        .args(["-netdev", &netdev, "-device", &device])
         // The console goes to its file; our stdout is the matrix's.
         .stdin(Stdio::null())
         .stdout(Stdio::null());

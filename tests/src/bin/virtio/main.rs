@@ -1,5 +1,5 @@
 //! The shield on a real NIC driver: virtio-net, the NIC of KVM clouds. `cargo xtask
-//! test-kernels` runs `virtio host --modes MODE -- QEMU...` on the host: it makes a network
+//! test-kernels` runs `virtio host --modes MODE --queues N -- QEMU...` on the host: it makes a network
 //! namespace with a tap, boots the kernel under qemu with a `virtio-net-pci` NIC on that tap,
 //! and drives the guest from the host side: real TCP clients, forged ACKs and a spoofed-SYN
 //! flood cross the tap, qemu and the guest's virtio_net driver, where the shield runs in native
@@ -44,12 +44,25 @@ fn main() -> ExitCode {
         .as_slice()
     {
         ["guest"] => guest::run(),
-        ["host", "--modes", modes, "--", qemu @ ..] if !qemu.is_empty() => host::run(modes, qemu),
-        _ => {
-            eprintln!("usage: virtio guest | virtio host --modes full,kernel -- QEMU ARGS...");
-            ExitCode::FAILURE
-        }
+        [
+            "host",
+            "--modes",
+            modes,
+            "--queues",
+            queues,
+            "--",
+            qemu @ ..,
+        ] if !qemu.is_empty() => match queues.parse() {
+            Ok(q) if q > 0 => host::run(modes, q, qemu),
+            _ => usage(),
+        },
+        _ => usage(),
     }
+}
+
+fn usage() -> ExitCode {
+    eprintln!("usage: virtio guest | virtio host --modes full,kernel --queues N -- QEMU ARGS...");
+    ExitCode::FAILURE
 }
 
 /// The guest's control address.

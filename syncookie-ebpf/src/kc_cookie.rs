@@ -12,11 +12,11 @@ use aya_ebpf::{
         bpf_tcp_raw_check_syncookie_ipv6, bpf_tcp_raw_gen_syncookie_ipv4,
         bpf_tcp_raw_gen_syncookie_ipv6,
     },
-    macros::map,
-    maps::PerCpuArray,
 };
 use syncookie_common::proto::*;
 use syncookie_ebpf::parse::{Tcp, opaque};
+
+use crate::maps::kernel_cookies::SC_KC_SCRATCH;
 
 /// The kernel's cookie for the SYN `t`, computed as `tcp_conn_request()` would (from the
 /// client's MSS option). The helpers read `th_len` bytes of header, a length the verifier must
@@ -54,14 +54,6 @@ pub fn make(data: usize, end: usize, t: &Tcp) -> Option<u32> {
     // The cookie is in the low 32 bits, the MSS it encodes above; negative: no SYN cookies.
     if v < 0 { None } else { Some(v as u32) }
 }
-
-/// Kernel-cookie mode's per-CPU scratch: words 0-4 the TCP header of the ACK the stamp probe
-/// builds (on the stack it would not fit beside the rest: 6.1 counts 480 bytes for the program
-/// and 32 for the one function LLVM leaves uninlined, at most 512 in all), word
-/// [`SCRATCH_ISN`] the cookie handed to the tail call. Used within one run on one CPU.
-#[map]
-pub static SC_KC_SCRATCH: PerCpuArray<[u32; 6]> = PerCpuArray::with_max_entries(1, 0);
-pub const SCRATCH_ISN: usize = 5;
 
 /// Whether the kernel would take the ACK the client sends for `isn` now: that ACK's TCP
 /// header, built in [`SC_KC_SCRATCH`] from the SYN's, with the SYN's own IP header (the helper

@@ -6,8 +6,6 @@
 
 use aya_ebpf::{
     helpers::{bpf_ktime_get_ns, bpf_xdp_adjust_tail},
-    macros::map,
-    maps::ProgramArray,
     programs::XdpContext,
 };
 use syncookie_common::{
@@ -24,15 +22,12 @@ use syncookie_ebpf::{
 };
 
 use crate::{
-    kc_cookie::{SC_KC_SCRATCH, SCRATCH_ISN},
-    maps,
+    maps::{
+        self,
+        kernel_cookies::{SC_KC_SCRATCH, SC_KC_TAIL, SCRATCH_ISN},
+    },
     verdict::{self, Judged, Segment, Verdict},
 };
-
-/// `[0]`: `syncookie_kc_synack`, put there by the daemon. Pinned: a program array loses its
-/// entries when no file or pin holds it any more, and the shield outlives the daemon.
-#[map]
-pub static SC_KC_TAIL: ProgramArray = ProgramArray::pinned(1, 0);
 
 /// Tail-calls `syncookie_kc_synack` for this SYN with the kernel's cookie `isn`; returns only
 /// when that program is not there.

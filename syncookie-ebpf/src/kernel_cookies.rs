@@ -17,42 +17,24 @@
 //! where the offset is 0: then (`flags::KERNEL_TS`, set by the daemon when the admin allows it)
 //! our SYN-ACK carries every option in the kernel's own timestamp cookie; else the MSS only.
 
-use aya_ebpf::{
-    helpers::bpf_ktime_get_coarse_ns,
-    macros::map,
-    maps::{Array, LruHashMap},
-    programs::XdpContext,
-};
+use aya_ebpf::programs::XdpContext;
 use syncookie_common::{
-    maps::{
-        Config, Mode, flags,
-        kernel_cookies::{
-            DEFAULT_REFRESH_SECS, KC_CONF_LEN, KC_REFRESH_NS, REFRESH_ENTRIES, refresh_key,
-        },
-    },
+    maps::{Config, Mode, flags},
     stats::Counter,
 };
 use syncookie_ebpf::{
-    local, martian,
+    local,
     parse::{self, Frame, Tcp},
     sock::{self, Found, Sock},
-    synack::{self, Checksum},
 };
 
 use crate::{
     kc_cookie,
     kc_synack::{self, Echo, write_synack},
-    maps::{self, PinnedLocal},
-    stats,
+    maps::{self, PinnedLocal, kernel_cookies as kc_maps},
+    stats, syn_steps,
     verdict::{self, Judged, Segment, Verdict},
 };
-
-/// `SC_KC_CONF[KC_REFRESH_NS]`: nanoseconds between refresh SYNs (0: the default).
-#[map]
-pub static SC_KC_CONF: Array<u64> = Array::with_max_entries(KC_CONF_LEN, 0);
-/// When a SYN last went to the kernel, per destination address and port.
-#[map]
-pub static SC_KC_REFRESH: LruHashMap<u64, u64> = LruHashMap::with_max_entries(REFRESH_ENTRIES, 0);
 
 #[inline(always)]
 /// `TAIL`: whether SYN-ACKs with every option go through the tail call to
@@ -76,12 +58,6 @@ fn judge<const TAIL: bool>(ctx: &XdpContext) -> Judged {
     }
 }
 
-#[inline(always)]
-fn now_ns() -> u64 {
-    // SAFETY: a helper call without arguments.
-    unsafe { bpf_ktime_get_coarse_ns() }
-}
-
 /// What the SYN path decided while it held the listener.
 enum SynPlan {
     Answer(u32),
@@ -90,28 +66,10 @@ enum SynPlan {
 
 #[inline(always)]
 fn syn<const TAIL: bool>(ctx: &XdpContext, cfg: &Config, t: &Tcp) -> Judged {
-    stats::inc(Counter::SynSeen);
-    let mode = Mode::from_u8(cfg.mode).unwrap_or(Mode::Always);
-    if mode == Mode::Auto && !maps::auto_engaged(cfg) {
-        return (Verdict::Pass, Some(Counter::SynIdle));
-    }
-    let (data, end) = (ctx.data(), ctx.data_end());
-    match synack::checksum(data, end, t) {
-        Checksum::Valid | Checksum::Partial => {}
-        Checksum::Wrong => return (Verdict::Pass, Some(Counter::SynBadChecksum)),
-        Checksum::Unchecked => return (Verdict::Pass, Some(Counter::SynPassed)),
-    }
-    // What the kernel drops before TCP, or answers with IP options of its own: the kernel's.
-    if let Some(why) = martian::refused(data, end, t, verdict::from_lo(ctx)) {
-        return (Verdict::Pass, Some(why));
-    }
-    let o = parse::options(data, end, t);
-    if o.kernel_only {
-        return (Verdict::Pass, Some(Counter::SynPassed));
-    }
-    if parse::past_the_walk(data, end, t, &o) {
-        return (Verdict::Pass, Some(Counter::SynOptionsUnwalked));
-    }
+    let mode = match syn_checks(ctx, cfg, t) {
+        Ok(mode) => mode,
+        Err(j) => return j,
+    };
     let Some(sk) = sock::find(ctx, t) else {
         return (Verdict::Pass, Some(Counter::SynPassed));
     };
@@ -135,68 +93,42 @@ fn syn<const TAIL: bool>(ctx: &XdpContext, cfg: &Config, t: &Tcp) -> Judged {
     }
 }
 
+/// The checks before the listener's: the mode, or the kernel's SYN and why. The options are
+/// read again where the SYN-ACK is written.
+#[inline(always)]
+fn syn_checks(ctx: &XdpContext, cfg: &Config, t: &Tcp) -> Result<Mode, Judged> {
+    let mode = syn_steps::seen(cfg)?;
+    syn_steps::checksum(ctx, t)?;
+    syn_steps::martian(ctx, t)?;
+    syn_steps::options(ctx, t, Some)?;
+    Ok(mode)
+}
+
 #[inline(always)]
 fn syn_plan(ctx: &XdpContext, cfg: &Config, t: &Tcp, mode: Mode, sk: &Found) -> SynPlan {
     let (data, end) = (ctx.data(), ctx.data_end());
-    match sk.kind() {
-        Sock::Listener => {}
-        Sock::MptcpListener => return SynPlan::Done(Verdict::Pass, Counter::MptcpPassed),
-        Sock::None | Sock::Other | Sock::Request => {
-            return SynPlan::Done(Verdict::Pass, Counter::SynPassed);
-        }
-    }
-    if !local::for_this_host(&PinnedLocal, data, end, t, verdict::from_lo(ctx)) {
-        return SynPlan::Done(Verdict::Pass, Counter::NotLocal);
-    }
-    if !verdict::from_lo(ctx) && local::from_this_host(&PinnedLocal, t) {
-        return SynPlan::Done(Verdict::Pass, Counter::Martian);
-    }
-    if !verdict::from_lo(ctx) && local::reverse_path_refused(&PinnedLocal, t) {
-        return SynPlan::Done(Verdict::Pass, Counter::RpFiltered);
+    let done = |c| SynPlan::Done(Verdict::Pass, c);
+    if let Err(c) = syn_steps::listener(sk.kind(), Counter::SynPassed)
+        .and_then(|()| syn_steps::for_this_host(ctx, t))
+    {
+        return done(c);
     }
     if mode == Mode::Monitor {
-        return SynPlan::Done(Verdict::Pass, Counter::MonitorSynack);
+        return done(Counter::MonitorSynack);
     }
     let Some(isn) = kc_cookie::make(data, end, t) else {
-        return SynPlan::Done(Verdict::Pass, Counter::SynPassed);
+        return done(Counter::SynPassed);
     };
     // The kernel answers this one with its own cookie and renews the stamp: periodically (so it
     // never lapses under steady traffic), and whenever it would refuse our cookie now.
-    if refresh_due(t) || !kc_cookie::kernel_would_accept(sk.as_ptr(), data, end, t, isn) {
-        mark_refreshed(t);
-        return SynPlan::Done(Verdict::Pass, Counter::SynRefresh);
+    if kc_maps::refresh_due(t) || !kc_cookie::kernel_would_accept(sk.as_ptr(), data, end, t, isn) {
+        kc_maps::mark_refreshed(t);
+        return done(Counter::SynRefresh);
     }
     if !maps::take_synack_budget(cfg, maps::client_prefix(t)) {
         return SynPlan::Done(Verdict::Drop, Counter::SynDroppedBudget);
     }
     SynPlan::Answer(isn)
-}
-
-#[inline(always)]
-fn refresh_period() -> u64 {
-    match SC_KC_CONF.get(KC_REFRESH_NS) {
-        Some(&ns) if ns != 0 => ns,
-        _ => DEFAULT_REFRESH_SECS * 1_000_000_000,
-    }
-}
-
-/// Whether a refresh SYN to this address and port is due (none passed yet, or one period ago).
-#[inline(always)]
-fn refresh_due(t: &Tcp) -> bool {
-    let key = refresh_key(&t.daddr, t.dport);
-    match SC_KC_REFRESH.get_ptr(key) {
-        // SAFETY: a value of the map, valid while we run (another CPU may rewrite it: any time
-        // it holds is a refresh's).
-        Some(last) => now_ns().wrapping_sub(unsafe { *last }) >= refresh_period(),
-        None => true,
-    }
-}
-
-#[inline(always)]
-fn mark_refreshed(t: &Tcp) {
-    let key = refresh_key(&t.daddr, t.dport);
-    // A failed insert (a race with another CPU) only means one more refresh SYN.
-    let _ = SC_KC_REFRESH.insert(key, now_ns(), 0);
 }
 
 #[inline(always)]
@@ -250,12 +182,8 @@ enum AckJudged {
 
 #[inline(always)]
 fn ack_with_listener(sk: &Found, kind: Sock, data: usize, end: usize) -> AckJudged {
-    match kind {
-        Sock::Listener => {}
-        Sock::MptcpListener => return AckJudged::NotListener(Counter::MptcpPassed),
-        Sock::None | Sock::Other | Sock::Request => {
-            return AckJudged::NotListener(Counter::AckPassedSocket);
-        }
+    if let Err(c) = syn_steps::listener(kind, Counter::AckPassedSocket) {
+        return AckJudged::NotListener(c);
     }
     let Frame::Tcp(t) = parse::parse(data, end) else {
         return AckJudged::Bad;

@@ -10,6 +10,7 @@ mod kernel_cookies;
 mod maps;
 mod skip;
 mod stats;
+mod syn_steps;
 mod tc;
 mod verdict;
 mod xdp;

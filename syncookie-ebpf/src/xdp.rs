@@ -10,16 +10,16 @@ use syncookie_common::{
 
 use syncookie_ebpf::{
     ack::{self, AckCheck},
-    local, martian,
+    local,
     parse::{self, Options, Tcp},
     sock::{self, Sock},
-    synack::{self, Checksum, Syn},
+    synack::{self, Syn},
 };
 
 use crate::{
     maps::{self, PinnedKeys, PinnedLocal},
     skip::skipped,
-    stats,
+    syn_steps,
     verdict::{self, Judged, Segment, Verdict},
 };
 
@@ -44,22 +44,17 @@ fn judge(ctx: &XdpContext) -> Judged {
 
 #[inline(always)]
 fn syn(ctx: &XdpContext, cfg: &Config, t: &Tcp) -> Judged {
-    stats::inc(Counter::SynSeen);
-    let mode = Mode::from_u8(cfg.mode).unwrap_or(Mode::Always);
-    if mode == Mode::Auto && !maps::auto_engaged(cfg) {
-        // Quiet times: the kernel's own handshake, untouched.
-        return (Verdict::Pass, Some(Counter::SynIdle));
+    match syn_checks(ctx, cfg, t) {
+        Ok(o) => answer(ctx, cfg, t, &o),
+        Err(j) => j,
     }
-    let checksum = if skipped(stage::CHECKSUM) {
-        Checksum::Valid
-    } else {
-        synack::checksum(ctx.data(), ctx.data_end(), t)
-    };
-    match checksum {
-        Checksum::Valid | Checksum::Partial => {}
-        Checksum::Wrong => return (Verdict::Pass, Some(Counter::SynBadChecksum)),
-        Checksum::Unchecked => return (Verdict::Pass, Some(Counter::SynPassed)),
-    }
+}
+
+/// Every check before the SYN-ACK: the options it echoes, or the kernel's SYN and why.
+#[inline(always)]
+fn syn_checks(ctx: &XdpContext, cfg: &Config, t: &Tcp) -> Result<Options, Judged> {
+    let mode = syn_steps::seen(cfg)?;
+    syn_steps::checksum(ctx, t)?;
     let o = if skipped(stage::OPTIONS) {
         Options {
             mss: 1460,
@@ -69,64 +64,27 @@ fn syn(ctx: &XdpContext, cfg: &Config, t: &Tcp) -> Judged {
             ..Options::default()
         }
     } else {
-        let o = parse::options(ctx.data(), ctx.data_end(), t);
-        if o.kernel_only {
-            return (Verdict::Pass, Some(Counter::SynPassed));
-        }
-        let Some(o) = maps::forget(o) else {
-            return (Verdict::Pass, Some(Counter::SynPassed));
-        };
-        if parse::past_the_walk(ctx.data(), ctx.data_end(), t, &o) {
-            return (Verdict::Pass, Some(Counter::SynOptionsUnwalked));
-        }
-        o
+        syn_steps::options(ctx, t, maps::forget)?
     };
-    // What the kernel drops before TCP (martian sources, bad IPv4 headers, source routes) or
-    // answers with IP options of its own: the kernel's.
-    if !skipped(stage::MARTIAN)
-        && let Some(why) = martian::refused(ctx.data(), ctx.data_end(), t, verdict::from_lo(ctx))
-    {
-        return (Verdict::Pass, Some(why));
+    syn_steps::martian(ctx, t)?;
+    let pass = |c| (Verdict::Pass, Some(c));
+    if !skipped(stage::LOOKUP) {
+        syn_steps::listener(sock::classify(ctx, t), Counter::SynPassed).map_err(pass)?;
     }
-    let sock = if skipped(stage::LOOKUP) {
-        Sock::Listener
-    } else {
-        sock::classify(ctx, t)
-    };
-    match sock {
-        Sock::Listener => {}
-        Sock::MptcpListener => return (Verdict::Pass, Some(Counter::MptcpPassed)),
-        Sock::None | Sock::Other | Sock::Request => {
-            return (Verdict::Pass, Some(Counter::SynPassed));
-        }
-    }
-    // Locality: a wildcard listener matches any destination; answer only for this host.
-    if !skipped(stage::LOCALITY)
-        && !local::for_this_host(
-            &PinnedLocal,
-            ctx.data(),
-            ctx.data_end(),
-            t,
-            verdict::from_lo(ctx),
-        )
-    {
-        return (Verdict::Pass, Some(Counter::NotLocal));
-    }
-    let remote = !verdict::from_lo(ctx) && !skipped(stage::LOCALITY);
-    if remote && local::from_this_host(&PinnedLocal, t) {
-        return (Verdict::Pass, Some(Counter::Martian));
-    }
-    if remote && local::reverse_path_refused(&PinnedLocal, t) {
-        return (Verdict::Pass, Some(Counter::RpFiltered));
-    }
+    syn_steps::for_this_host(ctx, t).map_err(pass)?;
     if mode == Mode::Monitor {
-        return (Verdict::Pass, Some(Counter::MonitorSynack));
+        return Err(pass(Counter::MonitorSynack));
     }
     // The client's /24 or /48: one victim of spoofed SYNs gets at most its budget of SYN-ACKs.
     if !skipped(stage::BUDGET) && !maps::take_synack_budget(cfg, maps::client_prefix(t)) {
-        return (Verdict::Drop, Some(Counter::SynDroppedBudget));
+        return Err((Verdict::Drop, Some(Counter::SynDroppedBudget)));
     }
-    match synack::answer(ctx, &PinnedKeys, cfg, t, &o) {
+    Ok(o)
+}
+
+#[inline(always)]
+fn answer(ctx: &XdpContext, cfg: &Config, t: &Tcp, o: &Options) -> Judged {
+    match synack::answer(ctx, &PinnedKeys, cfg, t, o) {
         Some(Syn::Sent) => {
             if !skipped(stage::RESEND) {
                 maps::remember_synack(ctx, t);
@@ -149,15 +107,12 @@ fn handshake_ack(ctx: &XdpContext, cfg: &Config, t: &Tcp) -> Judged {
         let Some(sk) = sock::find(ctx, t) else {
             return (Verdict::Pass, Some(Counter::AckNoListener));
         };
-        match sk.kind() {
-            Sock::None | Sock::Other => return (Verdict::Pass, Some(Counter::AckPassedSocket)),
+        if let Err(c) = syn_steps::listener(sk.kind(), Counter::AckPassedSocket) {
             // The kernel's own handshake completes: for `auto`, one SYN answered.
-            Sock::Request => {
+            if sk.kind() == Sock::Request {
                 maps::auto_completed(cfg);
-                return (Verdict::Pass, Some(Counter::AckPassedSocket));
             }
-            Sock::MptcpListener => return (Verdict::Pass, Some(Counter::MptcpPassed)),
-            Sock::Listener => {}
+            return (Verdict::Pass, Some(c));
         }
         Some(sk)
     };

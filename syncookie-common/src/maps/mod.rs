@@ -46,28 +46,15 @@ pub const MAP_HANDED: &str = "SC_HANDED";
 pub const GLOBAL_SKIP: &str = "SC_SKIP";
 
 /// The stages of the SYN and ACK paths [`GLOBAL_SKIP`] can leave out (bits).
-pub mod stage {
-    /// The SYN's TCP checksum check (taken as valid).
-    pub const CHECKSUM: u32 = 1 << 0;
-    /// The SYN's option walk, its scratch pass and the past-the-walk check (a Linux SYN's
-    /// options taken instead: MSS 1460, SACK, timestamps, window scale 7).
-    pub const OPTIONS: u32 = 1 << 1;
-    /// The kernel's checks before TCP: martian sources, IPv4 header, source routes, IP options.
-    pub const MARTIAN: u32 = 1 << 2;
-    /// The socket lookup (SYN and ACK: a listener taken as found).
-    pub const LOOKUP: u32 = 1 << 3;
-    /// Locality: for this host (MAC, destination), from this host, the rp_filter mirror.
-    pub const LOCALITY: u32 = 1 << 4;
-    /// The SYN-ACK budgets (SYN: taken; ACK: refunded) and `auto`'s bookkeeping of completed
-    /// handshakes.
-    pub const BUDGET: u32 = 1 << 5;
-    /// The resend table (SYN: remembered; ACK: forgotten).
-    pub const RESEND: u32 = 1 << 6;
-    /// The ACK's XDP metadata for TC.
-    pub const METADATA: u32 = 1 << 7;
-    /// The per-CPU counter at the exit.
-    pub const COUNTERS: u32 = 1 << 8;
-}
+pub mod stage;
+
+mod handoff;
+mod local;
+mod resend;
+
+pub use handoff::*;
+pub use local::*;
+pub use resend::*;
 
 /// Every map of the shield's object.
 pub const SHIELD_MAPS: &[&str] = &[
@@ -176,51 +163,6 @@ pub const fn port_word(port: u16) -> (u32, u32) {
     ((port >> 5) as u32, 1 << (port & 31))
 }
 
-/// `SC_LOCAL_ADDRS`: an LPM trie of the destinations this host accepts as its own (the RTN_LOCAL
-/// routes of its `local` table, on any interface: Linux is a weak host), filled by the daemon
-/// from rtnetlink. The key's data is an IPv6 address, IPv4 as IPv4-mapped (`::ffff:a.b.c.d`,
-/// prefix length + [`V4_MAPPED_PREFIX`]), so one trie serves both families; the value is the
-/// route's interface (informative), with [`LOCAL_BROADCAST`] set for the `local` table's
-/// RTN_BROADCAST routes (a subnet's broadcast address: never a destination the shield answers
-/// for, and a source it leaves to the kernel).
-pub type LocalAddr = [u8; 16];
-/// `SC_RPF`: while the interface's IPv4 rp_filter is on (`SC_RPF_ON[0]` 1 strict, 2 loose), the
-/// routes of the `main` and `default` tables as an LPM trie keyed as `SC_LOCAL_ADDRS`; the value
-/// says whether a source in that prefix passes the filter on this interface ([`RPF_PASSES`]: a
-/// unicast route, out of this interface when strict) or not (a route out of another interface
-/// when strict; blackhole, unreachable, prohibit). No route at all: refused, as the kernel does.
-pub const RPF_LEN: u32 = 65536;
-pub const RPF_PASSES: u32 = 1;
-/// `SC_LOCAL_HINTS[0]`: the locality check's fast path. The frame's destination MAC is
-/// compared with `mac` (the protected interface's own) before `SC_LOCAL_MACS` is asked: most
-/// frames carry it, and a compare costs less than a hash lookup.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct LocalHints {
-    pub mac: Mac,
-    pub _pad: [u8; 2],
-}
-const _: () = assert!(size_of::<LocalHints>() == 8);
-/// In an `SC_LOCAL_ADDRS` value: the prefix is a broadcast address, not a local one.
-pub const LOCAL_BROADCAST: u32 = 1 << 31;
-/// Kubernetes nodes with IPVS hold one local address per service: room for many.
-pub const LOCAL_ADDRS_LEN: u32 = 65536;
-/// Bits of an IPv4-mapped IPv6 address in front of the IPv4 address.
-pub const V4_MAPPED_PREFIX: u32 = 96;
-
-/// `addr` (host order) as the IPv4-mapped IPv6 address `::ffff:a.b.c.d`.
-#[inline(always)]
-pub const fn v4_mapped(addr: u32) -> LocalAddr {
-    let [a, b, c, d] = addr.to_be_bytes();
-    [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, a, b, c, d]
-}
-
-/// `SC_LOCAL_MACS`: the MAC addresses of every interface of the namespace (a frame on an
-/// enslaved bridge port is for this host when it carries the bridge's MAC) -> the lowest
-/// ifindex with that address.
-pub type Mac = [u8; 6];
-/// One MAC per interface: a node with hundreds of pods' veth ends fits.
-pub const LOCAL_MACS_LEN: u32 = 4096;
 
 /// `SC_CONFIG` flags.
 pub mod flags {
@@ -338,118 +280,6 @@ pub struct Budget {
 }
 const _: () = assert!(size_of::<Budget>() == 16);
 
-/// What XDP hands to TC in the frame's metadata for an ACK whose cookie it checked.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct HandoffMeta {
-    /// [`HANDOFF_MAGIC`]: metadata only our XDP program writes.
-    pub magic: u32,
-    /// The ACK's TSval and TSecr (0 without timestamps).
-    pub tsval: u32,
-    pub tsecr: u32,
-    pub mss: u16,
-    /// The client's window-scale shift, or `cookie::WSCALE_NONE`.
-    pub snd_wscale: u8,
-    /// `META_*` bits.
-    pub flags: u8,
-}
-const _: () = assert!(size_of::<HandoffMeta>() == 16);
-pub const HANDOFF_MAGIC: u32 = 0x5c00_c1e5;
-pub const META_SACK: u8 = 1 << 0;
-pub const META_TS: u8 = 1 << 1;
-pub const META_ECN: u8 = 1 << 2;
-
-/// The kernel's `struct bpf_tcp_req_attrs` (include/linux/bpf.h... net/core/filter.c), the
-/// argument of `bpf_sk_assign_tcp_reqsk`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ReqAttrs {
-    pub rcv_tsval: u32,
-    pub rcv_tsecr: u32,
-    pub mss: u16,
-    pub rcv_wscale: u8,
-    pub snd_wscale: u8,
-    pub ecn_ok: u8,
-    pub wscale_ok: u8,
-    pub sack_ok: u8,
-    pub tstamp_ok: u8,
-    pub usec_ts_ok: u8,
-    pub reserved: [u8; 3],
-}
-const _: () = assert!(size_of::<ReqAttrs>() == 20);
-
-/// The kernel re-sends a SYN-ACK when the handshake's last ACK does not come (1 s, then 2 s
-/// later...): a client whose ACK was lost is established and waits for the server, which a
-/// server-first protocol (SSH, SMTP, FTP, IMAP, MySQL) never speaks without that ACK. A cookie
-/// server keeps no state; instead XDP remembers each SYN-ACK it sends in [`MAP_RESEND`], an LRU
-/// table of [`RESEND_ENTRIES`], at most [`RESEND_PER_SEC`] new entries per second and CPU (a
-/// flood fills no more), and forgets it when the ACK's cookie checks. The daemon sends what
-/// is still there after [`RESEND_AFTER_NS`] again (the same frame, so the same cookie and
-/// TSval), once more [`RESEND_AGAIN_NS`] after that, then forgets it. The client answers the
-/// repeated SYN-ACK with its ACK again (RFC 9293 3.10.7.4; RFC 5961's challenge ACK).
-pub const RESEND_ENTRIES: u32 = 16384;
-pub const RESEND_PER_SEC: u32 = 2048;
-pub const RESEND_AFTER_NS: u64 = 1_000_000_000;
-pub const RESEND_AGAIN_NS: u64 = 2_000_000_000;
-/// Room for the longest SYN-ACK we write: Ethernet, two VLAN tags, IPv6, TCP with 20 bytes of
-/// options (102 bytes).
-pub const RESEND_FRAME: usize = 112;
-
-/// A client that sends its first data right behind its ACK (HTTP, TLS) can have both in one
-/// receive batch: XDP checks, and TC sees, both before the stack has made the connection from
-/// the first, so both carry a valid cookie and no socket exists yet. Handing off the second as
-/// well makes the kernel build a second child, find the first in its table and drop the
-/// segment: the client sends it again after its retransmission timeout (200 ms and more). So
-/// TC remembers each handoff for [`HANDED_WINDOW_NS`] in [`MAP_HANDED`], and a segment of the
-/// same handshake within that time goes to the stack as it is, which delivers it to the socket
-/// the first made. The window is far below the shortest time in which a client sends anything
-/// again (a tail-loss probe: 10 ms), so a retransmission after a failed handoff is handed off
-/// again. The table is per CPU (one batch is one CPU's) and direct-mapped: [`HANDED_SLOTS`]
-/// slots indexed by a hash of the handshake, cheaper than a hash map's insert on every
-/// handoff; a batch holds at most 64 frames, and two handshakes meeting in a slot within the
-/// window only bring the old behaviour back for the first one.
-pub const HANDED_SLOTS: u32 = 256;
-pub const HANDED_WINDOW_NS: u64 = 5_000_000;
-
-/// A handshake as its ACK names it (the connection and the cookie it acknowledges), and when
-/// TC handed it off.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Handed {
-    pub at_ns: u64,
-    pub saddr: [u32; 4],
-    pub daddr: [u32; 4],
-    pub ack: u32,
-    pub sport: u16,
-    pub dport: u16,
-}
-const _: () = assert!(size_of::<Handed>() == 48);
-
-/// A SYN-ACK's connection, as the SYN and the ACK name it (the client's side first).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct ResendKey {
-    pub saddr: [u32; 4],
-    pub daddr: [u32; 4],
-    pub sport: u16,
-    pub dport: u16,
-}
-const _: () = assert!(size_of::<ResendKey>() == 36);
-
-/// A SYN-ACK to send again: its frame as XDP sent it, where and when.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Resend {
-    /// CLOCK_MONOTONIC (coarse) when it was first sent.
-    pub sent_ns: u64,
-    pub ifindex: u32,
-    pub len: u16,
-    /// Times the daemon has sent it again.
-    pub tries: u8,
-    pub _pad: u8,
-    pub frame: [u8; RESEND_FRAME],
-}
-const _: () = assert!(size_of::<Resend>() == 128);
 
 #[cfg(feature = "user")]
 mod pod {

@@ -163,7 +163,6 @@ pub const fn port_word(port: u16) -> (u32, u32) {
     ((port >> 5) as u32, 1 << (port & 31))
 }
 
-
 /// `SC_CONFIG` flags.
 pub mod flags {
     /// Offer timestamps when the client does (net.ipv4.tcp_timestamps).
@@ -279,7 +278,6 @@ pub struct Budget {
     pub used: u64,
 }
 const _: () = assert!(size_of::<Budget>() == 16);
-
 
 #[cfg(feature = "user")]
 mod pod {

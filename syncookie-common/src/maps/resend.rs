@@ -17,7 +17,6 @@ pub const RESEND_AGAIN_NS: u64 = 2_000_000_000;
 /// options (102 bytes).
 pub const RESEND_FRAME: usize = 112;
 
-
 /// A SYN-ACK's connection, as the SYN and the ACK name it (the client's side first).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

@@ -70,10 +70,44 @@ pub fn rows(k: &Kernel, initrd: &Path, virtio: &Path) -> Vec<matrix::Row> {
         .collect();
     let name = format!("{} ({}), virtio-net", k.version, k.distro);
     let secs = t.elapsed().as_secs();
-    matrix::rows(&name, &k.version, &lines, failure.as_deref(), secs)
-        .into_iter()
-        .filter(|r| r.mode == mode)
-        .collect()
+    let mut rows: Vec<matrix::Row> =
+        matrix::rows(&name, &k.version, &lines, failure.as_deref(), secs)
+            .into_iter()
+            .filter(|r| r.mode == mode)
+            .collect();
+    for r in &mut rows {
+        r.result.push_str(&driver_notes(&lines, mode));
+    }
+    rows
+}
+
+/// What the row adds for the driver: XDP_TX's queues as the attach found them, and what carried
+/// the handoff (metadata, or TC's re-check) where there is one.
+fn driver_notes(lines: &str, mode: &str) -> String {
+    let detail = |check: &str| {
+        let prefix = format!("smoke: {mode} {check} ok: ");
+        lines
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let attach = detail("attach");
+    let mut notes = String::new();
+    if let Some(q) = attach.split("; ").find(|p| p.starts_with("queues ")) {
+        let tx = if attach.contains("locked tx mode") {
+            "XDP_TX shared, locked"
+        } else {
+            "XDP_TX on its own queues"
+        };
+        notes.push_str(&format!("; {q} ({tx})"));
+    }
+    let connections = detail("connections");
+    if let Some((_, path)) = connections.split_once("; handoff by ") {
+        let path = path.split(" (").next().unwrap_or(path);
+        notes.push_str(&format!("; handoff by {path}"));
+    }
+    notes
 }
 
 /// `virtio host --modes MODE --queues N -- QEMU...`: its stdout and success.
@@ -109,7 +143,25 @@ fn run(virtio: &Path, mode: &str, queues: u32, qemu: &[String]) -> anyhow::Resul
 
 #[cfg(test)]
 mod tests {
-    use super::best_mode;
+    use super::{best_mode, driver_notes};
+
+    #[test]
+    fn notes_say_queues_and_handoff_path() {
+        let lines = "smoke: full attach ok: native XDP on driver: virtio_net; queues 4 of 4 max; \
+                     rx-gro-hw: on\nsmoke: full connections ok: 20/20 echoed; handoff_ok +20; \
+                     handoff by XDP metadata (bpf_xdp_adjust_meta room given; TC re-check off)\n";
+        assert_eq!(
+            driver_notes(lines, "full"),
+            "; queues 4 of 4 max (XDP_TX on its own queues); handoff by XDP metadata"
+        );
+        let locked = "smoke: kernel attach ok: native XDP on driver: virtio_net; queues 1 of 1 \
+                      max; driver: ... slower locked tx mode.\n";
+        assert_eq!(
+            driver_notes(locked, "kernel"),
+            "; queues 1 of 1 max (XDP_TX shared, locked)"
+        );
+        assert_eq!(driver_notes("", "full"), "");
+    }
 
     #[test]
     fn each_kernel_in_its_best_mode() {

@@ -18,8 +18,8 @@ use aya::{
     sys::{Stats, enable_stats},
 };
 use syncookie::{
-    counters,
-    loader::{Shield, XdpModeArg},
+    bpf::loader::{Shield, XdpModeArg},
+    observe::counters,
     policy::{ModeArg, Policy},
 };
 use syncookie_common::{

@@ -28,7 +28,7 @@ use crate::cpu;
 
 /// The shield attached to a lab's server interface; detached on drop, also when the bench
 /// panics.
-pub struct ShieldGuard(pub Option<syncookie::loader::Shield>);
+pub struct ShieldGuard(pub Option<syncookie::bpf::loader::Shield>);
 
 impl Drop for ShieldGuard {
     fn drop(&mut self) {
@@ -207,23 +207,23 @@ impl BenchLab {
     pub fn attach_shield(
         &self,
         port: u16,
-        xdp_mode: syncookie::loader::XdpModeArg,
+        xdp_mode: syncookie::bpf::loader::XdpModeArg,
         policy: syncookie::policy::Policy,
     ) -> ShieldGuard {
         let _in = self.server.enter();
-        let opts = syncookie::loader::Options {
+        let opts = syncookie::bpf::loader::Options {
             iface: self.server_if.clone(),
             ports: vec![port],
             xdp_mode,
             pins: syncookie_tests::daemon::pins(&self.server, &self.server_if),
             policy,
             fleet: None,
-            cookies: Some(syncookie::kernel::Cookies::Own),
+            cookies: Some(syncookie::host::kernel::Cookies::Own),
             refresh_secs: syncookie_common::maps::kernel_cookies::DEFAULT_REFRESH_SECS,
             timestamps_2: false,
             share: Default::default(),
         };
-        let s = syncookie::loader::Shield::attach(&opts)
+        let s = syncookie::bpf::loader::Shield::attach(&opts)
             .unwrap_or_else(|e| panic!("attaching the shield ({xdp_mode:?}, {policy:?}): {e}"));
         ShieldGuard(Some(s))
     }

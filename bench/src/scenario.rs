@@ -12,9 +12,8 @@ use std::{
 };
 
 use syncookie::{
-    counters::{self, Snapshot},
-    loader::XdpModeArg,
-    pins::PinDir,
+    bpf::{loader::XdpModeArg, pins::PinDir},
+    observe::counters::{self, Snapshot},
     policy::Policy,
 };
 use syncookie_common::stats::Counter;

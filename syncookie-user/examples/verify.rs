@@ -11,15 +11,15 @@ use syncookie_common::maps::{PROG_TC, PROG_XDP, kernel_cookies};
 
 fn main() -> anyhow::Result<()> {
     // Without the kfunc (before 6.9) the TC program cannot load, but the others can be tried.
-    let obj = match syncookie::loader::linked_object() {
+    let obj = match syncookie::bpf::loader::linked_object() {
         Ok(obj) => obj,
         Err(e) => {
             println!("no kfunc ({e}): {PROG_TC} will not load");
-            syncookie::loader::object_for(syncookie::kernel::Cookies::Kernel)?
+            syncookie::bpf::loader::object_for(syncookie::host::kernel::Cookies::Kernel)?
         }
     };
     // The maps are pinned by name: keep them out of the shield's own directories.
-    let pins = syncookie::pins::PinDir::new(
+    let pins = syncookie::bpf::pins::PinDir::new(
         "/sys/fs/bpf/syncookie-verify".as_ref(),
         &std::process::id().to_string(),
     )?;
@@ -36,7 +36,7 @@ fn main() -> anyhow::Result<()> {
     res
 }
 
-fn verify(obj: &[u8], pins: &syncookie::pins::PinDir, level: u8) -> anyhow::Result<()> {
+fn verify(obj: &[u8], pins: &syncookie::bpf::pins::PinDir, level: u8) -> anyhow::Result<()> {
     let mut ebpf = EbpfLoader::new()
         .override_global(aya_log::LEVEL, &level, true)
         // VERIFY_LOG=verbose: the instruction trace, for a rejection's context.
@@ -47,40 +47,28 @@ fn verify(obj: &[u8], pins: &syncookie::pins::PinDir, level: u8) -> anyhow::Resu
         })
         .default_map_pin_directory(&pins.dir)
         .load(obj)?;
-    let xdp: &mut Xdp = ebpf.program_mut(PROG_XDP).unwrap().try_into()?;
-    let r = xdp.load();
-    let n = insns(xdp.info().ok());
-    println!(
-        "{PROG_XDP}: {}{n}",
-        summary(r.map_err(|e| format!("{e:#}")))
-    );
-    let kc: &mut Xdp = ebpf
-        .program_mut(kernel_cookies::PROG_XDP)
-        .unwrap()
-        .try_into()?;
-    let r = kc.load();
-    let n = insns(kc.info().ok());
-    println!(
-        "{}: {}{n}",
+    for name in [
+        PROG_XDP,
         kernel_cookies::PROG_XDP,
-        summary(r.map_err(|e| format!("{e:#}")))
-    );
-    let synack: &mut Xdp = ebpf
-        .program_mut(kernel_cookies::PROG_SYNACK)
-        .unwrap()
-        .try_into()?;
-    let r = synack.load();
-    let n = insns(synack.info().ok());
-    println!(
-        "{}: {}{n}",
         kernel_cookies::PROG_SYNACK,
-        summary(r.map_err(|e| format!("{e:#}")))
-    );
+    ] {
+        let xdp: &mut Xdp = ebpf.program_mut(name).unwrap().try_into()?;
+        let r = xdp.load();
+        report(name, r, xdp.info().ok());
+    }
     let tc: &mut SchedClassifier = ebpf.program_mut(PROG_TC).unwrap().try_into()?;
     let r = tc.load();
-    let n = insns(tc.info().ok());
-    println!("{PROG_TC}: {}{n}", summary(r.map_err(|e| format!("{e:#}"))));
+    report(PROG_TC, r, tc.info().ok());
     Ok(())
+}
+
+fn report(
+    name: &str,
+    r: Result<(), aya::programs::ProgramError>,
+    info: Option<aya::programs::ProgramInfo>,
+) {
+    let r = r.map_err(|e| format!("{e:#}"));
+    println!("{name}: {}{}", summary(r), insns(info));
 }
 
 /// The instructions the verifier processed, and the sizes of what it left, for a program.

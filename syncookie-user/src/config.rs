@@ -7,7 +7,11 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use crate::{kernel::Cookies, loader::XdpModeArg, policy::ModeArg, share::Actions};
+use crate::{
+    bpf::{loader::XdpModeArg, share::Actions},
+    host::kernel::Cookies,
+    policy::ModeArg,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {

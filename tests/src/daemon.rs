@@ -12,7 +12,7 @@ use nix::{
     sys::signal::{Signal, kill},
     unistd::Pid,
 };
-use syncookie::pins::{DEFAULT_ROOT, NetnsId, PinDir};
+use syncookie::bpf::pins::{DEFAULT_ROOT, NetnsId, PinDir};
 
 use crate::netns::Netns;
 

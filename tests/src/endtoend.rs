@@ -70,7 +70,7 @@ pub enum Handoffs {
 /// exactly), as `rule` allows. Every handoff carried a valid cookie, and so did every followed
 /// segment: `ack_valid` bounds both.
 pub fn handoffs_fit(
-    c: &syncookie::counters::Snapshot,
+    c: &syncookie::observe::counters::Snapshot,
     connections: u64,
     rule: Handoffs,
 ) -> Result<(), String> {
@@ -124,8 +124,9 @@ pub fn forged_acks_are_judged(lab: &Lab, client: IpAddr, addr: SocketAddr) {
         }
     }
     // Let the frames cross the veth.
-    let judged =
-        |c: &syncookie::counters::Snapshot| c.get(Counter::AckBadCookie) + c.get(Counter::AckReset);
+    let judged = |c: &syncookie::observe::counters::Snapshot| {
+        c.get(Counter::AckBadCookie) + c.get(Counter::AckReset)
+    };
     let deadline = Instant::now() + Duration::from_secs(2);
     while judged(&lab.counters()) < forged as u64 && Instant::now() < deadline {
         thread::sleep(Duration::from_millis(20));

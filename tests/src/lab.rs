@@ -281,7 +281,7 @@ impl Lab {
             ),
         ];
         for (ebpf, ns, ifc, peer_mac, peer_ip, peer_ip6) in sides {
-            let mac = syncookie::local::fmt_mac(&peer_mac);
+            let mac = syncookie::host::local::fmt_mac(&peer_mac);
             for ip in [peer_ip.to_string(), peer_ip6.to_string()] {
                 ns.exec(&[
                     "ip",
@@ -353,9 +353,9 @@ impl Lab {
     }
 
     /// The counters of the shield `syncookie run` keeps on the server's veth.
-    pub fn counters(&self) -> syncookie::counters::Snapshot {
+    pub fn counters(&self) -> syncookie::observe::counters::Snapshot {
         let pins = crate::daemon::pins(&self.server, &self.server_if);
-        syncookie::counters::read(&pins, &self.server_if).expect("counters")
+        syncookie::observe::counters::read(&pins, &self.server_if).expect("counters")
     }
 
     /// `syncookie rotate` on the server's veth from another process, as an admin would.

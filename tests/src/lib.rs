@@ -87,21 +87,44 @@ pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
 mod tests {
     use std::collections::BTreeSet;
 
-    use syncookie_common::lab::{map, prog};
+    use syncookie_common::{
+        lab::{map, prog},
+        maps::{PROG_TC, PROG_XDP, PROG_XDP_EXT, SHIELD_MAPS, kernel_cookies},
+    };
 
-    /// The names the tests and the bench use are the names in the lab's object, and the lab
-    /// has nothing of the shield's (its own maps, none pinned).
-    #[test]
-    fn lab_object_has_the_names_in_common() {
-        let obj = aya_obj::Object::parse(super::LAB_OBJECT).expect("parse the lab object");
-        let progs: BTreeSet<&str> = obj.programs.keys().map(String::as_str).collect();
-        assert_eq!(progs, prog::ALL.iter().copied().collect());
-        let maps: BTreeSet<&str> = obj
+    /// Asserts that `object` holds exactly these programs and maps (its own sections, such as
+    /// `.rodata`, aside).
+    fn holds_exactly(object: &[u8], progs: &[&str], maps: &[&str]) {
+        let obj = aya_obj::Object::parse(object).expect("parse the object");
+        let found: BTreeSet<&str> = obj.programs.keys().map(String::as_str).collect();
+        assert_eq!(found, progs.iter().copied().collect());
+        let found: BTreeSet<&str> = obj
             .maps
             .keys()
             .map(String::as_str)
             .filter(|m| !m.starts_with('.'))
             .collect();
-        assert_eq!(maps, map::ALL.iter().copied().collect());
+        assert_eq!(found, maps.iter().copied().collect());
+    }
+
+    /// The names the tests and the bench use are the names in the lab's object, and the lab
+    /// has nothing of the shield's (its own maps, none pinned).
+    #[test]
+    fn lab_object_has_the_names_in_common() {
+        holds_exactly(super::LAB_OBJECT, prog::ALL, map::ALL);
+    }
+
+    /// The daemon embeds the shield and nothing else: no lab or bench program ships with it.
+    #[test]
+    fn embedded_object_is_the_shield_only() {
+        let progs = [
+            PROG_XDP,
+            PROG_XDP_EXT,
+            PROG_TC,
+            kernel_cookies::PROG_XDP,
+            kernel_cookies::PROG_SYNACK,
+            kernel_cookies::PROG_XDP_EXT,
+        ];
+        holds_exactly(syncookie::EBPF_OBJECT, &progs, SHIELD_MAPS);
     }
 }

@@ -110,7 +110,7 @@ impl Netns {
         prog: &mut aya::programs::Xdp,
         tag: &str,
     ) -> PinnedXdp {
-        syncookie::pins::ensure_bpffs(std::path::Path::new("/sys/fs/bpf")).unwrap();
+        syncookie::bpf::pins::ensure_bpffs(std::path::Path::new("/sys/fs/bpf")).unwrap();
         let pin = format!("/sys/fs/bpf/{iface}_{tag}");
         prog.pin(&pin).expect("pin the XDP program");
         let pinned = PinnedXdp(pin);

@@ -65,7 +65,7 @@ fn busy_lab() -> (Lab, SocketAddr) {
 
 /// The shield with `flags` under the client loop for [`LOAD_TIME`]: the connections made and
 /// the counters; fails unless every connection succeeded at three times [`BUDGET`] or more.
-fn busy_run(flags: &[&str]) -> (u64, syncookie::counters::Snapshot) {
+fn busy_run(flags: &[&str]) -> (u64, syncookie::observe::counters::Snapshot) {
     let (lab, addr) = busy_lab();
     let port = PORT.to_string();
     let args = [&["--ports", port.as_str()], flags].concat();

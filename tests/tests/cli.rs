@@ -15,8 +15,8 @@ use aya::{
     programs::{Xdp, XdpMode},
 };
 use syncookie::{
-    pins::{MapLayout, NetnsId, PinDir, ensure_bpffs, expected_layouts},
-    vlan::{Stripping, stripping},
+    bpf::pins::{MapLayout, NetnsId, PinDir, ensure_bpffs, expected_layouts},
+    host::vlan::{Stripping, stripping},
 };
 use syncookie_common::{
     lab::{map, prog},

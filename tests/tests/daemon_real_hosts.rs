@@ -11,7 +11,7 @@ use std::{
 };
 
 use nix::{sys::signal::Signal, unistd::Pid};
-use syncookie::{keys::Keys, pins::PinDir};
+use syncookie::{bpf::pins::PinDir, keys::KeyMaps};
 use syncookie_common::stats::Counter;
 use syncookie_tests::{
     daemon::{Daemon, Unpin, command_in, pins, syncookie_in},
@@ -82,7 +82,7 @@ fn stalled_daemon_rotates_once_on_resume() {
         &lab.server_if,
         &["--ports", &PORT.to_string(), "--rotate-secs", "1"],
     );
-    let keys = Keys::open(&pins(&lab.server, &lab.server_if)).expect("keys");
+    let keys = KeyMaps::open(&pins(&lab.server, &lab.server_if)).expect("keys");
     let epoch = || keys.current_epoch().expect("epoch");
 
     d.signal(Signal::SIGSTOP);

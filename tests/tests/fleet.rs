@@ -10,7 +10,7 @@ use std::{
 };
 
 use etherparse::{PacketBuilder, SlicedPacket, TcpOptionElement, TransportSlice};
-use syncookie::counters;
+use syncookie::observe::counters;
 use syncookie_common::stats::Counter;
 use syncookie_tests::{
     daemon::{Daemon, pins, syncookie_in},

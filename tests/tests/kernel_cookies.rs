@@ -8,7 +8,7 @@ use std::{
     time::Duration,
 };
 
-use syncookie::counters;
+use syncookie::observe::counters;
 use syncookie_common::stats::Counter;
 use syncookie_tests::{
     daemon::{Daemon, syncookie_in},

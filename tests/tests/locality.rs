@@ -9,13 +9,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use aya::maps::{
-    Map, MapData,
-    lpm_trie::{Key, LpmTrie},
-};
-use syncookie::pins::PinDir;
+use aya::maps::lpm_trie::Key;
+use syncookie::bpf::{pinned::PinnedMaps, pins::PinDir};
 use syncookie_common::{
-    maps::{LocalAddr, MAP_LOCAL_ADDRS, V4_MAPPED_PREFIX, v4_mapped},
+    maps::{V4_MAPPED_PREFIX, v4_mapped},
     stats::Counter,
 };
 use syncookie_tests::{daemon::Daemon, lab::Lab, require_root};
@@ -61,9 +58,9 @@ fn connect(lab: &Lab, to: Ipv4Addr, timeout: Duration) -> std::io::Result<TcpStr
 
 /// Waits until `SC_LOCAL_ADDRS` says whether `addr` is local as `want`; the time it took.
 fn wait_local(lab: &Lab, addr: Ipv4Addr, want: bool) -> Duration {
-    let data = MapData::from_pin(pins(lab).map(MAP_LOCAL_ADDRS)).expect("pinned SC_LOCAL_ADDRS");
-    let trie: LpmTrie<MapData, LocalAddr, u32> =
-        LpmTrie::try_from(Map::LpmTrie(data)).expect("an LPM trie");
+    let trie = PinnedMaps::new(&pins(lab))
+        .local_addrs()
+        .expect("pinned SC_LOCAL_ADDRS");
     let key = Key::new(V4_MAPPED_PREFIX + 32, v4_mapped(u32::from(addr)));
     let start = Instant::now();
     loop {

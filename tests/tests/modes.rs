@@ -236,7 +236,7 @@ fn one_victim_prefix_gets_at_most_its_budget() {
     // Every SYN that crossed the wire is judged once (answered or dropped by the budget); those
     // the veth ring could not take are the wire's drops. Wait for the counters to hold them all.
     let lost = || lab.wire_drops() - drops;
-    let judged = |c: &syncookie::counters::Snapshot| {
+    let judged = |c: &syncookie::observe::counters::Snapshot| {
         c.get(Counter::SynackSent) + c.get(Counter::SynDroppedBudget)
     };
     assert!(

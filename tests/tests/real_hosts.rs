@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use syncookie::counters;
+use syncookie::observe::counters;
 use syncookie_common::stats::Counter;
 use syncookie_tests::{
     daemon::Daemon,

@@ -11,8 +11,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use aya::maps::{Array, MapData};
-use syncookie_common::{maps::MAP_RPF_ON, stats::Counter};
+use syncookie::bpf::pinned::PinnedMaps;
+use syncookie_common::stats::Counter;
 use syncookie_tests::{daemon, daemon::Daemon, lab::Lab, packets::spoof_syns, require_root};
 
 const PORT: u16 = 8080;
@@ -101,10 +101,7 @@ fn sources_the_reverse_path_filter_refuses_are_the_kernels() {
     // Loose: a route out of another interface passes; a blackhole does not.
     s.exec(&["sysctl", "-qw", "net.ipv4.conf.all.rp_filter=2"]);
     let pins = daemon::pins(s, &lab.server_if);
-    let on = Array::<MapData, u32>::try_from(aya::maps::Map::Array(
-        MapData::from_pin(pins.map(MAP_RPF_ON)).expect("pinned SC_RPF_ON"),
-    ))
-    .expect("SC_RPF_ON");
+    let on = PinnedMaps::new(&pins).rpf_on().expect("pinned SC_RPF_ON");
     until("the shield to follow rp_filter=2", || {
         on.get(&0, 0).is_ok_and(|v| v == 2)
     });

@@ -6,8 +6,8 @@
 
 use std::{io::Read, io::Write, net::TcpStream, os::unix::fs::PermissionsExt};
 
-use aya::maps::{Array, MapData};
-use syncookie_common::maps::{KEYS_LEN, Key, MAP_KEYS};
+use syncookie::bpf::pinned::PinnedMaps;
+use syncookie_common::maps::KEYS_LEN;
 use syncookie_tests::{
     daemon::{Daemon, pins, syncookie_in},
     lab::Lab,
@@ -42,11 +42,8 @@ fn needles(bytes: &[u8]) -> Vec<String> {
 
 /// Every needle of every live key word (k0, k1) in the pinned key map.
 fn live_key_needles(lab: &Lab) -> Vec<String> {
-    let path = pins(&lab.server, &lab.server_if).map(MAP_KEYS);
-    let keys: Array<MapData, Key> = Array::try_from(aya::maps::Map::Array(
-        MapData::from_pin(&path).expect("key map"),
-    ))
-    .unwrap();
+    let pins = pins(&lab.server, &lab.server_if);
+    let keys = PinnedMaps::new(&pins).keys().expect("key map");
     let mut v = Vec::new();
     for i in 0..KEYS_LEN {
         let k = keys.get(&i, 0).unwrap();
@@ -58,7 +55,7 @@ fn live_key_needles(lab: &Lab) -> Vec<String> {
             v.extend(needles(&w.to_be_bytes()));
         }
     }
-    assert!(!v.is_empty(), "no live key in {}", path.display());
+    assert!(!v.is_empty(), "no live key in {}", pins.dir.display());
     v
 }
 

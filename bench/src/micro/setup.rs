@@ -7,19 +7,22 @@ use std::{
 
 use aya::{
     Ebpf,
-    maps::{Array, Map, MapData},
+    maps::{Array, MapData},
     programs::{TestRun, TestRunOptions},
 };
 use etherparse::{PacketBuilder, SlicedPacket, TcpOptionElement, TransportSlice};
 use syncookie::{
-    keys::Keys,
-    loader, local,
-    pins::{DEFAULT_ROOT, PinDir},
-    sysctl,
+    bpf::{
+        loader,
+        pinned::PinnedMaps,
+        pins::{DEFAULT_ROOT, PinDir},
+    },
+    host::{local, sysctl},
+    keys::KeyMaps,
 };
 use syncookie_common::{
     lab::{self, TEMPLATE_SIZE},
-    maps::{Config, KEYS_LEN, Key, MAP_CONFIG, MAP_EPOCH, MAP_KEYS, PROG_XDP},
+    maps::{Config, KEYS_LEN, Key, PROG_XDP},
 };
 use syncookie_tests::flood::{SPOOF_NET, mac, syn_template, syn_template6};
 
@@ -89,8 +92,8 @@ impl Objects {
             PinDir::new(DEFAULT_ROOT.as_ref(), &lab.server_if).expect("pin dir"),
         );
         let mut shield = loader::load(&pins.0).expect("load the shield");
-        let kernel = sysctl::Kernel::read().expect("sysctls");
-        let mtu = syncookie::synack_config::mtu(&lab.server_if).expect("mtu");
+        let kernel = sysctl::TcpSettings::read().expect("sysctls");
+        let mtu = syncookie::host::synack_config::mtu(&lab.server_if).expect("mtu");
         // Every repetition comes from one client: no budget, or the paths timed would be the
         // budget's drops (the bad ACK is dropped, not reset; the SYN always answered).
         let mut config = kernel.config(mtu, false);
@@ -101,32 +104,25 @@ impl Objects {
         // The server's addresses and MACs, as the daemon syncs them (this thread is in its
         // namespace): the shield answers only what is for this host.
         local::sync(&pins.0).expect("local addresses and MACs");
-        Keys::open(&pins.0)
+        KeyMaps::open(&pins.0)
             .and_then(|mut k| k.ensure())
             .expect("keys");
 
         // The lab's variants check cookies with the same keys.
         let mut labo = Ebpf::load(syncookie_tests::LAB_OBJECT).expect("lab object");
         {
-            let keys: Array<MapData, Key> =
-                Array::try_from(Map::Array(MapData::from_pin(pins.0.map(MAP_KEYS)).unwrap()))
-                    .unwrap();
-            let epoch: Array<MapData, u64> = Array::try_from(Map::Array(
-                MapData::from_pin(pins.0.map(MAP_EPOCH)).unwrap(),
-            ))
-            .unwrap();
+            let pinned = PinnedMaps::new(&pins.0);
+            let keys = pinned.keys().unwrap();
+            let epoch = pinned.epoch().unwrap();
             let mut lk: Array<&mut MapData, Key> =
                 Array::try_from(labo.map_mut(lab::map::KEYS).unwrap()).unwrap();
             for i in 0..KEYS_LEN {
                 lk.set(i, keys.get(&i, 0).unwrap(), 0).unwrap();
             }
-            let cfg: Array<MapData, Config> = Array::try_from(Map::Array(
-                MapData::from_pin(pins.0.map(MAP_CONFIG)).unwrap(),
-            ))
-            .unwrap();
+            let cfg = pinned.config().unwrap();
             let mut lc: Array<&mut MapData, Config> =
                 Array::try_from(labo.map_mut(lab::map::CONFIG).unwrap()).unwrap();
-            lc.set(0, cfg.get(&0, 0).unwrap(), 0).unwrap();
+            lc.set(0, cfg.get().unwrap(), 0).unwrap();
             let mut le: Array<&mut MapData, u64> =
                 Array::try_from(labo.map_mut(lab::map::EPOCH).unwrap()).unwrap();
             le.set(0, epoch.get(&0, 0).unwrap(), 0).unwrap();

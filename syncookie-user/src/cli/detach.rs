@@ -1,6 +1,6 @@
 //! `syncookie detach`: remove a shield whose daemon is gone (it crashed or was killed).
 
-use syncookie::{netdev, privilege};
+use syncookie::host::{netdev, privilege};
 
 use super::Target;
 
@@ -26,7 +26,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         println!("{}: not attached", a.target.iface);
     } else {
         // Unpinned links nobody holds are destroyed: that detaches the programs.
-        syncookie::loader::remove_pinned(&pins, &a.target.iface)?;
+        syncookie::bpf::loader::remove_pinned(&pins, &a.target.iface)?;
         println!("{}: detached", a.target.iface);
     }
     drop(lock);

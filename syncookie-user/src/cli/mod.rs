@@ -11,8 +11,8 @@ use std::path::PathBuf;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use syncookie::{
-    netdev,
-    pins::{DEFAULT_ROOT, PinDir, PinError},
+    bpf::pins::{DEFAULT_ROOT, PinDir, PinError},
+    host::netdev,
 };
 
 /// SYN-flood shield: answers SYNs to protected TCP ports from XDP with SYN cookies and hands
@@ -56,7 +56,10 @@ impl Target {
     /// The pin directory of a shield to read or change: an unknown interface is an error unless
     /// pins of it are left (it was deleted under a shield); pins of another version are one.
     /// `None` when the interface exists but has no shield.
-    fn attached(&self) -> anyhow::Result<Option<PinDir>> {
+    /// The pins of the shield on the interface, if one is there; `cmd` names the command in
+    /// the error when the caller may not read them.
+    fn attached(&self, cmd: &'static str) -> anyhow::Result<Option<PinDir>> {
+        syncookie::host::privilege::require_pin_access(cmd)?;
         let pins = self.pins()?;
         if !pins.exists() {
             netdev::ifindex(&self.iface)?;

@@ -1,7 +1,7 @@
 //! `syncookie mode`: switch a running shield between always, auto and monitor, live (a map
 //! write: nothing is re-attached, no link flaps).
 
-use syncookie::{pinned::PinnedMaps, policy::ModeArg, state};
+use syncookie::{bpf::pinned::PinnedMaps, observe::state, policy::ModeArg};
 use syncookie_common::maps::Mode;
 
 use super::Target;

@@ -1,7 +1,7 @@
 //! `syncookie rotate`: move a running shield to a new key now.
 
 use anyhow::Context;
-use syncookie::{counters::CounterError, keys::Keys, pinned::PinnedMaps, privilege};
+use syncookie::{bpf::pinned::PinnedMaps, keys::KeyMaps, observe::counters::CounterError};
 use syncookie_common::maps::flags;
 
 use super::Target;
@@ -16,12 +16,11 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    privilege::require_pin_access("rotate")?;
-    let Some(pins) = a.target.attached()? else {
+    let Some(pins) = a.target.attached("rotate")? else {
         return Err(not_attached(&a.target).into());
     };
     // Open first: on an interface without a shield this fails and leaves no lock file behind.
-    let mut keys = Keys::open(&pins)?;
+    let mut keys = KeyMaps::open(&pins)?;
     let f = PinnedMaps::new(&pins).config()?.get()?.flags;
     if f & flags::KERNEL_COOKIES != 0 {
         anyhow::bail!(

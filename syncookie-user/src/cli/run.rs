@@ -2,15 +2,15 @@
 //! `syncookie::daemon`), and what it prints.
 
 use syncookie::{
+    bpf::{
+        loader::{Fleet, Options, XdpModeArg},
+        share::{self, Actions, RunConfig},
+    },
     config::{OnExit, RunFile},
     daemon::{Daemon, Settings},
-    fleet::MasterKey,
-    kernel::Cookies,
-    loader::{Fleet, Options, XdpModeArg},
-    netdev,
+    host::{kernel::Cookies, netdev, privilege},
+    keys::fleet::MasterKey,
     policy::{self, ModeArg, Policy},
-    privilege,
-    share::{self, Actions, RunConfig},
 };
 use syncookie_common::maps::kernel_cookies;
 

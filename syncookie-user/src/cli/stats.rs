@@ -4,10 +4,7 @@
 use std::{io::IsTerminal, time::Duration};
 
 use anyhow::Context;
-use syncookie::{
-    counters::{self, Snapshot},
-    privilege,
-};
+use syncookie::observe::counters::{self, Snapshot};
 
 use super::Target;
 
@@ -28,8 +25,7 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    privilege::require_pin_access("stats")?;
-    let Some(pins) = a.target.attached()? else {
+    let Some(pins) = a.target.attached("stats")? else {
         return Err(super::rotate::not_attached(&a.target).into());
     };
     let read = || counters::read(&pins, &a.target.iface).context("reading counters");

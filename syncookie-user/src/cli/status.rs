@@ -1,6 +1,9 @@
 //! `syncookie status`: where the shield is, how it is configured, and its counters.
 
-use syncookie::{counters, policy::ModeArg, privilege, state};
+use syncookie::{
+    observe::{counters, state},
+    policy::ModeArg,
+};
 use syncookie_common::maps::{Mode, flags};
 
 use super::Target;
@@ -15,8 +18,7 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    privilege::require_pin_access("status")?;
-    let Some(pins) = a.target.attached()? else {
+    let Some(pins) = a.target.attached("status")? else {
         println!("syncookie on {}", a.target.iface);
         println!("  not attached (no {})", a.target.pins()?.dir.display());
         return Ok(());
@@ -40,7 +42,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     if c.flags & flags::KERNEL_COOKIES != 0 {
         println!(
             "  cookies            kernel (the kernel's own cookies and keys, {}; no TC program)",
-            syncookie::timestamps::carried(&c)
+            syncookie::host::timestamps::carried(&c)
         );
     } else {
         println!("  cookies            own (bpf_sk_assign_tcp_reqsk handoff)");

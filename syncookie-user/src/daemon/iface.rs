@@ -4,9 +4,12 @@
 use syncookie_common::maps::Mode;
 
 use crate::{
-    loader::Options,
-    netdev, state,
-    vlan::{self, VlanError},
+    bpf::loader::Options,
+    host::{
+        netdev,
+        vlan::{self, VlanError},
+    },
+    observe::state,
 };
 
 /// Whether the interface is there, by its index (a re-created interface gets a new one).

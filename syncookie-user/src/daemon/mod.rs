@@ -6,6 +6,7 @@
 //! - [`iface`]: the protected interface gone and back, VLANs added on it.
 
 mod iface;
+pub mod resend;
 mod serve;
 
 use std::{fs::File, net::SocketAddr};
@@ -17,13 +18,14 @@ use tokio::{
 };
 
 use crate::{
+    bpf::{
+        loader::{LoadError, Options, Shield},
+        pins::PinError,
+    },
     config::OnExit,
-    counters::{self, Snapshot},
-    kernel::Cookies,
+    host::{kernel::Cookies, local::LocalError},
     keys::KeyError,
-    loader::{LoadError, Options, Shield},
-    local::LocalError,
-    pins::PinError,
+    observe::counters::{self, Snapshot},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -137,7 +139,7 @@ impl Daemon {
                 opts.ports,
                 opts.iface,
                 opts.xdp_mode,
-                crate::timestamps::carried(&shield.config),
+                crate::host::timestamps::carried(&shield.config),
                 opts.refresh_secs
             ),
         }
@@ -160,7 +162,7 @@ impl Daemon {
                 source,
             })?;
             log::info!("metrics on http://{addr}/metrics");
-            self.rt.spawn(crate::metrics::serve(
+            self.rt.spawn(crate::observe::metrics::serve(
                 l,
                 opts.pins.clone(),
                 opts.iface.clone(),

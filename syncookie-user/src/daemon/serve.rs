@@ -8,13 +8,17 @@ use super::{
     iface::{Change, Presence, guard_vlans},
 };
 use crate::{
-    counters,
-    fleet::{secs_to_next_epoch, wall_epoch},
-    keys::Keys,
-    loader::{Fleet, Shield},
-    local,
-    pins::PinDir,
-    resend::{self, Resender},
+    bpf::{
+        loader::{Fleet, Shield},
+        pins::PinDir,
+    },
+    daemon::resend::{self, Resender},
+    host::local,
+    keys::{
+        KeyMaps,
+        fleet::{secs_to_next_epoch, wall_epoch},
+    },
+    observe::counters,
 };
 
 /// How often the daemon looks for SYN-ACKs to send again: their due times (1 s, 3 s) are kept
@@ -32,7 +36,7 @@ pub(super) async fn serve(
     let pins = &opts.pins;
     let mut logs = shield.forward_logs();
     let mut iface = Presence::new(&opts.iface);
-    let mut keys = Keys::open(pins)?;
+    let mut keys = KeyMaps::open(pins)?;
     let period = Duration::from_secs(settings.rotate_secs);
     let mut rotate = timer(period);
     let report_every = Duration::from_secs(settings.report_secs.max(1));

@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use syncookie::counters;
+use syncookie::observe::counters;
 use syncookie_common::stats::Counter;
 use syncookie_tests::{
     daemon::{Daemon, pins},

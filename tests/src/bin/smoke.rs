@@ -25,7 +25,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use syncookie::pins::DEFAULT_ROOT;
+use syncookie::bpf::pins::DEFAULT_ROOT;
 use syncookie_common::maps::{PROG_XDP_EXT, kernel_cookies};
 use syncookie_tests::{
     container,

@@ -3,7 +3,7 @@
 use std::{collections::BTreeMap, time::Instant};
 
 use rand::{Rng, SeedableRng, rngs::StdRng};
-use syncookie::counters;
+use syncookie::observe::counters;
 use syncookie_common::{
     cookie::{self, Cookie, Flow, SynAttrs},
     maps::{Config, flags},

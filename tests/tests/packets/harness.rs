@@ -20,7 +20,12 @@ use aya::{
     Ebpf,
     programs::{SchedClassifier, TcAttachType, TestRun, TestRunAttrs, TestRunOptions, Xdp},
 };
-use syncookie::{counters, keys::Keys, loader, local, pins::PinDir};
+use syncookie::{
+    bpf::{loader, pins::PinDir},
+    host::local,
+    keys::KeyMaps,
+    observe::counters,
+};
 use syncookie_common::{
     maps::{Config, Key, PROG_TC, PROG_XDP, kernel_cookies},
     stats::Counter,
@@ -131,9 +136,9 @@ impl Shield {
         local::sync(&self.pins.0).unwrap_or_else(|e| panic!("syncing local addresses: {e}"));
     }
 
-    /// Installs `key` as the next epoch's key (`Keys::install`: the slot's old key retires).
+    /// Installs `key` as the next epoch's key (`KeyMaps::install`: the slot's old key retires).
     pub(crate) fn install(&self, key: Key) {
-        Keys::open(&self.pins.0)
+        KeyMaps::open(&self.pins.0)
             .and_then(|mut k| k.install(key))
             .unwrap_or_else(|e| panic!("installing the key of epoch {}: {e}", key.epoch));
     }
@@ -366,7 +371,7 @@ fn load_programs(ebpf: &mut Ebpf) {
         .try_into()
         .expect("an XDP program");
     loader::load_retrying(|| kc.load()).unwrap_or_else(|e| panic!("loading the kc program: {e}"));
-    syncookie::kc_tail::install(ebpf).unwrap_or_else(|e| panic!("kc SYN-ACK program: {e}"));
+    syncookie::bpf::kc_tail::install(ebpf).unwrap_or_else(|e| panic!("kc SYN-ACK program: {e}"));
     let tc: &mut SchedClassifier = ebpf
         .program_mut(PROG_TC)
         .expect("the object has the TC program")

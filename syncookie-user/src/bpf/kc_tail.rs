@@ -9,7 +9,7 @@ use aya::{
 };
 use syncookie_common::maps::{MAP_KC_TAIL, kernel_cookies::PROG_SYNACK};
 
-use crate::loader::{LoadError, load_retrying, map_err, prog_err};
+use crate::bpf::loader::{LoadError, load_retrying, map_err, prog_err};
 
 /// Loads `syncookie_kc_synack` and puts it in `SC_KC_TAIL[0]` (replacing a previous run's).
 pub fn install(ebpf: &mut Ebpf) -> Result<(), LoadError> {

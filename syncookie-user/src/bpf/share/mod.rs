@@ -20,7 +20,7 @@ use aya::{
 pub use config::{Actions, RunConfig};
 use config::{DispatcherConfig, MAGIC, MAX_PROGS, VERSION};
 
-use crate::netdev::{self, XdpAttachMode};
+use crate::host::netdev::{self, XdpAttachMode};
 
 /// The dispatcher's program name, which libxdp checks first.
 const DISPATCHER: &str = "xdp_dispatcher";

@@ -6,9 +6,11 @@ use aya::maps::MapError;
 use syncookie_common::maps::{Config, Mode, flags};
 
 use crate::{
-    keys::Keys,
-    pinned::{PinnedError, PinnedMaps},
-    pins::{PinDir, PinError},
+    bpf::{
+        pinned::{PinnedError, PinnedMaps},
+        pins::{PinDir, PinError},
+    },
+    keys::KeyMaps,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -67,7 +69,7 @@ pub fn read(pins: &PinDir) -> Result<State, StateError> {
         config,
         mode,
         engaged,
-        epoch: Keys::open(pins)?.current_epoch()?,
+        epoch: KeyMaps::open(pins)?.current_epoch()?,
         fleet: config.flags & flags::FLEET != 0,
         ports,
     })

@@ -10,7 +10,7 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use aya::maps::{HashMap, IterableMap, MapData, MapError};
 use syncookie_common::maps::{RESEND_AFTER_NS, RESEND_AGAIN_NS, RESEND_FRAME, Resend, ResendKey};
 
-use crate::{
+use crate::bpf::{
     pinned::{PinnedError, PinnedMaps},
     pins::PinDir,
 };

@@ -93,7 +93,7 @@ impl Probe {
         let version = KernelVersion::current().map_err(|e| KernelError::Version(e.to_string()))?;
         let btf = std::path::Path::new(BTF).exists();
         let ids = if btf {
-            crate::kfunc::kernel_btf_ids().ok()
+            crate::bpf::kfunc::kernel_btf_ids().ok()
         } else {
             None
         };

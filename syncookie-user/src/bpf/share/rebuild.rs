@@ -78,7 +78,7 @@ impl Hook {
                 .ok_or_else(no_dispatcher_program)?
                 .try_into()
                 .map_err(bpf("libxdp's dispatcher"))?;
-            crate::loader::load_retrying(|| disp.load())
+            crate::bpf::loader::load_retrying(|| disp.load())
                 .map_err(bpf("loading libxdp's dispatcher"))?;
             let dfd = disp
                 .fd()
@@ -187,7 +187,7 @@ fn link(
         ext.attach_to_program(dfd, target).map_err(bpf(what()))?
     } else {
         let fd = dfd.try_clone().map_err(io(what()))?;
-        crate::loader::load_retrying(|| ext.load(fd.try_clone()?, target)).map_err(|e| {
+        crate::bpf::loader::load_retrying(|| ext.load(fd.try_clone()?, target)).map_err(|e| {
             match &e {
                 // Seen on a custom 6.18 VM kernel, where libxdp falls back to one program too.
                 ProgramError::LoadError { io_error, .. }
@@ -201,7 +201,7 @@ fn link(
                     if verifier_log.to_string().contains("changes packet data") =>
                 {
                     ShareError::PacketData {
-                        kernel: crate::kfunc::kernel_release(),
+                        kernel: crate::bpf::kfunc::kernel_release(),
                         iface: String::new(), // the caller names it
                     }
                 }

@@ -99,7 +99,7 @@ pub fn require_run(command: &'static str) -> Result<(), PrivilegeError> {
         return Ok(());
     }
     let mut missing = missing(eff, RUN);
-    let mount = !crate::pins::is_bpffs(std::path::Path::new("/sys/fs/bpf"));
+    let mount = !crate::bpf::pins::is_bpffs(std::path::Path::new("/sys/fs/bpf"));
     if mount {
         missing.push(Cap::SysAdmin);
     }

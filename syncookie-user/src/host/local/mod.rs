@@ -23,7 +23,7 @@ pub(crate) use dump::links;
 pub use maps::Changes;
 pub use watch::Watcher;
 
-use crate::pins::PinDir;
+use crate::bpf::pins::PinDir;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LocalError {
@@ -42,7 +42,7 @@ pub enum LocalError {
     )]
     Interrupted { what: &'static str, attempts: u32 },
     #[error(transparent)]
-    Pinned(#[from] crate::pinned::PinnedError),
+    Pinned(#[from] crate::bpf::pinned::PinnedError),
     #[error("updating pinned map {name}: {source}")]
     Update {
         name: &'static str,

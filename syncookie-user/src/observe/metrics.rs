@@ -10,7 +10,11 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use crate::{counters, pinned::PinnedMaps, pins::PinDir, policy::ModeArg};
+use crate::{
+    bpf::{pinned::PinnedMaps, pins::PinDir},
+    observe::counters,
+    policy::ModeArg,
+};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Reason {
@@ -70,7 +74,7 @@ pub fn render(pins: &PinDir, iface: &str) -> String {
             g.get_or_create(&Cookies { cookies: name }).set(on as i64);
         }
     }
-    if let Ok(st) = crate::state::read(pins) {
+    if let Ok(st) = crate::observe::state::read(pins) {
         let g = Gauge::<i64>::default();
         reg.register("key_epoch", "The current cookie key epoch", g.clone());
         g.set(st.epoch as i64);

@@ -1,15 +1,15 @@
 //! The SYN-ACK configuration the shield writes into `SC_CONFIG`: what the kernel would put in its
 //! own SYN-ACK (MSS from the interface's MTU, windows and window scale from the receive
-//! buffers, the options the namespace enables), derived from [`Kernel`] and the interface.
+//! buffers, the options the namespace enables), derived from [`TcpSettings`] and the interface.
 
 use syncookie_common::{
     maps::{Config, flags},
     proto::TCPOLEN_TSTAMP_ALIGNED,
 };
 
-use crate::sysctl::{Kernel, SysctlError, default};
+use crate::host::sysctl::{SysctlError, TcpSettings, default};
 
-impl Kernel {
+impl TcpSettings {
     /// The shift tcp_select_initial_window() picks for this receive space.
     pub fn wscale(&self) -> u8 {
         let mut space = self.rmem_max.clamp(0, 1 << 30);
@@ -92,7 +92,7 @@ pub fn mtu(iface: &str) -> Result<u32, SysctlError> {
         iface: iface.into(),
         source,
     };
-    let mut req = crate::netdev::ifreq(iface);
+    let mut req = crate::host::netdev::ifreq(iface);
     // SAFETY: plain socket + ioctl with a zeroed, NUL-terminated ifreq.
     unsafe {
         let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
@@ -112,19 +112,19 @@ pub fn mtu(iface: &str) -> Result<u32, SysctlError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sysctl::tests::kernel;
+    use crate::host::sysctl::tests::kernel;
 
     /// What Linux 6.18 sends with the default tcp_rmem and MTU 1500 (seen in a differential
     /// run): 64240 without timestamps, 65160 with.
     #[test]
     fn windows_match_the_kernels() {
         assert_eq!(kernel().windows(1460), (64240, 65160));
-        let small = Kernel {
+        let small = TcpSettings {
             rmem_default: 4096,
             ..kernel()
         };
         assert_eq!(small.windows(1460), (1460, 1448));
-        let big = Kernel {
+        let big = TcpSettings {
             rmem_default: 1 << 20,
             ..kernel()
         };
@@ -136,7 +136,7 @@ mod tests {
         // Linux's defaults (tcp_rmem max 6 MiB) give shift 7.
         assert_eq!(kernel().wscale(), 7);
         assert_eq!(
-            Kernel {
+            TcpSettings {
                 rmem_max: 65535,
                 ..kernel()
             }
@@ -144,7 +144,7 @@ mod tests {
             0
         );
         assert_eq!(
-            Kernel {
+            TcpSettings {
                 rmem_max: 1 << 30,
                 ..kernel()
             }
@@ -164,7 +164,7 @@ mod tests {
             c.flags,
             flags::TIMESTAMPS | flags::SACK | flags::WSCALE | flags::IPV6
         );
-        let c = Kernel {
+        let c = TcpSettings {
             sack: false,
             ecn: true,
             ..kernel()

@@ -1,12 +1,12 @@
-//! The shield in libxdp's dispatcher (crate::share): when it goes there, and how it joins.
+//! The shield in libxdp's dispatcher (crate::bpf::share): when it goes there, and how it joins.
 
 use aya::{Ebpf, programs::Extension};
 use syncookie_common::maps::{LINK_XDP, MAP_CONFIG};
 
-use super::{LoadError, Options, Shield, XdpModeArg, map_err, prog_err};
+use super::{LoadError, Options, Shield, XdpModeArg, attach::program, map_err};
 use crate::{
-    netdev,
-    share::{self, OnHook},
+    bpf::share::{self, OnHook},
+    host::netdev,
 };
 
 pub(super) fn hook(opts: &Options, ifindex: u32) -> share::Hook {
@@ -44,12 +44,7 @@ impl Shield {
     /// generic mode with `skb`), in place of the shield's program of an earlier run.
     pub(super) fn join(&mut self, opts: &Options, name: &str, skb: bool) -> Result<(), LoadError> {
         let ours = config_map_id(&self.ebpf)?;
-        let ext: &mut Extension = self
-            .ebpf
-            .program_mut(name)
-            .expect("object has the extension")
-            .try_into()
-            .map_err(prog_err("XDP extension"))?;
+        let ext: &mut Extension = program(&mut self.ebpf, name)?;
         let hook = hook(opts, netdev::ifindex(&opts.iface)?);
         let p = hook.join(ext, opts.share.run, ours, skb)?;
         log::info!(

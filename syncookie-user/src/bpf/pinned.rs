@@ -13,7 +13,7 @@ use syncookie_common::maps::{
     MAP_STATS, Mac, Resend, ResendKey,
 };
 
-use crate::pins::PinDir;
+use crate::bpf::pins::PinDir;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PinnedError {

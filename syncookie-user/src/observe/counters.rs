@@ -3,7 +3,7 @@
 use aya::maps::MapError;
 use syncookie_common::{maps::MAP_STATS, stats::Counter};
 
-use crate::{
+use crate::bpf::{
     pinned::{PinnedError, PinnedMaps},
     pins::PinDir,
 };

@@ -3,6 +3,8 @@
 //! the next. Rotation writes the next key into the idle slot first, then advances the epoch: the
 //! XDP program never sees a slot named by the epoch before its key is there.
 
+pub mod fleet;
+
 use aya::maps::{Array, MapData, MapError};
 use syncookie_common::{
     cookie::slot_of_epoch,
@@ -10,9 +12,11 @@ use syncookie_common::{
 };
 
 use crate::{
-    fleet::MasterKey,
-    pinned::{PinnedError, PinnedMaps},
-    pins::PinDir,
+    bpf::{
+        pinned::{PinnedError, PinnedMaps},
+        pins::PinDir,
+    },
+    keys::fleet::MasterKey,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -25,7 +29,7 @@ pub enum KeyError {
     Random(getrandom::Error),
 }
 
-pub struct Keys {
+pub struct KeyMaps {
     keys: Array<MapData, Key>,
     epoch: Array<MapData, u64>,
 }
@@ -42,7 +46,7 @@ pub fn random_key(epoch: u64) -> Result<Key, KeyError> {
     })
 }
 
-impl Keys {
+impl KeyMaps {
     pub fn open(pins: &PinDir) -> Result<Self, KeyError> {
         let maps = PinnedMaps::new(pins);
         Ok(Self {

@@ -9,13 +9,13 @@ use std::path::Path;
 
 use syncookie_common::maps::{Config, flags};
 
-use crate::sysctl::{Kernel, SysctlError};
+use crate::host::sysctl::{SysctlError, TcpSettings};
 
 const TCP_TIMESTAMPS: &str = "/proc/sys/net/ipv4/tcp_timestamps";
 
 /// Sets tcp_timestamps to 2 in the current network namespace, saying what it costs; returns
 /// whether it changed anything (then the settings must be read again).
-pub fn set_2(kernel: &Kernel) -> Result<bool, SysctlError> {
+pub fn set_2(kernel: &TcpSettings) -> Result<bool, SysctlError> {
     if kernel.timestamps_2 {
         return Ok(false);
     }

@@ -11,7 +11,7 @@ use syncookie_common::maps::{
 };
 
 use super::{Local, LocalError, Prefix, fmt_mac};
-use crate::{
+use crate::bpf::{
     pinned::{PinnedMaps, PrefixTrie as Trie},
     pins::PinDir,
 };

@@ -67,6 +67,22 @@ pub fn wait_until(timeout: std::time::Duration, mut done: impl FnMut() -> bool) 
     }
 }
 
+/// Runs `check`, turning a panic of the test helpers into a failure with its message: for the
+/// suites that run outside the test harness (the kernel matrix's), where one check's panic must
+/// not end the others.
+pub fn guarded<T>(check: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(check))
+        .unwrap_or_else(|p| Err(panic_message(p.as_ref())))
+}
+
+/// What a caught panic said.
+pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "panicked".into())
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;

@@ -30,7 +30,8 @@ pub struct End {
 }
 
 impl End {
-    fn of(s: &TcpStream) -> Self {
+    /// `s`'s end, from its TCP_INFO.
+    pub fn of(s: &TcpStream) -> Self {
         let i = tcp_info(s);
         // `__u8 tcpi_snd_wscale : 4, tcpi_rcv_wscale : 4;`, low bits first.
         Self {
@@ -132,27 +133,31 @@ pub fn connect(lab: &Lab, ip: IpAddr, port: u16, n: usize) -> Result<Vec<Negotia
 
 /// One connection to `addr` from the client's namespace, 256 KB echoed; the client's end.
 fn one(lab: &Lab, addr: SocketAddr) -> Result<End, String> {
-    {
-        let _in = lab.client.enter();
-        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
-            .map_err(|e| format!("connect: {e}"))?;
-        s.set_read_timeout(Some(Duration::from_secs(10)))
-            .map_err(|e| e.to_string())?;
-        let payload: Vec<u8> = (0..PAYLOAD).map(|i| (i * 13) as u8).collect();
-        let writer = {
-            let mut w = s.try_clone().map_err(|e| e.to_string())?;
-            let p = payload.clone();
-            thread::spawn(move || w.write_all(&p))
-        };
-        let mut back = vec![0u8; PAYLOAD];
-        s.read_exact(&mut back).map_err(|e| format!("echo: {e}"))?;
-        writer
-            .join()
-            .map_err(|_| "the writer panicked".to_string())?
-            .map_err(|e| format!("send: {e}"))?;
-        if back != payload {
-            return Err("the echo differs from what was sent".into());
-        }
-        Ok(End::of(&s))
+    let _in = lab.client.enter();
+    echo_large(addr)
+}
+
+/// One connection from the calling thread's namespace to the echo server at `addr`, 256 KB
+/// sent and echoed at once (the window must scale); the client's end.
+pub fn echo_large(addr: SocketAddr) -> Result<End, String> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        .map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    let payload: Vec<u8> = (0..PAYLOAD).map(|i| (i * 13) as u8).collect();
+    let writer = {
+        let mut w = s.try_clone().map_err(|e| e.to_string())?;
+        let p = payload.clone();
+        thread::spawn(move || w.write_all(&p))
+    };
+    let mut back = vec![0u8; PAYLOAD];
+    s.read_exact(&mut back).map_err(|e| format!("echo: {e}"))?;
+    writer
+        .join()
+        .map_err(|_| "the writer panicked".to_string())?
+        .map_err(|e| format!("send: {e}"))?;
+    if back != payload {
+        return Err("the echo differs from what was sent".into());
     }
+    Ok(End::of(&s))
 }

@@ -38,6 +38,22 @@ impl Accepted {
     }
 }
 
+/// One connection from the calling thread's namespace to the echo server at `addr`: sends
+/// `len` bytes and reads them back (10 s for each step: the kernel matrix runs under TCG).
+pub fn echo_once(addr: SocketAddr, len: usize) -> Result<(), String> {
+    let limit = Duration::from_secs(10);
+    let mut s = TcpStream::connect_timeout(&addr, limit).map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(limit)).map_err(|e| e.to_string())?;
+    let payload: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
+    s.write_all(&payload).map_err(|e| format!("send: {e}"))?;
+    let mut back = vec![0u8; len];
+    s.read_exact(&mut back).map_err(|e| format!("echo: {e}"))?;
+    if back != payload {
+        return Err("the echo differs from what was sent".into());
+    }
+    Ok(())
+}
+
 /// Echoes what every connection `l` accepts sends, each on a thread of its own, until the
 /// listener fails; `accepted` sees each stream first (to report its TCP_INFO, say). Returns
 /// the count of accepted connections.

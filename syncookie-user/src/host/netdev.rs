@@ -37,6 +37,13 @@ pub fn ifindex(iface: &str) -> Result<u32, NetdevError> {
     }
 }
 
+/// The driver of `iface`'s device, as sysfs names it (`virtio_net`, `mlx5_core`); `None` for an
+/// interface without a device (veth, a bridge) or when sysfs does not show this namespace's.
+pub fn driver(iface: &str) -> Option<String> {
+    let link = std::fs::read_link(format!("/sys/class/net/{iface}/device/driver")).ok()?;
+    Some(link.file_name()?.to_string_lossy().into_owned())
+}
+
 /// An `ifreq` naming `iface` (truncated to IFNAMSIZ - 1 bytes, NUL-terminated), the rest zero:
 /// for the interface ioctls.
 pub(crate) fn ifreq(iface: &str) -> libc::ifreq {

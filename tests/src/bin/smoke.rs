@@ -17,8 +17,7 @@
 
 use std::{
     io::{Read, Write},
-    net::{IpAddr, SocketAddr, SocketAddrV4, TcpListener, TcpStream},
-    panic::{AssertUnwindSafe, catch_unwind},
+    net::{IpAddr, SocketAddr, SocketAddrV4, TcpListener},
     path::{Path, PathBuf},
     process::ExitCode,
     sync::atomic::{AtomicBool, AtomicU64, Ordering},
@@ -33,9 +32,10 @@ use syncookie_tests::{
     daemon::{Daemon, command_in, syncookie_in},
     endtoend,
     flood::Flood,
+    guarded,
     lab::Lab,
     negotiated,
-    packets::{send_raw_tcp, serve_echo},
+    packets::{echo_once, send_raw_tcp, serve_echo},
     share::{self, Shared},
 };
 
@@ -191,17 +191,6 @@ fn usage() -> ExitCode {
     ExitCode::FAILURE
 }
 
-/// Runs `check`, turning a panic of the lab's helpers into a failure with its message.
-fn guarded<T>(check: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
-    catch_unwind(AssertUnwindSafe(check)).unwrap_or_else(|p| {
-        Err(p
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "panicked".into()))
-    })
-}
-
 /// Prints a check's line; returns whether it passed.
 fn report(mode: Mode, check: &str, r: Result<String, String>) -> bool {
     let m = mode.name();
@@ -345,23 +334,6 @@ fn echo_server(lab: &Lab, port: u16) -> SocketAddr {
 /// Connections the smoke's echo servers accepted (the checks run one at a time).
 static ACCEPTED: AtomicU64 = AtomicU64::new(0);
 
-/// One connection from the client's namespace (the calling thread must be in it): sends
-/// `len` bytes and reads them back.
-fn exchange(addr: SocketAddr, len: usize) -> Result<(), String> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
-        .map_err(|e| format!("connect: {e}"))?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))
-        .map_err(|e| e.to_string())?;
-    let payload: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
-    s.write_all(&payload).map_err(|e| format!("send: {e}"))?;
-    let mut back = vec![0u8; len];
-    s.read_exact(&mut back).map_err(|e| format!("echo: {e}"))?;
-    if back != payload {
-        return Err("the echo differs from what was sent".into());
-    }
-    Ok(())
-}
-
 /// `syncookie ARGS` in the server's network namespace, as an admin there would run it (pins
 /// may be kept per namespace).
 fn syncookie(lab: &Lab, args: &[&str]) -> Result<std::process::Output, String> {
@@ -391,7 +363,7 @@ fn connections(lab: &Lab, addr: SocketAddr, mode: Mode) -> Result<String, String
     {
         let _in = lab.client.enter();
         for i in 0..CONNECTIONS {
-            exchange(addr, 1000 + i as usize).map_err(|e| format!("connection {i}: {e}"))?;
+            echo_once(addr, 1000 + i as usize).map_err(|e| format!("connection {i}: {e}"))?;
         }
     }
     let c = stats(lab)?;
@@ -479,7 +451,7 @@ fn stamp(lab: &Lab, _addr: SocketAddr, mode: Mode) -> Result<String, String> {
     let run = |addr: SocketAddr, n: u32| -> Result<(), String> {
         let _in = lab.client.enter();
         for i in 0..n {
-            exchange(addr, 100 + i as usize).map_err(|e| format!("connection {i}: {e}"))?;
+            echo_once(addr, 100 + i as usize).map_err(|e| format!("connection {i}: {e}"))?;
         }
         Ok(())
     };
@@ -613,7 +585,7 @@ fn flood(lab: &Lab, addr: SocketAddr, _mode: Mode) -> Result<String, String> {
             let _in = lab.client.enter();
             let (mut ok, mut errors) = (0u64, Vec::new());
             while flooding.load(Ordering::Relaxed) || ok + (errors.len() as u64) < 10 {
-                match exchange(addr, 100) {
+                match echo_once(addr, 100) {
                     Ok(()) => ok += 1,
                     Err(e) => errors.push(e),
                 }

@@ -18,8 +18,9 @@ use super::fetch::Kernel;
 use crate::exec::{exec, output};
 
 /// Modules the lab loads (with what they depend on): veth for the pair; the clsact qdisc and
-/// cls_bpf for TC programs on kernels before TCX (6.6).
-const MODULES: &[&str] = &["veth", "sch_ingress", "cls_bpf"];
+/// cls_bpf for TC programs on kernels before TCX (6.6); virtio_net (with failover and
+/// net_failover) for the virtio-net row's NIC, and virtio_pci where it is not built in.
+const MODULES: &[&str] = &["veth", "sch_ingress", "cls_bpf", "virtio_pci", "virtio_net"];
 /// 8021q (with garp, mrp, stp, llc) for the VLAN device of the smoke suite's vlan-offload
 /// check. Whether the kernel package has it is decided here, once: the image tells the suite
 /// (`/etc/smoke-vlan`), which then fails the check if no VLAN device can be made, or says

@@ -6,6 +6,7 @@ mod fetch;
 mod initramfs;
 mod matrix;
 mod qemu;
+mod virtio;
 
 use std::{
     path::PathBuf,
@@ -48,7 +49,11 @@ pub fn run(o: Options) -> anyhow::Result<()> {
     // costs no time of its own. `cargo xtask test` skips it (#[ignore]).
     let expiry = (!o.no_host).then(stamp_expiry_test).transpose()?;
     let bin_dir = target_dir().join("debug");
-    let bins = [bin_dir.join("syncookie"), bin_dir.join("smoke")];
+    let bins = [
+        bin_dir.join("syncookie"),
+        bin_dir.join("smoke"),
+        bin_dir.join("virtio"),
+    ];
     // The kernels boot the release binary that ships (static: the initramfs holds no library
     // for it); the host row runs the debug build beside smoke, as `cargo xtask test` does.
     let daemon = crate::release::build()?;
@@ -92,6 +97,7 @@ pub fn run(o: Options) -> anyhow::Result<()> {
             failure.as_deref(),
             secs,
         ));
+        rows.extend(virtio::rows(&k, &initrd, &bins[2]));
     }
     matrix::print(&rows);
     let mut expiry_ok = true;

@@ -4,7 +4,7 @@
 
 use std::{
     path::Path,
-    process::{Command, Stdio},
+    process::{Child, Command, ExitStatus, Stdio},
     time::{Duration, Instant},
 };
 
@@ -14,53 +14,59 @@ use anyhow::{Context, bail};
 /// the longest: its verifier needs 30-45 s per attach there, and the suite attaches five times.
 pub const TIMEOUT: Duration = Duration::from_secs(480);
 
+/// qemu's command line for `vmlinuz` with `initrd`, `append` added to the kernel's command
+/// line and the serial console written to `log`: no NIC (a caller adds its own).
+pub fn command_line(vmlinuz: &Path, initrd: &Path, append: &str, log: &Path) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "qemu-system-x86_64",
+        "-accel",
+        // One host thread for both vCPUs: with multi-threaded TCG, 6.12 died now and then
+        // on an int3 in bpf_dispatcher_xdp_func (the flood's test runs re-patch the XDP
+        // dispatcher while the other vCPU runs it; a stale translation, not a kernel bug).
+        "tcg,thread=single",
+        "-cpu",
+        "max",
+        "-smp",
+        "2",
+        "-m",
+        "1G",
+        // No display, no default devices: the console (and a NIC a caller adds) is the only
+        // way out.
+        "-nodefaults",
+        "-display",
+        "none",
+        "-no-reboot",
+    ]
+    .map(String::from)
+    .into();
+    args.push("-serial".into());
+    args.push(format!("file:{}", log.display()));
+    args.push("-kernel".into());
+    args.push(vmlinuz.display().to_string());
+    args.push("-initrd".into());
+    args.push(initrd.display().to_string());
+    args.push("-append".into());
+    // panic=-1: a crash reboots, and -no-reboot turns that into qemu's exit.
+    args.push(format!("console=ttyS0 panic=-1 quiet {append}"));
+    args
+}
+
 /// Boots `vmlinuz` with `initrd`; init runs the smoke suite for `modes` and powers off. The
 /// console goes to `log`, which is returned whole.
 pub fn boot(vmlinuz: &Path, initrd: &Path, modes: &str, log: &Path) -> anyhow::Result<String> {
     let _ = std::fs::remove_file(log);
-    let mut child = Command::new("qemu-system-x86_64")
-        .args([
-            "-accel",
-            // One host thread for both vCPUs: with multi-threaded TCG, 6.12 died now and then
-            // on an int3 in bpf_dispatcher_xdp_func (the flood's test runs re-patch the XDP
-            // dispatcher while the other vCPU runs it; a stale translation, not a kernel bug).
-            "tcg,thread=single",
-            "-cpu",
-            "max",
-            "-smp",
-            "2",
-            "-m",
-            "1G",
-        ])
-        // No NIC, no display, no default devices: the console is the only way out.
-        .args(["-nodefaults", "-display", "none", "-no-reboot"])
-        .arg("-serial")
-        .arg(format!("file:{}", log.display()))
-        .arg("-kernel")
-        .arg(vmlinuz)
-        .arg("-initrd")
-        .arg(initrd)
-        .arg("-append")
-        // panic=-1: a crash reboots, and -no-reboot turns that into qemu's exit.
-        .arg(format!("console=ttyS0 panic=-1 quiet smoke_modes={modes}"))
+    let args = command_line(vmlinuz, initrd, &format!("smoke_modes={modes}"), log);
+    let mut child = Command::new(&args[0])
+        .args(&args[1..])
         .stdin(Stdio::null())
         .spawn()
         .context("qemu-system-x86_64 is missing: run `cargo xtask setup`")?;
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait()? {
-            break s;
-        }
-        if start.elapsed() > TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!(
-                "{} did not power off within {TIMEOUT:?}; its console: {}",
-                vmlinuz.display(),
-                log.display()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(200));
+    let Some(status) = wait(&mut child, TIMEOUT)? else {
+        bail!(
+            "{} did not power off within {TIMEOUT:?}; its console: {}",
+            vmlinuz.display(),
+            log.display()
+        );
     };
     let console = std::fs::read(log).with_context(|| format!("reading {}", log.display()))?;
     if !status.success() {
@@ -70,4 +76,21 @@ pub fn boot(vmlinuz: &Path, initrd: &Path, modes: &str, log: &Path) -> anyhow::R
         );
     }
     Ok(String::from_utf8_lossy(&console).replace('\r', ""))
+}
+
+/// Waits for `child` to exit: its status, or none when `limit` passed first (it is killed and
+/// reaped then).
+pub fn wait(child: &mut Child, limit: Duration) -> anyhow::Result<Option<ExitStatus>> {
+    let start = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait()? {
+            return Ok(Some(s));
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }

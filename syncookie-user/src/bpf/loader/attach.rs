@@ -192,6 +192,7 @@ fn xdp_attach_error(opts: &Options, e: aya::programs::ProgramError) -> LoadError
         Some(Errno::EOPNOTSUPP) if opts.xdp_mode == XdpModeArg::Native => {
             return LoadError::NoNativeXdp {
                 iface: opts.iface.clone(),
+                driver: netdev::driver(&opts.iface),
             };
         }
         _ => {}

@@ -83,11 +83,32 @@ pub enum LoadError {
     /// Another program holds the interface's XDP hook: which, and how to remove it.
     #[error("{0}")]
     XdpTaken(Box<XdpOwner>),
-    #[error(
-        "{iface} has no native XDP (its driver does not support it): run with --xdp-mode skb \
-         (generic XDP, slower)"
-    )]
-    NoNativeXdp { iface: String },
+    #[error("{}", no_native_xdp(iface, driver.as_deref()))]
+    NoNativeXdp {
+        iface: String,
+        /// The NIC's driver; `None` for a virtual interface without one (a bridge, a bond).
+        driver: Option<String>,
+    },
+}
+
+/// Why native XDP was refused, with the fix: virtio_net refuses it while the host keeps receive
+/// offloads on that the guest may not switch off (qemu's `ctrl_guest_offloads=off` with any
+/// `guest_*` offload on), a case worth its own advice since KVM clouds run it.
+fn no_native_xdp(iface: &str, driver: Option<&str>) -> String {
+    const SKB: &str = "run with --xdp-mode skb (generic XDP, slower)";
+    match driver {
+        Some("virtio_net") => format!(
+            "{iface} (virtio_net) refused native XDP: the host must let the guest switch receive \
+             offloads off (qemu's ctrl_guest_offloads, on by default) or switch them off itself \
+             (guest_tso4, guest_tso6, guest_ecn, guest_ufo, guest_uso4, guest_uso6, guest_csum); \
+             or {SKB}"
+        ),
+        Some(d) => format!(
+            "{iface} has no native XDP (its driver {d} does not support it, or refused it: the \
+             kernel log says why): {SKB}"
+        ),
+        None => format!("{iface} has no native XDP (its driver does not support it): {SKB}"),
+    }
 }
 
 /// How XDP runs: in the driver (native) or on the skb (generic, any interface).
@@ -326,5 +347,26 @@ impl Shield {
         if let Err(e) = pins.remove() {
             log::warn!("{e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::no_native_xdp;
+
+    /// The refusal names the fix that applies: the host's offloads on virtio_net, else skb mode.
+    #[test]
+    fn no_native_xdp_advice_follows_the_driver() {
+        let virtio = no_native_xdp("eth0", Some("virtio_net"));
+        assert!(virtio.contains("ctrl_guest_offloads") && virtio.contains("guest_csum"));
+        assert!(virtio.ends_with("or run with --xdp-mode skb (generic XDP, slower)"));
+        let other = no_native_xdp("eth1", Some("r8169"));
+        assert!(other.contains("its driver r8169 does not support it"));
+        assert!(!other.contains("ctrl_guest_offloads"));
+        assert_eq!(
+            no_native_xdp("br0", None),
+            "br0 has no native XDP (its driver does not support it): run with --xdp-mode skb \
+             (generic XDP, slower)"
+        );
     }
 }

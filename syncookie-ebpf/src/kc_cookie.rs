@@ -1,14 +1,15 @@
 //! The kernel's own SYN cookies, made and checked from XDP for IPv4 and IPv6 alike:
 //! `bpf_tcp_raw_gen_syncookie_ipv4/6` and `bpf_tcp_raw_check_syncookie_ipv4/6` (6.0+, no socket
 //! needed), and `bpf_tcp_check_syncookie`, which runs `cookie_v4_check()`/`cookie_v6_check()`'s
-//! own tests on a listener (tcp_syncookies, its overflow stamp, the cookie).
+//! own tests on a listener (tcp_syncookies, its overflow stamp, the cookie). On 5.x
+//! ([`kc_listener`]) `bpf_tcp_gen_syncookie` makes the cookie on the listener instead.
 
 use core::ffi::c_void;
 
 use aya_ebpf::{
     bindings::{bpf_sock, iphdr, ipv6hdr, tcphdr},
     helpers::{
-        bpf_tcp_check_syncookie, bpf_tcp_raw_check_syncookie_ipv4,
+        bpf_tcp_check_syncookie, bpf_tcp_gen_syncookie, bpf_tcp_raw_check_syncookie_ipv4,
         bpf_tcp_raw_check_syncookie_ipv6, bpf_tcp_raw_gen_syncookie_ipv4,
         bpf_tcp_raw_gen_syncookie_ipv6,
     },
@@ -16,13 +17,14 @@ use aya_ebpf::{
 use syncookie_common::proto::*;
 use syncookie_ebpf::parse::{Tcp, opaque};
 
-use crate::maps::kernel_cookies::SC_KC_SCRATCH;
+use crate::{kc_listener, maps::kernel_cookies::SC_KC_SCRATCH};
 
 /// The kernel's cookie for the SYN `t`, computed as `tcp_conn_request()` would (from the
-/// client's MSS option). The helpers read `th_len` bytes of header, a length the verifier must
+/// client's MSS option); on 5.x by `bpf_tcp_gen_syncookie` on `t`'s listener `sk`, which also
+/// stamps its overflow. The helpers read `th_len` bytes of header, a length the verifier must
 /// know: one call per possible TCP header length.
 #[inline(always)]
-pub fn make(data: usize, end: usize, t: &Tcp) -> Option<u32> {
+pub fn make(sk: *mut bpf_sock, data: usize, end: usize, t: &Tcp) -> Option<u32> {
     let (ip, th) = (opaque(data + t.l3_off()), opaque(data + t.l4_off()));
     let v6 = t.is_v6();
     if ip + if v6 { IPV6_HLEN } else { IPV4_HLEN } > end {
@@ -37,9 +39,16 @@ pub fn make(data: usize, end: usize, t: &Tcp) -> Option<u32> {
                     }
                     // SAFETY: both headers lie inside the frame (checked above, the IP header
                     // at its family's size) and `$n` is the TCP header's own length, as the
-                    // helpers require.
+                    // helpers require; `sk` is a referenced listener.
                     unsafe {
-                        if v6 {
+                        if kc_listener::on() {
+                            let (ip, th) = (ip as *mut c_void, th as *mut tcphdr);
+                            if v6 {
+                                bpf_tcp_gen_syncookie(sk as *mut c_void, ip, IPV6_HLEN as u32, th, $n)
+                            } else {
+                                bpf_tcp_gen_syncookie(sk as *mut c_void, ip, IPV4_HLEN as u32, th, $n)
+                            }
+                        } else if v6 {
                             bpf_tcp_raw_gen_syncookie_ipv6(ip as *mut ipv6hdr, th as *mut tcphdr, $n)
                         } else {
                             bpf_tcp_raw_gen_syncookie_ipv4(ip as *mut iphdr, th as *mut tcphdr, $n)
@@ -106,6 +115,17 @@ pub fn check_ack(sk: *mut bpf_sock, data: usize, end: usize, t: &Tcp) -> Option<
     let (ip, th) = (opaque(data + t.l3_off()), opaque(data + t.l4_off()));
     if th + TCP_HLEN > end {
         return None;
+    }
+    if kc_listener::on() {
+        // No raw check on 5.x: the listener's check is the only one. Its stamp is as fresh as
+        // our last cookie (made on the listener), so a refusal is a bad or expired cookie.
+        let ip_len = if t.is_v6() { IPV6_HLEN } else { IPV4_HLEN };
+        if ip + ip_len > end {
+            return None;
+        }
+        // SAFETY: a referenced listener; headers inside the frame as checked above.
+        return (unsafe { check(sk, ip as *mut c_void, ip_len, th as *mut tcphdr) } == 0)
+            .then_some(true);
     }
     let (raw, ip_len) = if t.is_v6() {
         if ip + IPV6_HLEN > end {

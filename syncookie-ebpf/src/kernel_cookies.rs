@@ -16,6 +16,9 @@
 //! back from TSecr less a per-host-pair offset XDP cannot know, except with tcp_timestamps=2,
 //! where the offset is 0: then (`flags::KERNEL_TS`, set by the daemon when the admin allows it)
 //! our SYN-ACK carries every option in the kernel's own timestamp cookie; else the MSS only.
+//!
+//! On 5.x ([`kc_listener`]) the cookie is made on the listener, which stamps it: no refresh
+//! SYNs, and MPTCP listeners are taken as plain ones (their clients fall back to plain TCP).
 
 use aya_ebpf::programs::XdpContext;
 use syncookie_common::{
@@ -29,7 +32,7 @@ use syncookie_ebpf::{
 };
 
 use crate::{
-    kc_cookie,
+    kc_cookie, kc_listener,
     kc_synack::{self, Echo, write_synack},
     maps::{self, PinnedLocal, kernel_cookies as kc_maps},
     stats, syn_steps,
@@ -108,7 +111,7 @@ fn syn_checks(ctx: &XdpContext, cfg: &Config, t: &Tcp) -> Result<Mode, Judged> {
 fn syn_plan(ctx: &XdpContext, cfg: &Config, t: &Tcp, mode: Mode, sk: &Found) -> SynPlan {
     let (data, end) = (ctx.data(), ctx.data_end());
     let done = |c| SynPlan::Done(Verdict::Pass, c);
-    if let Err(c) = syn_steps::listener(sk.kind(), Counter::SynPassed)
+    if let Err(c) = syn_steps::listener(sk.kind_with(!kc_listener::on()), Counter::SynPassed)
         .and_then(|()| syn_steps::for_this_host(ctx, t))
     {
         return done(c);
@@ -116,12 +119,16 @@ fn syn_plan(ctx: &XdpContext, cfg: &Config, t: &Tcp, mode: Mode, sk: &Found) -> 
     if mode == Mode::Monitor {
         return done(Counter::MonitorSynack);
     }
-    let Some(isn) = kc_cookie::make(data, end, t) else {
+    let Some(isn) = kc_cookie::make(sk.as_ptr(), data, end, t) else {
         return done(Counter::SynPassed);
     };
     // The kernel answers this one with its own cookie and renews the stamp: periodically (so it
-    // never lapses under steady traffic), and whenever it would refuse our cookie now.
-    if kc_maps::refresh_due(t) || !kc_cookie::kernel_would_accept(sk.as_ptr(), data, end, t, isn) {
+    // never lapses under steady traffic), and whenever it would refuse our cookie now. On 5.x
+    // making the cookie renewed it.
+    if !kc_listener::on()
+        && (kc_maps::refresh_due(t)
+            || !kc_cookie::kernel_would_accept(sk.as_ptr(), data, end, t, isn))
+    {
         kc_maps::mark_refreshed(t);
         return done(Counter::SynRefresh);
     }
@@ -137,7 +144,7 @@ fn handshake_ack(ctx: &XdpContext, cfg: &Config, t: &Tcp) -> Judged {
     let Some(sk) = sock::find(ctx, t) else {
         return (Verdict::Pass, Some(Counter::AckNoListener));
     };
-    let kind = sk.kind();
+    let kind = sk.kind_with(!kc_listener::on());
     let judged = ack_with_listener(&sk, kind, data, end);
     drop(sk);
     match judged {

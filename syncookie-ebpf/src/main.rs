@@ -5,6 +5,7 @@
 #![no_main]
 
 mod kc_cookie;
+mod kc_listener;
 mod kc_synack;
 mod kernel_cookies;
 mod maps;

@@ -6,7 +6,7 @@ use syncookie_common::{cookie::Flow, proto::*};
 
 mod options;
 
-pub use options::{Options, options, past_the_walk};
+pub use options::{Options, options, options_defined, past_the_walk};
 
 /// Reads `N` bytes at `data + off`, or `None` past the end of the frame.
 #[inline(always)]

@@ -121,6 +121,13 @@ impl Found {
 
     #[inline(always)]
     pub fn kind(&self) -> Sock {
+        self.kind_with(true)
+    }
+
+    /// [`Self::kind`]; without `mptcp` (kernels before 5.19 have no `bpf_skc_to_mptcp_sock`),
+    /// MPTCP listeners are taken as plain ones.
+    #[inline(always)]
+    pub fn kind_with(&self, mptcp: bool) -> Sock {
         // SAFETY: a referenced socket from the lookup.
         let state = unsafe { (*self.0).state };
         if state == TCP_NEW_SYN_RECV {
@@ -129,7 +136,7 @@ impl Found {
             Sock::Other
         // SAFETY: a referenced socket; the cast returns a plain (unreferenced) pointer we only
         // test for null.
-        } else if unsafe { !bpf_skc_to_mptcp_sock(self.0 as *mut c_void).is_null() } {
+        } else if mptcp && unsafe { !bpf_skc_to_mptcp_sock(self.0 as *mut c_void).is_null() } {
             Sock::MptcpListener
         } else {
             Sock::Listener

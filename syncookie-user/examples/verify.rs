@@ -1,7 +1,8 @@
 //! Loads the programs through the verifier (no attach) and prints its statistics: how much of
 //! the 1M-instruction budget each program uses, with the eBPF log level off and at `warn` (the
 //! level is a load-time constant: with it off the verifier removes the log sites, and the
-//! translated and JIT-compiled sizes show what is left). `cargo run --example verify` (root).
+//! translated and JIT-compiled sizes show what is left), then kernel-cookie mode's programs as
+//! 5.x loads them (on the listener, `SC_KC_LISTENER` 1). `cargo run --example verify` (root).
 
 use aya::{
     EbpfLoader, VerifierLogLevel,
@@ -30,15 +31,23 @@ fn main() -> anyhow::Result<()> {
             "eBPF log level {level} ({}):",
             if level == 0 { "off" } else { "warn" }
         );
-        res = res.and_then(|()| verify(&obj, &pins, level));
+        res = res.and_then(|()| verify(&obj, &pins, level, false));
     }
+    println!("kernel-cookie mode on the listener (as on 5.x), eBPF log level off:");
+    res = res.and_then(|()| verify(&obj, &pins, 0, true));
     pins.remove()?;
     res
 }
 
-fn verify(obj: &[u8], pins: &syncookie::bpf::pins::PinDir, level: u8) -> anyhow::Result<()> {
+fn verify(
+    obj: &[u8],
+    pins: &syncookie::bpf::pins::PinDir,
+    level: u8,
+    listener: bool,
+) -> anyhow::Result<()> {
     let mut ebpf = EbpfLoader::new()
         .override_global(aya_log::LEVEL, &level, true)
+        .override_global(kernel_cookies::GLOBAL_LISTENER, &u32::from(listener), true)
         // VERIFY_LOG=verbose: the instruction trace, for a rejection's context.
         .verifier_log_level(if std::env::var("VERIFY_LOG").as_deref() == Ok("verbose") {
             VerifierLogLevel::VERBOSE | VerifierLogLevel::STATS
@@ -47,14 +56,15 @@ fn verify(obj: &[u8], pins: &syncookie::bpf::pins::PinDir, level: u8) -> anyhow:
         })
         .default_map_pin_directory(&pins.dir)
         .load(obj)?;
-    for name in [
-        PROG_XDP,
-        kernel_cookies::PROG_XDP,
-        kernel_cookies::PROG_SYNACK,
-    ] {
+    let kc = [kernel_cookies::PROG_XDP, kernel_cookies::PROG_SYNACK];
+    let all = [PROG_XDP, kc[0], kc[1]];
+    for &name in if listener { &kc[..] } else { &all[..] } {
         let xdp: &mut Xdp = ebpf.program_mut(name).unwrap().try_into()?;
         let r = xdp.load();
         report(name, r, xdp.info().ok());
+    }
+    if listener {
+        return Ok(());
     }
     let tc: &mut SchedClassifier = ebpf.program_mut(PROG_TC).unwrap().try_into()?;
     let r = tc.load();

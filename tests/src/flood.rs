@@ -2,10 +2,12 @@
 //! mode (BPF_PROG_TEST_RUN) on the client's veth. Every repetition writes the SYN template over
 //! the frame (live-frames pages come back holding whatever the receiver left in them, such as our
 //! own SYN-ACK), randomizes the source (198.18.0.0/16, RFC 2544's benchmark range), port and ISN,
-//! and XDP_TX puts it on the wire towards the server. Bounded in count and time.
+//! and XDP_TX puts it on the wire towards the server. Bounded in count and time. Kernels before
+//! 5.18 have no live-frames mode: there the same SYNs go out through a raw socket, one syscall
+//! each (enough for the smoke suite's rates, not for a benchmark).
 
 use std::{
-    net::{Ipv4Addr, Ipv6Addr},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
     sync::atomic::{AtomicBool, AtomicU64, Ordering},
     time::{Duration, Instant},
 };
@@ -28,6 +30,8 @@ pub struct Flood {
     prog: &'static str,
     frame: Vec<u8>,
     ctx: [u8; 24],
+    /// Where the SYNs go, for the raw-socket flood.
+    dst: (IpAddr, u16),
 }
 
 /// The MAC address of `iface` in `ns`.
@@ -68,8 +72,17 @@ pub fn syn_template6(src_mac: [u8; 6], dst_mac: [u8; 6], dst: Ipv6Addr, port: u1
 }
 
 fn linux_syn(ip: etherparse::PacketBuilderStep<etherparse::IpHeaders>, port: u16) -> Vec<u8> {
+    linux_syn_from(ip, 40000, port, 1)
+}
+
+fn linux_syn_from(
+    ip: etherparse::PacketBuilderStep<etherparse::IpHeaders>,
+    sport: u16,
+    port: u16,
+    isn: u32,
+) -> Vec<u8> {
     let b = ip
-        .tcp(40000, port, 1, 64240)
+        .tcp(sport, port, isn, 64240)
         .syn()
         .options(&[
             etherparse::TcpOptionElement::MaximumSegmentSize(1460),
@@ -107,7 +120,13 @@ impl Flood {
         port: u16,
     ) -> Self {
         let frame = syn_template(mac(client, client_if), dst_mac, dst, port);
-        Self::load(client, client_if, frame, prog::FLOOD_SYN)
+        Self::load(
+            client,
+            client_if,
+            frame,
+            prog::FLOOD_SYN,
+            (dst.into(), port),
+        )
     }
 
     /// An IPv6 flood from the lab's client towards `port` on the server's IPv6 address.
@@ -115,7 +134,8 @@ impl Flood {
         let src_mac = mac(&lab.client, &lab.client_if);
         let dst_mac = mac(&lab.server, &lab.server_if);
         let frame = syn_template6(src_mac, dst_mac, lab.server_ip6, port);
-        Self::load(&lab.client, &lab.client_if, frame, prog::FLOOD_SYN6)
+        let dst = (lab.server_ip6.into(), port);
+        Self::load(&lab.client, &lab.client_if, frame, prog::FLOOD_SYN6, dst)
     }
 
     fn load(
@@ -123,6 +143,7 @@ impl Flood {
         client_if: &str,
         frame: Vec<u8>,
         prog: &'static str,
+        dst: (IpAddr, u16),
     ) -> Self {
         let ifindex = ifindex_in(client, client_if);
         let mut ebpf = Ebpf::load(crate::LAB_OBJECT).expect("lab object");
@@ -142,6 +163,7 @@ impl Flood {
             prog,
             frame,
             ctx,
+            dst,
         }
     }
 
@@ -209,22 +231,68 @@ impl Flood {
                 attrs: TestRunAttrs::new().xdp_live_frames(batch),
                 ..TestRunOptions::new()
             };
-            if let Err(e) = p.test_run(opts)
-                && !crate::interrupted(&e)
-            {
-                panic!("live-frames test run: {e}");
+            match p.test_run(opts) {
+                // Before 5.18 test runs take no flags (EINVAL): no live frames.
+                Err(aya::programs::ProgramError::SyscallError(e))
+                    if sent == 0 && e.io_error.raw_os_error() == Some(libc::EINVAL) =>
+                {
+                    return self.send_raw(count, rate, max, stop, progress);
+                }
+                Err(e) if !crate::interrupted(&e) => panic!("live-frames test run: {e}"),
+                _ => {}
             }
             let now = self.frames_sent() - base;
             progress.fetch_add(now - sent, Ordering::Relaxed);
             sent = now;
-            if rate > 0 {
-                let due = Duration::from_secs_f64(sent as f64 / rate as f64);
-                if let Some(wait) = due.checked_sub(start.elapsed()) {
-                    std::thread::sleep(wait);
-                }
-            }
+            pace(sent, rate, start);
         }
         sent
+    }
+}
+
+impl Flood {
+    /// [`Flood::send`] through a raw socket: the template's SYN from a random spoofed source,
+    /// port and ISN each time.
+    fn send_raw(
+        &self,
+        count: u64,
+        rate: u64,
+        max: Duration,
+        stop: &AtomicBool,
+        progress: &AtomicU64,
+    ) -> u64 {
+        let start = Instant::now();
+        let mut sent = 0u64;
+        while sent < count && start.elapsed() < max && !stop.load(Ordering::Relaxed) {
+            let (sport, isn) = (rand::random::<u16>() | 1024, rand::random::<u32>());
+            let ip = match self.dst.0 {
+                IpAddr::V4(d) => {
+                    let [x, y] = rand::random::<[u8; 2]>();
+                    let src = [SPOOF_NET[0], SPOOF_NET[1], x, y];
+                    etherparse::PacketBuilder::ipv4(src, d.octets(), 64)
+                }
+                IpAddr::V6(d) => {
+                    let [a, b, c] = SPOOFED_NET6;
+                    let src = Ipv6Addr::new(a, b, c, 0, 0, 0, 0, rand::random::<u16>() | 1);
+                    etherparse::PacketBuilder::ipv6(src.octets(), d.octets(), 64)
+                }
+            };
+            crate::packets::send_raw_ip(&linux_syn_from(ip, sport, self.dst.1, isn), self.dst.0);
+            sent += 1;
+            progress.fetch_add(1, Ordering::Relaxed);
+            pace(sent, rate, start);
+        }
+        sent
+    }
+}
+
+/// Sleeps until `sent` SYNs are due at `rate` per second (0: no limit) since `start`.
+fn pace(sent: u64, rate: u64, start: Instant) {
+    if rate > 0 {
+        let due = Duration::from_secs_f64(sent as f64 / rate as f64);
+        if let Some(wait) = due.checked_sub(start.elapsed()) {
+            std::thread::sleep(wait);
+        }
     }
 }
 

@@ -112,6 +112,12 @@ pub mod kernel_cookies {
     pub const PROG_SYNACK: &str = "syncookie_kc_synack";
     /// Its `freplace` twin for libxdp's dispatcher (see [`super::PROG_XDP_EXT`]).
     pub const PROG_XDP_EXT: &str = "syncookie_kcext";
+    /// A load-time constant of the shield's object: 1 where the raw cookie helpers (6.0+) are
+    /// missing (Linux 5.x): cookies are made and checked on the listener
+    /// (`bpf_tcp_gen_syncookie`, which stamps its overflow: no refresh SYNs), the fine clock
+    /// stands in for the coarse one (5.11+), and MPTCP listeners are taken as plain ones
+    /// (`bpf_skc_to_mptcp_sock` is 5.19+). 0, the default, keeps the 6.x programs as they are.
+    pub const GLOBAL_LISTENER: &str = "SC_KC_LISTENER";
     /// `SC_KC_CONF` index: nanoseconds between refresh SYNs per address and port.
     pub const KC_REFRESH_NS: u32 = 0;
     pub const KC_CONF_LEN: u32 = 1;

@@ -3,7 +3,6 @@
 //! with the code that uses them.
 
 use aya_ebpf::{
-    helpers::bpf_ktime_get_coarse_ns,
     macros::map,
     maps::{Array, PerCpuArray},
 };
@@ -113,11 +112,10 @@ pub fn port_protected(port: u16) -> bool {
 }
 
 /// The clock of budgets, `auto` and refresh periods: coarse (a tick's precision is plenty for
-/// seconds), and cheaper than `bpf_ktime_get_ns`.
+/// seconds), and cheaper than `bpf_ktime_get_ns`, where the kernel has it (see `kc_listener`).
 #[inline(always)]
 pub fn now_ns() -> u64 {
-    // SAFETY: a helper call without arguments.
-    unsafe { bpf_ktime_get_coarse_ns() }
+    crate::kc_listener::coarse_ns()
 }
 
 #[inline(always)]

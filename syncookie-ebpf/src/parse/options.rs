@@ -29,12 +29,29 @@ const MAX_OPTION_ITEMS: usize = 8;
 
 #[inline(always)]
 pub fn options(data: usize, end: usize, t: &Tcp) -> Options {
+    walk::<false>(data, end, t)
+}
+
+/// [`options`] with window scale and timestamps held as plain values, 0 until found: an
+/// absent option's value is then 0, not undefined, so LLVM never reloads a stack slot that no
+/// path wrote. Verifiers before 5.12 refuse that read ("invalid read from stack"), even where
+/// the value is never used: 5.10 refused `syncookie_kc_synack` so. The plain walk stays where
+/// only 6.x runs: this one cost full mode's XDP program 70k more instructions processed.
+#[inline(always)]
+pub fn options_defined(data: usize, end: usize, t: &Tcp) -> Options {
+    walk::<true>(data, end, t)
+}
+
+#[inline(always)]
+fn walk<const DEFINED: bool>(data: usize, end: usize, t: &Tcp) -> Options {
     let mut o = Options::default();
     let opt_len = t.hlen() - TCP_HLEN;
     let base = t.l4_off() + TCP_HLEN;
     let mut i = 0usize;
     // Whether the walk ended where the kernel's does (the end, EOL, a malformed option).
     let mut ended = false;
+    let (mut wscale, mut ts) = (0u8, (0u32, 0u32));
+    let (mut has_wscale, mut has_ts) = (false, false);
     for _ in 0..MAX_OPTION_ITEMS {
         if i >= opt_len || i >= TCP_MAX_OPTLEN {
             ended = true;
@@ -72,13 +89,21 @@ pub fn options(data: usize, end: usize, t: &Tcp) -> Options {
             }
             (TCPOPT_WSCALE, 3) => {
                 if let Some([_, _, s]) = read::<3>(data, end, at) {
-                    o.wscale = Some(s);
+                    if DEFINED {
+                        (wscale, has_wscale) = (s, true);
+                    } else {
+                        o.wscale = Some(s);
+                    }
                 }
             }
             (TCPOPT_SACK_PERM, 2) => o.sack_perm = true,
             (TCPOPT_TIMESTAMP, 10) => {
                 if let (Some(val), Some(ecr)) = (be32(data, end, at + 2), be32(data, end, at + 6)) {
-                    o.ts = Some((val, ecr));
+                    if DEFINED {
+                        (ts, has_ts) = ((val, ecr), true);
+                    } else {
+                        o.ts = Some((val, ecr));
+                    }
                 }
             }
             (TCPOPT_MD5SIG | TCPOPT_AO | TCPOPT_MPTCP, _) => o.kernel_only = true,
@@ -88,6 +113,10 @@ pub fn options(data: usize, end: usize, t: &Tcp) -> Options {
     }
     if !ended && i < opt_len {
         o.unwalked_at = i as u8;
+    }
+    if DEFINED {
+        o.wscale = has_wscale.then_some(wscale);
+        o.ts = has_ts.then_some(ts);
     }
     o
 }

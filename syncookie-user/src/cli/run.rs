@@ -87,14 +87,14 @@ pub struct Args {
     #[arg(long, value_name = "ADDR")]
     metrics: Option<std::net::SocketAddr>,
     /// own: the shield's keyed cookies, handed over with bpf_sk_assign_tcp_reqsk (Linux 6.9+);
-    /// kernel: the kernel's own cookies (Linux 6.0+; MSS only unless
-    /// --timestamps-without-offsets, the kernel's keys, sets
-    /// net.ipv4.tcp_syncookies=2). Default: own where the kernel can, else kernel.
+    /// kernel: the kernel's own cookies (Linux 5.10+; on 5.x made on the listener by
+    /// bpf_tcp_gen_syncookie; MSS only unless --timestamps-without-offsets, the kernel's keys,
+    /// sets net.ipv4.tcp_syncookies=2). Default: own where the kernel can, else kernel.
     #[arg(long, value_enum)]
     cookies: Option<Cookies>,
     /// Kernel-cookie mode: seconds between the SYNs left to the kernel (one per local address
     /// and port) so that its cookie check keeps accepting ours (it needs one of its own in the
-    /// last 120 s).
+    /// last 120 s). Unused on 5.x, where making a cookie renews it.
     #[arg(long, value_name = "SECS", default_value_t = kernel_cookies::DEFAULT_REFRESH_SECS,
           value_parser = clap::value_parser!(u64).range(1..=100))]
     refresh_secs: u64,

@@ -2,7 +2,8 @@
 //! the shield, the error names the kernel's version and the missing feature, instead of whatever
 //! happens to fail first further on (a sysctl a namespace lacks, a program the verifier rejects).
 //! It also picks how cookies are made: the shield's own with the kfunc handoff where the kernel
-//! has it (full mode), else the kernel's own cookies (kernel-cookie mode, Linux 6.0+).
+//! has it (full mode), else the kernel's own cookies (kernel-cookie mode, Linux 6.0+, or 5.10+
+//! through the listener's helpers).
 
 use aya::util::KernelVersion;
 use syncookie_common::maps::KFUNC_ASSIGN_REQSK;
@@ -32,6 +33,20 @@ pub const RAW_COOKIES: Feature = Feature {
     since: (6, 0),
 };
 
+/// Kernel-cookie mode on 5.x: the kernel's cookies from XDP on the listener
+/// (`bpf_tcp_gen_syncookie`, 5.3+); 5.10 is the first release whose x86-64 JIT lets a program
+/// with subprograms tail-call (the SYN-ACK with the options), and the oldest run in the matrix.
+pub const LISTENER_COOKIES: Feature = Feature {
+    name: "bpf_tcp_gen_syncookie",
+    since: (5, 10),
+};
+
+/// What changes when kernel-cookie mode runs on the listener, for the daemon's log.
+pub const LISTENER_NOTE: &str = "kernel-cookie mode on the listener (no raw cookie helpers \
+    before Linux 6.0): bpf_tcp_gen_syncookie makes each cookie and renews the listener's \
+    overflow stamp itself, so no SYN goes to the kernel for it (--refresh-secs is unused); \
+    MPTCP listeners are answered as plain TCP ones (their clients fall back to TCP)";
+
 /// Whose cookies the shield sends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -39,7 +54,7 @@ pub enum Cookies {
     /// The shield's own keyed cookies, handed to the kernel by bpf_sk_assign_tcp_reqsk (Linux
     /// 6.9+): rotating or fleet keys, every option.
     Own,
-    /// The kernel's own cookies (Linux 6.0+, for kernels without the kfunc): the kernel's
+    /// The kernel's own cookies (Linux 5.10+, for kernels without the kfunc): the kernel's
     /// keys, the MSS only in the SYN-ACK unless tcp_timestamps=2 lets timestamps carry the
     /// other options (--timestamps-without-offsets); tcp_syncookies is set to 2.
     Kernel,
@@ -69,7 +84,7 @@ pub enum KernelError {
         "not supported: kernel {kernel} has neither {} (Linux {}.{}+, the shield's own cookies) \
          nor {} (Linux {}.{}+, the kernel's cookies)",
         KFUNC.name, KFUNC.since.0, KFUNC.since.1,
-        RAW_COOKIES.name, RAW_COOKIES.since.0, RAW_COOKIES.since.1
+        LISTENER_COOKIES.name, LISTENER_COOKIES.since.0, LISTENER_COOKIES.since.1
     )]
     Neither { kernel: String },
     #[error("cannot tell the kernel's version: {0}")]
@@ -145,15 +160,21 @@ impl Probe {
         }
     }
 
-    /// What kernel-cookie mode needs: the raw cookie helpers (no TC program, no kfunc).
+    /// What kernel-cookie mode needs: the raw cookie helpers, or on 5.10+ the listener's (no
+    /// TC program, no kfunc).
     pub fn check_kernel_cookies(&self, release: &str) -> Result<(), KernelError> {
-        if !self.raw_cookies {
+        if !self.raw_cookies && !self.has(LISTENER_COOKIES) {
             return Err(KernelError::Missing {
                 kernel: self.kernel(release),
-                feature: RAW_COOKIES,
+                feature: LISTENER_COOKIES,
             });
         }
         Ok(())
+    }
+
+    /// Kernel-cookie mode makes its cookies on the listener: no raw cookie helpers here.
+    pub fn listener_cookies(&self) -> bool {
+        !self.raw_cookies
     }
 
     /// The first thing missing for the shield's own cookies with the kfunc handoff, named with
@@ -186,6 +207,12 @@ pub fn check() -> Result<(), KernelError> {
 pub fn choose(requested: Option<Cookies>) -> Result<Cookies, KernelError> {
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     Probe::running()?.choose(requested, release.trim())
+}
+
+/// Whether kernel-cookie mode must make its cookies on the listener (a 5.x kernel: no raw
+/// cookie helpers); false when the kernel cannot be probed (then nothing loads anyway).
+pub fn listener_cookies() -> bool {
+    Probe::running().is_ok_and(|p| p.listener_cookies())
 }
 
 #[cfg(test)]
@@ -226,26 +253,35 @@ mod tests {
             lts.choose(Some(Cookies::Kernel), "6.12.117").unwrap(),
             Cookies::Kernel
         );
-        let old = Probe {
-            raw_cookies: false,
-            ..probe((5, 15, 0), false)
-        };
+        // 5.10 and 5.15: kernel cookies on the listener.
+        let deb11 = probe((5, 10, 237), false);
+        assert_eq!(
+            deb11.choose(None, "5.10.0-35-cloud-amd64").unwrap(),
+            Cookies::Kernel
+        );
+        assert!(deb11.listener_cookies() && !deb12.listener_cookies());
+        let e = deb11
+            .choose(Some(Cookies::Own), "5.10.0-35-cloud-amd64")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bpf_sk_assign_tcp_reqsk (Linux 6.9+"), "{e}");
+        let old = probe((5, 4, 0), false);
         let e = old
-            .choose(None, "5.15.0-91-generic")
+            .choose(None, "5.4.0-91-generic")
             .unwrap_err()
             .to_string();
         assert!(
-            e.contains("kernel 5.15.0-91-generic has neither")
+            e.contains("kernel 5.4.0-91-generic has neither")
                 && e.contains("bpf_sk_assign_tcp_reqsk (Linux 6.9+")
-                && e.contains("bpf_tcp_raw_gen_syncookie_ipv4 (Linux 6.0+"),
+                && e.contains("bpf_tcp_gen_syncookie (Linux 5.10+"),
             "{e}"
         );
         let e = old
-            .choose(Some(Cookies::Kernel), "5.15.0")
+            .choose(Some(Cookies::Kernel), "5.4.0")
             .unwrap_err()
             .to_string();
         assert!(
-            e.contains("has no bpf_tcp_raw_gen_syncookie_ipv4 (Linux 6.0+)"),
+            e.contains("has no bpf_tcp_gen_syncookie (Linux 5.10+)"),
             "{e}"
         );
     }

@@ -83,6 +83,12 @@ impl Mode {
         }
     }
 
+    /// Kernel mode leaves SYNs to the kernel to renew its listener's overflow stamp; not on
+    /// 5.x, where making a cookie on the listener renews it (`bpf_tcp_gen_syncookie`).
+    fn refreshes(self) -> bool {
+        self == Self::Kernel && !syncookie::host::kernel::listener_cookies()
+    }
+
     /// `syncookie run` arguments beyond the interface and ports.
     fn run_args(self) -> &'static [&'static str] {
         match self {
@@ -366,7 +372,6 @@ fn connections(lab: &Lab, addr: SocketAddr, mode: Mode) -> Result<String, String
     // (the first one at least); those must be the only SYN-ACKs of the server's own stack.
     let refresh = counter(&c, "syn_refresh");
     let kernel = lab.kernel_synacks();
-    let want_refresh = mode == Mode::Kernel && refresh >= 1;
     let accepted = ACCEPTED.load(Ordering::SeqCst) - accepted_before;
     if accepted != u64::from(CONNECTIONS) {
         return Err(format!(
@@ -387,7 +392,7 @@ fn connections(lab: &Lab, addr: SocketAddr, mode: Mode) -> Result<String, String
     .map_err(|e| format!("{e}: {c}"))?;
     if sent + refresh != u64::from(CONNECTIONS)
         || kernel != refresh
-        || (mode == Mode::Kernel) != want_refresh
+        || mode.refreshes() != (refresh >= 1)
     {
         return Err(format!(
             "{CONNECTIONS} echoed, but synack_sent {sent}, syn_refresh {refresh}, handoff_ok \
@@ -403,8 +408,8 @@ fn connections(lab: &Lab, addr: SocketAddr, mode: Mode) -> Result<String, String
 
 /// Two connections to a new listener, 256 KB each way, over IPv4 and over IPv6: timestamps,
 /// SACK, window scaling and ECN on both ends, with the window scales they agree on (the matrix
-/// prints them). In kernel mode the first SYN is the kernel's (a new listener's stamp) and the
-/// second ours, its options in the kernel's timestamp cookie.
+/// prints them). In kernel mode the first SYN is the kernel's (a new listener's stamp; on 5.x
+/// ours too) and the second ours, its options in the kernel's timestamp cookie.
 fn options(lab: &Lab, _addr: SocketAddr, mode: Mode) -> Result<String, String> {
     let mut seen = Vec::new();
     for (family, ip) in [
@@ -419,7 +424,7 @@ fn options(lab: &Lab, _addr: SocketAddr, mode: Mode) -> Result<String, String> {
         let d = |n: &str| counter(&c, n) - counter(&before, n);
         let (refresh, sent) = (d("syn_refresh"), d("synack_sent"));
         let kernel = lab.kernel_synacks() - kernel_before;
-        let want_refresh = u64::from(mode == Mode::Kernel);
+        let want_refresh = u64::from(mode.refreshes());
         if refresh != want_refresh || sent != 2 - want_refresh || kernel != refresh {
             return Err(format!(
                 "{family}: syn_refresh +{refresh}, synack_sent +{sent}, SYN-ACKs of the server's \
@@ -439,7 +444,9 @@ fn options(lab: &Lab, _addr: SocketAddr, mode: Mode) -> Result<String, String> {
 /// recent (120 s). A listener started now has none, as after two quiet minutes: after a service
 /// restart within the refresh period, its first SYN must still go to the kernel (the stamp
 /// probe), and every connection succeed; a refresh period later one more SYN goes to the kernel.
-fn stamp(lab: &Lab, _addr: SocketAddr, _mode: Mode) -> Result<String, String> {
+/// On 5.x no SYN goes to the kernel: making the first cookie on the new listener stamps it.
+fn stamp(lab: &Lab, _addr: SocketAddr, mode: Mode) -> Result<String, String> {
+    let to_kernel = u64::from(mode.refreshes());
     let d = |a: &serde_json::Value, b: &serde_json::Value, n: &str| counter(a, n) - counter(b, n);
     let run = |addr: SocketAddr, n: u32| -> Result<(), String> {
         let _in = lab.client.enter();
@@ -461,9 +468,11 @@ fn stamp(lab: &Lab, _addr: SocketAddr, _mode: Mode) -> Result<String, String> {
         d(&mid, &before, "syn_refresh"),
         d(&mid, &before, "synack_sent"),
     );
-    if refreshed != 1 || sent != 4 || d(&mid, &before, "handoff_failed") != 0 {
+    if refreshed != to_kernel || sent != 5 - to_kernel || d(&mid, &before, "handoff_failed") != 0 {
         return Err(format!(
-            "a restarted listener: syn_refresh +{refreshed}, synack_sent +{sent} (want 1, 4): {mid}"
+            "a restarted listener: syn_refresh +{refreshed}, synack_sent +{sent} (want {to_kernel}, \
+             {}): {mid}",
+            5 - to_kernel
         ));
     }
     thread::sleep(Duration::from_secs(REFRESH_SECS + 1));
@@ -473,15 +482,20 @@ fn stamp(lab: &Lab, _addr: SocketAddr, _mode: Mode) -> Result<String, String> {
         .map_err(|_| "the second echo server panicked")?;
     let end = stats(lab)?;
     let (refreshed, sent) = (d(&end, &mid, "syn_refresh"), d(&end, &mid, "synack_sent"));
-    if refreshed < 1 || refreshed + sent != 5 || d(&end, &before, "handoff_failed") != 0 {
+    if (refreshed >= 1) != mode.refreshes()
+        || refreshed + sent != 5
+        || d(&end, &before, "handoff_failed") != 0
+    {
         return Err(format!(
-            "after the refresh period: syn_refresh +{refreshed}, synack_sent +{sent} (want 1+, \
-             5 in all): {end}"
+            "after the refresh period: syn_refresh +{refreshed}, synack_sent +{sent} (want \
+             {}, 5 in all): {end}",
+            if mode.refreshes() { "1+" } else { "0" }
         ));
     }
     Ok(format!(
-        "restarted listener: 1 SYN to the kernel, 4 ours; {REFRESH_SECS} s later \
-         {refreshed} refresh SYN, {sent} ours; 11/11 echoed, handoff_failed 0"
+        "restarted listener: {to_kernel} SYN to the kernel, {} ours; {REFRESH_SECS} s later \
+         {refreshed} refresh SYN, {sent} ours; 11/11 echoed, handoff_failed 0",
+        5 - to_kernel
     ))
 }
 

@@ -109,10 +109,21 @@ impl Shield {
 
     /// Loaded and configured, but no key installed (epoch 0), as before the daemon's first key.
     pub(crate) fn unkeyed(cfg: Config) -> Self {
+        Self::loaded_by(cfg, loader::load)
+    }
+
+    /// [`Self::with_config`], kernel-cookie mode making its cookies on the listener, as on 5.x.
+    pub(crate) fn on_listener(cfg: Config) -> Self {
+        let shield = Self::loaded_by(cfg, loader::load_on_listener);
+        shield.install(KEY1);
+        shield
+    }
+
+    fn loaded_by(cfg: Config, load: fn(&PinDir) -> Result<Ebpf, loader::LoadError>) -> Self {
         let ns = Netns::new(&unique("pk"));
         let inside = ns.enter();
         let pins = PinGuard(PinDir::new(PIN_ROOT.as_ref(), &unique("pk")).expect("pin dir"));
-        let mut ebpf = loader::load(&pins.0).unwrap_or_else(|e| panic!("loading the object: {e}"));
+        let mut ebpf = load(&pins.0).unwrap_or_else(|e| panic!("loading the object: {e}"));
         loader::write_config(&mut ebpf, cfg).unwrap_or_else(|e| panic!("SC_CONFIG: {e}"));
         loader::write_ports(&mut ebpf, &[PORT]).unwrap_or_else(|e| panic!("SC_PORTS: {e}"));
         load_programs(&mut ebpf);

@@ -22,7 +22,7 @@ use crate::{
 };
 
 /// A Linux client's SYN over IPv6: MSS 1440, SACK, timestamps, window scale 7.
-fn linux_syn6() -> Segment {
+pub(crate) fn linux_syn6() -> Segment {
     let mut s = linux_syn().v6();
     s.options[0] = TcpOptionElement::MaximumSegmentSize(1440);
     s

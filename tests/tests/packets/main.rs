@@ -19,6 +19,7 @@ mod fuzz;
 mod harness;
 mod ipv6;
 mod kc_ipv6;
+mod kc_listener;
 mod kernel_cookies;
 mod locality;
 mod martian;

@@ -16,11 +16,11 @@ pub const MODES: &[Mode] = &[
         since: (6, 9),
         feature: "bpf_sk_assign_tcp_reqsk",
     },
-    // The kernel's own cookies, for kernels without the kfunc.
+    // The kernel's own cookies, for kernels without the kfunc (on 5.x made on the listener).
     Mode {
         name: "kernel",
-        since: (6, 0),
-        feature: "bpf_tcp_raw_gen_syncookie_ipv4",
+        since: (5, 10),
+        feature: "bpf_tcp_gen_syncookie",
     },
 ];
 
@@ -176,7 +176,8 @@ mod tests {
         assert!(!judge(FULL, "6.12.117", None, (0, 0, 0), Some("timeout")).0);
         let kernel = &MODES[1];
         assert!(judge(kernel, "6.1.192", Some("pass"), (6, 6, 0), None).0);
-        assert!(!judge(kernel, "5.15.0", Some("pass"), (6, 6, 0), None).0);
+        assert!(judge(kernel, "5.10.237", Some("pass"), (6, 6, 0), None).0);
+        assert!(!judge(kernel, "5.4.0", Some("pass"), (6, 6, 0), None).0);
     }
 
     #[test]

@@ -16,8 +16,8 @@ mod shared;
 use attach::take_over;
 use object::load_linked;
 pub use object::{
-    linked_object, load, load_retrying, load_skipping, object_for, write_config, write_ports,
-    write_refresh,
+    linked_object, load, load_on_listener, load_retrying, load_skipping, object_for, write_config,
+    write_ports, write_refresh,
 };
 use shared::{config_map_id, hook, share_plan};
 
@@ -261,7 +261,11 @@ impl Shield {
                 kernel = TcpSettings::read()?;
             }
         }
-        let mut ebpf = load_linked(&opts.pins, &obj, 0)?;
+        let listener = cookies == Cookies::Kernel && kernel::listener_cookies();
+        if listener {
+            log::info!("{}", kernel::LISTENER_NOTE);
+        }
+        let mut ebpf = load_linked(&opts.pins, &obj, 0, listener)?;
         let shared = share_plan(opts)?;
         // Generic XDP may deliver no metadata to TC: let TC re-check the cookie then (in a
         // dispatcher: in the dispatcher's mode).

@@ -77,17 +77,29 @@ pub fn write_refresh(ebpf: &mut Ebpf, secs: u64) -> Result<(), LoadError> {
 
 /// Loads the object with its maps pinned (or reused) in `pins`.
 pub fn load(pins: &PinDir) -> Result<Ebpf, LoadError> {
-    load_linked(pins, &linked_object()?, 0)
+    load_linked(pins, &linked_object()?, 0, false)
+}
+
+/// [`load`], kernel-cookie mode making its cookies on the listener as on 5.x (the packet tests
+/// run that variant on the host's kernel, which has both helpers).
+pub fn load_on_listener(pins: &PinDir) -> Result<Ebpf, LoadError> {
+    load_linked(pins, &linked_object()?, 0, true)
 }
 
 /// [`load`] with the `stages` (`syncookie_common::maps::stage`) left out: the bench's way of
 /// pricing each stage. Never for protection.
 pub fn load_skipping(pins: &PinDir, stages: u32) -> Result<Ebpf, LoadError> {
-    load_linked(pins, &linked_object()?, stages)
+    load_linked(pins, &linked_object()?, stages, false)
 }
 
-/// Loads `obj`, an object [`linked_object`] made, with its maps pinned (or reused) in `pins`.
-pub(super) fn load_linked(pins: &PinDir, obj: &[u8], skip: u32) -> Result<Ebpf, LoadError> {
+/// Loads `obj`, an object [`linked_object`] made, with its maps pinned (or reused) in `pins`;
+/// `listener`: kernel-cookie mode makes its cookies on the listener (5.x, see `host::kernel`).
+pub(super) fn load_linked(
+    pins: &PinDir,
+    obj: &[u8],
+    skip: u32,
+    listener: bool,
+) -> Result<Ebpf, LoadError> {
     pins.create()?;
     pins.check_layout()?;
     Ok(EbpfLoader::new()
@@ -95,6 +107,7 @@ pub(super) fn load_linked(pins: &PinDir, obj: &[u8], skip: u32) -> Result<Ebpf, 
         // A constant for the verifier: log sites below this level are removed at load.
         .override_global(aya_log::LEVEL, &crate::bpf::ebpf_log::level(), true)
         .override_global(GLOBAL_SKIP, &skip, true)
+        .override_global(kernel_cookies::GLOBAL_LISTENER, &u32::from(listener), true)
         .load(obj)?)
 }
 

@@ -60,14 +60,14 @@ const OPTIONS_PORT: u16 = 8082;
 
 /// How the shield makes and checks its cookies.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Mode {
+enum CookieMode {
     /// Own keys, the kfunc handoff (Linux 6.9+).
     Full,
     /// The kernel's own cookies (Linux 6.0+).
     Kernel,
 }
 
-impl Mode {
+impl CookieMode {
     fn parse(s: &str) -> Option<Self> {
         match s {
             "full" => Some(Self::Full),
@@ -106,7 +106,7 @@ impl Mode {
 }
 
 /// A check on the attached shield: what it saw, or why it failed.
-type Check = fn(&Lab, SocketAddr, Mode) -> Result<String, String>;
+type Check = fn(&Lab, SocketAddr, CookieMode) -> Result<String, String>;
 
 enum Outcome {
     Pass,
@@ -116,7 +116,7 @@ enum Outcome {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut modes = vec![Mode::Full, Mode::Kernel];
+    let mut modes = vec![CookieMode::Full, CookieMode::Kernel];
     let mut image = None;
     let mut config = None;
     let mut security = container::Security::Privileged;
@@ -132,7 +132,11 @@ fn main() -> ExitCode {
         args = rest;
         match pair {
             [flag, list] if flag == "--modes" => {
-                match list.split(',').map(Mode::parse).collect::<Option<Vec<_>>>() {
+                match list
+                    .split(',')
+                    .map(CookieMode::parse)
+                    .collect::<Option<Vec<_>>>()
+                {
                     Some(m) => modes = m,
                     None => return usage(),
                 }
@@ -192,7 +196,7 @@ fn usage() -> ExitCode {
 }
 
 /// Prints a check's line; returns whether it passed.
-fn report(mode: Mode, check: &str, r: Result<String, String>) -> bool {
+fn report(mode: CookieMode, check: &str, r: Result<String, String>) -> bool {
     let m = mode.name();
     match r {
         Ok(detail) => {
@@ -206,7 +210,7 @@ fn report(mode: Mode, check: &str, r: Result<String, String>) -> bool {
     }
 }
 
-fn suite(mode: Mode) -> Outcome {
+fn suite(mode: CookieMode) -> Outcome {
     let started = Instant::now();
     let lab = match guarded(|| Ok(Lab::new())) {
         Ok(lab) => lab,
@@ -256,7 +260,7 @@ fn suite(mode: Mode) -> Outcome {
         ("forged-acks", forged_acks),
         ("flood", flood),
     ];
-    if mode == Mode::Kernel {
+    if mode == CookieMode::Kernel {
         checks.push(("stamp", stamp));
     }
     for (name, check) in checks {
@@ -287,7 +291,7 @@ fn suite(mode: Mode) -> Outcome {
 }
 
 /// The shield in libxdp's dispatcher beside xdp-filter and xdp-loader (tests/src/share.rs).
-fn share_check(lab: &Lab, addr: SocketAddr, mode: Mode, failed: &mut Vec<&'static str>) {
+fn share_check(lab: &Lab, addr: SocketAddr, mode: CookieMode, failed: &mut Vec<&'static str>) {
     let m = mode.name();
     if container::image().is_some() {
         println!("smoke: {m} share skipped: the image has no libxdp dispatcher object");
@@ -295,8 +299,8 @@ fn share_check(lab: &Lab, addr: SocketAddr, mode: Mode, failed: &mut Vec<&'stati
     }
     let dropped = echo_server(lab, SHARE_DROPPED_PORT);
     let ext = match mode {
-        Mode::Full => PROG_XDP_EXT,
-        Mode::Kernel => kernel_cookies::PROG_XDP_EXT,
+        CookieMode::Full => PROG_XDP_EXT,
+        CookieMode::Kernel => kernel_cookies::PROG_XDP_EXT,
     };
     let ports = format!("{PORT},{SHARE_DROPPED_PORT}");
     let mut args = vec!["--ports", ports.as_str()];
@@ -358,7 +362,7 @@ fn counter(v: &serde_json::Value, name: &str) -> u64 {
     v.get(name).and_then(serde_json::Value::as_u64).unwrap_or(0)
 }
 
-fn connections(lab: &Lab, addr: SocketAddr, mode: Mode) -> Result<String, String> {
+fn connections(lab: &Lab, addr: SocketAddr, mode: CookieMode) -> Result<String, String> {
     let accepted_before = ACCEPTED.load(Ordering::SeqCst);
     {
         let _in = lab.client.enter();
@@ -383,7 +387,7 @@ fn connections(lab: &Lab, addr: SocketAddr, mode: Mode) -> Result<String, String
         counter(&c, "handoff_followed"),
         counter(&c, "ack_valid"),
         u64::from(CONNECTIONS),
-        if mode == Mode::Kernel {
+        if mode == CookieMode::Kernel {
             endtoend::Handoffs::KernelCookies
         } else {
             endtoend::Handoffs::OnePerConnection
@@ -410,7 +414,7 @@ fn connections(lab: &Lab, addr: SocketAddr, mode: Mode) -> Result<String, String
 /// SACK, window scaling and ECN on both ends, with the window scales they agree on (the matrix
 /// prints them). In kernel mode the first SYN is the kernel's (a new listener's stamp; on 5.x
 /// ours too) and the second ours, its options in the kernel's timestamp cookie.
-fn options(lab: &Lab, _addr: SocketAddr, mode: Mode) -> Result<String, String> {
+fn options(lab: &Lab, _addr: SocketAddr, mode: CookieMode) -> Result<String, String> {
     let mut seen = Vec::new();
     for (family, ip) in [
         ("IPv4", IpAddr::V4(lab.server_ip)),
@@ -445,7 +449,7 @@ fn options(lab: &Lab, _addr: SocketAddr, mode: Mode) -> Result<String, String> {
 /// restart within the refresh period, its first SYN must still go to the kernel (the stamp
 /// probe), and every connection succeed; a refresh period later one more SYN goes to the kernel.
 /// On 5.x no SYN goes to the kernel: making the first cookie on the new listener stamps it.
-fn stamp(lab: &Lab, _addr: SocketAddr, mode: Mode) -> Result<String, String> {
+fn stamp(lab: &Lab, _addr: SocketAddr, mode: CookieMode) -> Result<String, String> {
     let to_kernel = u64::from(mode.refreshes());
     let d = |a: &serde_json::Value, b: &serde_json::Value, n: &str| counter(a, n) - counter(b, n);
     let run = |addr: SocketAddr, n: u32| -> Result<(), String> {
@@ -521,7 +525,7 @@ fn echo_n(lab: &Lab, port: u16, n: usize) -> (SocketAddr, thread::JoinHandle<()>
     (addr, h)
 }
 
-fn forged_acks(lab: &Lab, addr: SocketAddr, _mode: Mode) -> Result<String, String> {
+fn forged_acks(lab: &Lab, addr: SocketAddr, _mode: CookieMode) -> Result<String, String> {
     let SocketAddr::V4(dst) = addr else {
         return Err("the lab is IPv4".into());
     };
@@ -558,7 +562,7 @@ fn forged_acks(lab: &Lab, addr: SocketAddr, _mode: Mode) -> Result<String, Strin
 }
 
 /// A bounded spoofed-SYN flood from 198.18.0.0/16 (inside the lab only) while clients connect.
-fn flood(lab: &Lab, addr: SocketAddr, _mode: Mode) -> Result<String, String> {
+fn flood(lab: &Lab, addr: SocketAddr, _mode: CookieMode) -> Result<String, String> {
     let before = stats(lab)?;
     // A route back to the spoofed sources, as a real host has (its default route): a kernel
     // mode refresh SYN may be a spoofed one, and the kernel's SYN-ACK to it must leave, to be
@@ -709,7 +713,7 @@ enum Vlan {
 /// A VLAN device on the server's veth with its rx VLAN stripping on (both kinds, as veth and
 /// many NICs have them by default): `run` must refuse with the fix, before changing anything;
 /// after the fix it must attach. Needs 8021q: skipped, loudly, only with `--vlan absent`.
-fn vlan_offload(lab: &Lab, mode: Mode) -> Result<Vlan, String> {
+fn vlan_offload(lab: &Lab, mode: CookieMode) -> Result<Vlan, String> {
     let (ip, ethtool) = (tool("ip"), tool("ethtool"));
     let iface = lab.server_if.as_str();
     let vlan = format!("{iface}.10");

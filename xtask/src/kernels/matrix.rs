@@ -2,22 +2,22 @@
 //! kernel should do. A kernel too old for a mode passes when the daemon refuses it with a message
 //! naming the kernel's version and the missing feature.
 
-/// A way of running the shield, and the first kernel that can (the smoke suite's `Mode`).
-pub struct Mode {
+/// A way of running the shield, and the first kernel that can (the smoke suite's `CookieMode`).
+pub struct CookieMode {
     pub name: &'static str,
     pub since: (u32, u32),
     /// What the daemon must name when the kernel is older.
     pub feature: &'static str,
 }
 
-pub const MODES: &[Mode] = &[
-    Mode {
+pub const MODES: &[CookieMode] = &[
+    CookieMode {
         name: "full",
         since: (6, 9),
         feature: "bpf_sk_assign_tcp_reqsk",
     },
     // The kernel's own cookies, for kernels without the kfunc (on 5.x made on the listener).
-    Mode {
+    CookieMode {
         name: "kernel",
         since: (5, 10),
         feature: "bpf_tcp_gen_syncookie",
@@ -86,7 +86,7 @@ pub fn rows(
 /// `checks`: (passed, run, skipped). A check skipped (what it needs is missing on that kernel)
 /// is shown, so that a cell does not pass having silently tested less.
 fn judge(
-    m: &Mode,
+    m: &CookieMode,
     version: &str,
     result: Option<&str>,
     checks: (usize, usize, usize),
@@ -166,7 +166,7 @@ pub fn print(rows: &[Row]) {
 mod tests {
     use super::*;
 
-    const FULL: &Mode = &MODES[0];
+    const FULL: &CookieMode = &MODES[0];
 
     #[test]
     fn pass_on_new_kernels_only() {

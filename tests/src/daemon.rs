@@ -211,3 +211,7 @@ impl Drop for Daemon {
         }
     }
 }
+
+/// How `syncookie run` begins its refusal on a kernel that cannot run a mode
+/// (`syncookie::host::kernel::KernelError`).
+pub const UNSUPPORTED: &str = "not supported: ";

@@ -300,3 +300,13 @@ fn ifindex_in(ns: &crate::netns::Netns, iface: &str) -> u32 {
     let _in = ns.enter();
     nix::net::if_::if_nametoindex(iface).unwrap_or_else(|e| panic!("no interface {iface}: {e}"))
 }
+
+/// The smoke suites' flood (the matrix's lab in each VM, and its virtio-net row): bounded in
+/// count, rate and time, a smoke test and not a benchmark: real SYNs under qemu's TCG.
+pub mod smoke {
+    use std::time::Duration;
+
+    pub const SYNS: u64 = 3000;
+    pub const RATE: u64 = 2000;
+    pub const MAX: Duration = Duration::from_secs(5);
+}

@@ -29,9 +29,9 @@ use syncookie::bpf::pins::DEFAULT_ROOT;
 use syncookie_common::maps::{PROG_XDP_EXT, kernel_cookies};
 use syncookie_tests::{
     container,
-    daemon::{Daemon, command_in, syncookie_in},
+    daemon::{Daemon, UNSUPPORTED, command_in, syncookie_in},
     endtoend,
-    flood::Flood,
+    flood::{Flood, smoke},
     guarded,
     lab::Lab,
     negotiated,
@@ -42,12 +42,6 @@ use syncookie_tests::{
 const PORT: u16 = 8080;
 const CONNECTIONS: u32 = 20;
 const FORGED_ACKS: u16 = 20;
-/// Bounded in count, rate and time: a smoke test, not a benchmark (it also runs under TCG).
-const FLOOD_SYNS: u64 = 3000;
-const FLOOD_RATE: u64 = 2000;
-const FLOOD_MAX: Duration = Duration::from_secs(5);
-/// What `syncookie run` says on a kernel that cannot run a mode (`kernel` module).
-const UNSUPPORTED: &str = "not supported: ";
 
 /// A second protected port, whose listener starts late (kernel mode's stamp check).
 const LATE_PORT: u16 = 8081;
@@ -581,7 +575,7 @@ fn flood(lab: &Lab, addr: SocketAddr, _mode: CookieMode) -> Result<String, Strin
     let (sent, clients) = thread::scope(|s| {
         let f = s.spawn(|| {
             let _in = lab.client.enter();
-            let n = flood.run(FLOOD_SYNS, FLOOD_RATE, FLOOD_MAX);
+            let n = flood.run(smoke::SYNS, smoke::RATE, smoke::MAX);
             flooding.store(false, Ordering::Relaxed);
             n
         });

@@ -14,8 +14,10 @@ use std::{
 
 use serde_json::Value;
 use syncookie_tests::{
+    daemon::UNSUPPORTED,
     endtoend::{Handoffs, handoff_counts_fit},
     flood::Flood,
+    flood::smoke,
     guarded,
     negotiated::{End, Negotiated, echo_large},
     packets::{echo_once, send_raw_tcp},
@@ -26,12 +28,6 @@ use super::{GUEST_IP, GUEST_MAC, HOST_IP, PORT, ask, host::Wire};
 
 const CONNECTIONS: u64 = 20;
 const FORGED_ACKS: u16 = 20;
-/// Bounded in count, rate and time, as the smoke suite's: real SYNs through qemu under TCG.
-const FLOOD_SYNS: u64 = 3000;
-const FLOOD_RATE: u64 = 2000;
-const FLOOD_MAX: Duration = Duration::from_secs(5);
-/// What `syncookie run` says on a kernel that cannot run a mode.
-const UNSUPPORTED: &str = "not supported: ";
 /// What the XDP program logs, once, when the driver refuses `bpf_xdp_adjust_meta`: TC then
 /// re-checks every cookie ACK itself (syncookie-ebpf/src/xdp.rs).
 const NO_META: &str = "no room for metadata";
@@ -294,7 +290,7 @@ fn flood(wire: &Wire, _mode: &str) -> Result<String, String> {
     let started = Instant::now();
     let (sent, clients) = thread::scope(|s| {
         let f = s.spawn(|| {
-            let n = syns.run(FLOOD_SYNS, FLOOD_RATE, FLOOD_MAX);
+            let n = syns.run(smoke::SYNS, smoke::RATE, smoke::MAX);
             flooding.store(false, Ordering::Relaxed);
             n
         });
